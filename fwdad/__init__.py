@@ -1,0 +1,15 @@
+"""fwdad: forward-mode derivatives of numeric Python, compiled with Numba.
+
+    @fwdad.forward_grad
+    def f(x, w, n): ...
+
+    value, tangent = f.jvp((x, w, n), (dx, dw, None))
+"""
+from .version import __version__
+from .errors import (FwdadError, UnsupportedSyntaxError, DifferentiationError,
+                     TangentMismatchError, CompilationError, NoSourceError)
+from .api import ForwardFunction, forward_grad, jvp, defjvp
+
+__all__ = ["__version__", "forward_grad", "ForwardFunction", "jvp", "defjvp", "FwdadError",
+           "UnsupportedSyntaxError", "DifferentiationError", "TangentMismatchError",
+           "CompilationError", "NoSourceError"]

@@ -1,0 +1,227 @@
+"""The public API: @forward_grad, ForwardFunction, jvp and defjvp."""
+import functools
+import inspect
+import weakref
+
+import numba
+import numpy as np
+from numba.core.errors import NumbaError
+
+from .compiler import USER_RULES, Compiler, numba_error
+from .errors import FwdadError, TangentMismatchError
+from .frontend.fence import fence
+from .frontend.parse import parse, python_function
+
+TARGETS = ("cpu", "parallel", "cuda")
+_COMPILERS = {}
+
+
+def compiler_for(cache, verbose=False):
+    key = (bool(cache), bool(verbose))
+    if key not in _COMPILERS:
+        _COMPILERS[key] = Compiler(cache=cache, verbose=verbose)
+    return _COMPILERS[key]
+
+
+def forward_grad(func=None, *, target="cpu", wrt=None, cache=False, verbose=False):
+    """Make `func` differentiable in forward mode; usable as @forward_grad or @forward_grad(...)."""
+    if func is None:
+        return lambda f: ForwardFunction(f, target=target, wrt=wrt, cache=cache, verbose=verbose)
+    return ForwardFunction(func, target=target, wrt=wrt, cache=cache, verbose=verbose)
+
+
+def arg_type(value):
+    """Numba's type for an argument, with a fast path for the common cases."""
+    if isinstance(value, float):
+        return numba.float64
+    if isinstance(value, bool):
+        return numba.boolean
+    if isinstance(value, int):
+        return numba.int64
+    return numba.typeof(value)
+
+
+class ForwardFunction:
+    """A function compiled by fwdad: call it for the primal, or ask for JVPs and gradients."""
+
+    def __init__(self, func, target="cpu", wrt=None, cache=False, verbose=False):
+        if target not in TARGETS:
+            raise FwdadError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+        self.py_func = python_function(func)
+        functools.update_wrapper(self, self.py_func)
+        parsed = parse(self.py_func)                 # errors in the source surface at decoration
+        fence(parsed.tree, parsed.filename)
+        self.parameters = [a.arg for a in parsed.tree.args.args]
+        self.signature = inspect.signature(self.py_func)
+        self.target, self.cache, self.verbose = target, cache, verbose
+        self.wrt = self._positions(wrt)
+        self._compiler = compiler_for(cache, verbose)
+        self._unit = None
+        self._last = None
+
+    def __repr__(self):
+        return f"<fwdad.ForwardFunction {self.__name__} target={self.target!r}>"
+
+    def _positions(self, wrt):
+        if wrt is None:
+            return None
+        wrt = (wrt,) if isinstance(wrt, (int, str)) else tuple(wrt)
+        return tuple(self.parameters.index(w) if isinstance(w, str) else w for w in wrt)
+
+    @property
+    def unit(self):
+        if self._unit is None:
+            self._unit = self._compiler.unit(self.py_func)
+        return self._unit
+
+    def _arguments(self, args, kwargs):
+        if kwargs or len(args) != len(self.parameters):
+            try:
+                bound = self.signature.bind(*args, **kwargs)
+            except TypeError as error:
+                raise TypeError(f"{self.__name__}(): {error}") from None
+            bound.apply_defaults()
+            args = bound.args
+        return tuple(args)
+
+    # ---- the primal ----------------------------------------------------------------------------
+    def __call__(self, *args, **kwargs):
+        args = self._arguments(args, kwargs)
+        unit = self.unit
+        try:
+            return unit.primal(*args)
+        except NumbaError as error:
+            raise numba_error(error, [unit.module], f"Numba cannot compile {self.__name__}") from None
+
+    # ---- JVP -----------------------------------------------------------------------------------
+    def specialization(self, args, active, mode="scalar"):
+        arg_types = tuple(arg_type(a) for a in args)
+        spec = self.unit.specialization(arg_types, active, mode)
+        self._last = spec
+        return spec
+
+    def jvp(self, primals, tangents):
+        """(f(*primals), the directional derivative of f at primals along tangents).
+
+        One tangent per positional argument, None for the ones not differentiated.
+        """
+        primals, tangents = tuple(primals), tuple(tangents)
+        if len(tangents) != len(primals):
+            raise TangentMismatchError(
+                f"{self.__name__}.jvp got {len(primals)} primals but {len(tangents)} tangents.\n"
+                "What to do: pass one tangent per argument, None for the ones not differentiated.")
+        primals = self._arguments(primals, {})
+        tangents = tangents + (None,) * (len(primals) - len(tangents))
+        active = [i for i, t in enumerate(tangents) if t is not None]
+        checked = [self._check_tangent(i, primals[i], tangents[i]) for i in active]
+        spec = self.specialization(primals, active)
+        return self._run(spec, spec.jvp, primals + tuple(checked))
+
+    def _run(self, spec, dispatcher, args):
+        try:
+            return dispatcher(*args)
+        except NumbaError as error:
+            raise numba_error(error, spec.modules(), f"Numba cannot compile the tangent code "
+                              f"fwdad generated for {self.__name__}") from None
+
+    def _check_tangent(self, i, primal, tangent):
+        """The tangent for argument i, converted to the primal's dtype, or a clear error."""
+        name = self.parameters[i]
+        where = f"{self.__name__}.jvp: the tangent of argument {name!r} (position {i})"
+        if isinstance(primal, np.ndarray):
+            if primal.dtype.kind != "f":
+                raise TangentMismatchError(
+                    f"{where}: {name!r} is an array of {primal.dtype}, which carries no tangent.\n"
+                    f"What to do: pass None as its tangent, or make {name!r} a float array "
+                    "to differentiate with respect to it.")
+            if not isinstance(tangent, np.ndarray) or tangent.shape != primal.shape:
+                shape = getattr(tangent, "shape", type(tangent).__name__)
+                raise TangentMismatchError(
+                    f"{where} has shape {shape}, but the argument has shape {primal.shape}.\n"
+                    "What to do: pass a tangent array of the same shape.")
+            if tangent.dtype != primal.dtype:
+                raise TangentMismatchError(
+                    f"{where} has dtype {tangent.dtype}, but the argument has dtype {primal.dtype}.\n"
+                    f"What to do: pass tangent.astype(np.{primal.dtype}).")
+            return tangent
+        if isinstance(primal, (float, np.floating)):
+            if isinstance(tangent, np.ndarray) and tangent.ndim == 0:
+                tangent = tangent[()]
+            if not isinstance(tangent, (int, float, np.integer, np.floating)) or isinstance(tangent, bool):
+                raise TangentMismatchError(
+                    f"{where} is {type(tangent).__name__}, but the argument is a float scalar.\n"
+                    "What to do: pass a float.")
+            return type(primal)(tangent) if isinstance(primal, np.floating) else float(tangent)
+        kind = type(primal).__name__
+        raise TangentMismatchError(
+            f"{where}: {name!r} is {kind} ({primal!r:.40}), which carries no tangent.\n"
+            f"What to do: pass None as its tangent; to differentiate with respect to it, pass a "
+            f"float (e.g. {name}=float({name})) or a float array.")
+
+    # ---- generated source ----------------------------------------------------------------------
+    @property
+    def source(self):
+        """The generated tangent code of the most recent specialization, with its callees'."""
+        if self._last is None:
+            raise FwdadError(
+                f"{self.__name__} has no tangent code yet: fwdad generates it for the argument "
+                f"types of a call.\nWhat to do: call {self.__name__}.jvp(...) first, or use "
+                f"{self.__name__}.source_for(*args).")
+        return self._source_of(self._last)
+
+    def source_for(self, *args, active=None):
+        """The generated tangent code for these arguments (all float arguments active by default)."""
+        args = self._arguments(args, {})
+        if active is None:
+            active = [i for i, a in enumerate(args) if is_float(a)]
+        spec = self.specialization(args, active)
+        spec.jvp
+        return self._source_of(spec)
+
+    @staticmethod
+    def _source_of(spec):
+        spec.jvp
+        seen, texts = set(), []
+        for module in spec.modules():
+            if module.name not in seen and "primal of" not in module.source.splitlines()[0]:
+                seen.add(module.name)
+                texts.append(module.source)
+        return "\n\n".join(texts)
+
+
+def is_float(value):
+    if isinstance(value, np.ndarray):
+        return value.dtype.kind == "f"
+    return isinstance(value, (float, np.floating))
+
+
+_WRAPPED = weakref.WeakKeyDictionary()
+
+
+def as_forward(fn):
+    """A ForwardFunction for `fn` (itself if it already is one), made once per function."""
+    if isinstance(fn, ForwardFunction):
+        return fn
+    key = python_function(fn)
+    if key not in _WRAPPED:
+        _WRAPPED[key] = ForwardFunction(key)
+    return _WRAPPED[key]
+
+
+def jvp(fn, primals, tangents):
+    """Functional form: (fn(*primals), J·tangents), compiling `fn` with fwdad on first use."""
+    return as_forward(fn).jvp(primals, tangents)
+
+
+def defjvp(func, rule=None):
+    """Give `func` a tangent rule: rule(*primals, *tangents) -> (value, tangent).
+
+    Inactive arguments get a zero tangent (None for ints). The rule is compiled like any fwdad
+    function and takes precedence over `func`'s own source. Usable as a decorator:
+    `@fwdad.defjvp(func)` above the rule.
+    """
+    if rule is None:
+        return lambda r: defjvp(func, r)
+    USER_RULES[func] = rule
+    USER_RULES[python_function(func)] = rule
+    return rule

@@ -1,0 +1,385 @@
+"""The driver: the passes in the order they run, per function and per specialization.
+
+    parse -> fence -> normalize            once per user function (a Unit)
+    Numba typing of the normalized primal  once per argument types
+    activity -> tangent -> codegen -> Numba once per (argument types, active arguments, mode)
+
+Calls between the user's functions are compiled the same way, each callee specialized on
+the types and activity it is called with. `verbose=True` prints the source after each pass.
+"""
+import ast
+import copy
+import hashlib
+import math
+import os
+import pickle
+import re
+import threading
+
+import numba
+import numpy as np
+from numba.core.errors import NumbaError
+
+from . import codegen
+from .version import __version__
+from .errors import CompilationError, FwdadError, UnsupportedSyntaxError, located
+from .frontend.activity import Activity, Summary, function_types, is_complex
+from .frontend.fence import fence
+from .frontend.normalize import normalize
+from .frontend.parse import parse, python_function
+from .frontend.resolve import MISSING, Resolver, assigned_names
+from .transform import rules
+from .transform.naming import Names
+from .transform.tangent import TangentPass
+
+NUMBA_OPTIONS = {"error_model": "numpy"}
+USER_RULES = {}                      # function -> rule, filled by fwdad.defjvp
+LIBRARY_MODULES = ("numpy", "numba", "math", "builtins", "scipy", "fwdad.")
+
+
+def cache_directory():
+    root = os.environ.get("FWDAD_CACHE_DIR") or os.path.join(
+        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "fwdad")
+    return os.path.join(root, f"v{__version__}-numba{numba.__version__}")
+
+
+class Compiler:
+    """Holds every Unit and specialization compiled with one cache setting."""
+
+    def __init__(self, cache=False, verbose=False):
+        self.cache_dir = cache_directory() if cache else None
+        self.verbose = verbose
+        self.units = {}
+        self.building = []
+        self.lock = threading.RLock()
+
+    def is_user_function(self, obj):
+        """Should a call to `obj` be differentiated through its source (or a defjvp rule)?"""
+        if rule_of(obj) is not None:
+            return True
+        if rules.has_rule(obj):
+            return False
+        func = python_function(obj)
+        if not hasattr(func, "__code__"):
+            return False
+        module = getattr(func, "__module__", "") or ""
+        return not module.startswith(LIBRARY_MODULES) or module.startswith(("fwdad.examples", "fwdad.models"))
+
+    def unit(self, func):
+        """The Unit of a user function (built once; recursion is reported)."""
+        with self.lock:
+            key = python_function(func)
+            if key in self.units:
+                return self.units[key]
+            if key in self.building:
+                chain = " -> ".join(f.__name__ for f in self.building + [key])
+                code = key.__code__
+                raise located(UnsupportedSyntaxError, code.co_filename, code.co_firstlineno,
+                              f"recursion ({chain}) is not supported by fwdad.",
+                              "write the recursion as a loop")
+            self.building.append(key)
+            try:
+                unit = Unit(self, func)
+            finally:
+                self.building.pop()
+            self.units[key] = unit
+            return unit
+
+    def callee(self, func):
+        rule = rule_of(func)
+        return RuleCallee(self, func, rule) if rule is not None else self.unit(func)
+
+    def show(self, stage, text):
+        if self.verbose:
+            print(f"--- fwdad: after {stage} ---\n{text}")
+
+
+def rule_of(obj):
+    try:
+        return USER_RULES.get(obj) or USER_RULES.get(python_function(obj))
+    except TypeError:
+        return None
+
+
+def numba_error(error, modules, what):
+    """A CompilationError at the user's line for a Numba error raised on generated code."""
+    message = re.sub(r"\x1b\[[0-9;]*m", "", str(error))
+    for module in modules:
+        for match in re.finditer(r'File "([^"]+)", line (\d+)', message):
+            if match.group(1) == module.filename:
+                line = module.user_line(int(match.group(2)))
+                if line:
+                    short = message.split("\n\nFile ")[0].split("During:")[0].strip()
+                    return located(CompilationError, module.user_filename, line,
+                                   f"{what}:\n{indent(short)}",
+                                   "check that this line is supported by Numba for these argument "
+                                   "types (see docs/subset.md)")
+    short = message.split("During:")[0].strip()
+    return CompilationError(f"{what}:\n{indent(short)}")
+
+
+def indent(text):
+    return "\n".join("    " + line for line in text.splitlines())
+
+
+class Unit:
+    """A user function parsed, fenced and normalized once; its primal compiled by Numba."""
+
+    def __init__(self, compiler, func):
+        self.compiler = compiler
+        self.func = python_function(func)
+        self.parsed = parse(self.func)
+        fence(self.parsed.tree, self.parsed.filename)
+        self.normalized = normalize(self.parsed, compiler.is_user_function)
+        compiler.show(f"normalize ({self.name})", ast.unparse(self.normalized.tree))
+        self.callees = {name: compiler.callee(f) for name, f in self.normalized.callees.items()}
+        self.resolve = Resolver(self.parsed.namespace, assigned_names(self.normalized.tree))
+        self.digest = self.closure_digest()
+        self.namespace = dict(self.parsed.namespace)
+        self.namespace.update({name: callee.primal for name, callee in self.callees.items()})
+        self.module = codegen.build([self.normalized.tree], f"primal of {self.name} ({self.digest})",
+                                    self.parsed.filename, self.namespace, self.module_dir())
+        self.primal = numba.njit(cache=self.cache, **NUMBA_OPTIONS)(self.module[self.name])
+        self._typing = None
+        self.types = {}
+        self.specializations = {}
+
+    @property
+    def name(self):
+        return self.parsed.name
+
+    @property
+    def cache(self):
+        return self.compiler.cache_dir is not None
+
+    def module_dir(self):
+        return os.path.join(self.compiler.cache_dir, "modules") if self.cache else None
+
+    def closure_digest(self):
+        """Changes whenever this function, a callee, a global constant it reads or fwdad changes."""
+        h = hashlib.sha256(f"{__version__} {self.parsed.digest}".encode())
+        for name in sorted(self.callees):
+            h.update(f"{name}={self.callees[name].digest}".encode())
+        for node in ast.walk(self.parsed.tree):
+            if isinstance(node, ast.Name) and node.id in self.parsed.namespace:
+                value = self.parsed.namespace[node.id]
+                if isinstance(value, (int, float, bool, complex, str, tuple)):
+                    h.update(f"{node.id}={value!r}".encode())
+                elif isinstance(value, np.ndarray) and value.nbytes <= 1 << 20:
+                    h.update(node.id.encode() + value.tobytes() + str(value.dtype).encode())
+        return h.hexdigest()[:16]
+
+    # ---- typing --------------------------------------------------------------------------------
+    def function_types(self, arg_types):
+        """Numba's types for this function at `arg_types` (from the disk cache when allowed)."""
+        arg_types = tuple(arg_types)
+        with self.compiler.lock:
+            if arg_types not in self.types:
+                self.types[arg_types] = self._load_types(arg_types) or self._infer_types(arg_types)
+            return self.types[arg_types]
+
+    def _types_path(self, arg_types):
+        key = hashlib.sha256(f"{self.digest} {arg_types}".encode()).hexdigest()[:24]
+        return os.path.join(self.compiler.cache_dir, "types", f"{self.name}-{key}.pkl")
+
+    def _load_types(self, arg_types):
+        if not self.cache:
+            return None
+        try:
+            with open(self._types_path(arg_types), "rb") as f:
+                blob = f.read()
+        except OSError:
+            return None
+        checksum, payload = blob[:32], blob[32:]
+        if hashlib.sha256(payload).digest() != checksum:
+            return None                  # corrupted: ignore, rebuild, overwrite
+        try:
+            return pickle.loads(payload)
+        except Exception:
+            return None
+
+    def _infer_types(self, arg_types):
+        dispatcher = self.primal
+        try:
+            dispatcher.compile(arg_types)
+        except NumbaError as error:
+            raise numba_error(error, [self.module], f"Numba cannot compile {self.name} for "
+                              f"arguments ({', '.join(map(str, arg_types))})") from None
+        overload = dispatcher.overloads.get(arg_types)
+        if overload is None or overload.type_annotation is None:       # loaded from Numba's cache
+            if self._typing is None:
+                self._typing = numba.njit(**NUMBA_OPTIONS)(self.module[self.name])
+            self._typing.compile(arg_types)
+            overload = self._typing.overloads[arg_types]
+        typemap = overload.type_annotation.typemap
+        for variable, numba_type in typemap.items():
+            if is_complex(numba_type) and not variable.startswith("$"):
+                raise located(CompilationError, self.parsed.filename, self.parsed.tree.lineno,
+                              f"{variable!r} is complex; fwdad differentiates real floats only.",
+                              "split the computation into real and imaginary parts")
+        types = function_types(typemap, overload.signature.return_type, arg_types,
+                               self.parsed.filename, self.parsed.tree.lineno)
+        if self.cache:
+            payload = pickle.dumps(types)
+            path = self._types_path(arg_types)
+            os.makedirs(os.path.dirname(path), exist_ok=True)
+            codegen.write_atomically(path, hashlib.sha256(payload).digest() + payload)
+        return types
+
+    def atom_type(self, atom, types):
+        if isinstance(atom, ast.Name):
+            return types.numba_types[atom.id]
+        if isinstance(atom, ast.Tuple):
+            return numba.types.Tuple(tuple(self.atom_type(e, types) for e in atom.elts))
+        return numba.typeof(eval(compile(ast.Expression(atom), "<atom>", "eval"), dict(self.namespace)))
+
+    # ---- specializations -----------------------------------------------------------------------
+    def specialization(self, arg_types, active, mode="scalar"):
+        key = (tuple(arg_types), frozenset(active), mode)
+        with self.compiler.lock:
+            if key not in self.specializations:
+                self.specializations[key] = Specialization(self, *key)
+            return self.specializations[key]
+
+
+class RuleCallee:
+    """A function the user gave a rule with fwdad.defjvp: `rule(*primals, *tangents)`."""
+
+    def __init__(self, compiler, func, rule):
+        self.func = func
+        self.rule_unit = compiler.unit(rule)
+        try:
+            self.primal = compiler.unit(func).primal
+        except FwdadError:
+            self.primal = func if isinstance(func, numba.core.dispatcher.Dispatcher) else numba.njit(func)
+        self.digest = self.rule_unit.digest
+
+    def summary(self, mask):
+        return Summary(frozenset(mask), bool(mask))
+
+
+class Calls:
+    """What the tangent pass of one specialization needs to know about the calls it makes."""
+
+    def __init__(self, specialization):
+        self.spec = specialization
+        self.unit = specialization.unit
+        self.bindings = {}            # name in the generated module -> dispatcher
+
+    def callee(self, call):
+        if isinstance(call.func, ast.Name):
+            return self.unit.callees.get(call.func.id)
+        return None
+
+    def is_user(self, call):
+        return self.callee(call) is not None
+
+    def arg_types(self, call):
+        return tuple(self.unit.atom_type(a, self.spec.types) for a in call.args)
+
+    def summary(self, call, mask):
+        callee = self.callee(call)
+        if callee is None:
+            return None
+        if isinstance(callee, RuleCallee):
+            return callee.summary(mask)
+        return callee.specialization(self.arg_types(call), mask, self.spec.mode).summary
+
+    def tangent_function(self, call, mask):
+        """(name bound to the callee's tangent function or None, its active params, param kinds)."""
+        callee = self.callee(call)
+        kinds = [self.spec.kind_of_atom(a) for a in call.args]
+        if isinstance(callee, RuleCallee):
+            if not mask:
+                return None, (), kinds
+            return self.bind(f"{call.func.id}_rule", callee.rule_unit.primal), tuple(range(len(call.args))), kinds
+        summary = self.summary(call, mask)
+        if not summary.varied_params and not summary.returns_varied:
+            return None, (), kinds
+        spec = callee.specialization(self.arg_types(call), summary.varied_params, self.spec.mode)
+        return self.bind(f"{call.func.id}_{spec.suffix}", spec.jvp), spec.active, spec.param_kinds()
+
+    def bind(self, base, dispatcher):
+        for bound, value in self.bindings.items():
+            if value is dispatcher:
+                return bound
+        bound = self.spec.names.fresh(base)
+        self.bindings[bound] = dispatcher
+        return bound
+
+
+class Specialization:
+    """One (argument types, active arguments, mode) of a Unit: activity, tangent code, dispatcher."""
+
+    def __init__(self, unit, arg_types, active, mode):
+        self.unit, self.arg_types, self.mode = unit, arg_types, mode
+        self.types = unit.function_types(arg_types)
+        self.active = frozenset(i for i in active if self.param_kind(i) is not None)
+        self.calls = Calls(self)
+        self.activity = Activity(unit.normalized.tree, self.types, self.active, self.calls.summary,
+                                 self.is_view_call)
+        self.varied = self.activity.run()
+        self.summary = self.activity.summary()
+        self._jvp = None
+        self.module = None
+        self.names = None
+
+    @property
+    def suffix(self):
+        return "jvp" if self.mode == "scalar" else f"jvp_{self.mode}"
+
+    def param_kind(self, i):
+        return self.types.kinds.get(self.unit.normalized.tree.args.args[i].arg)
+
+    def param_kinds(self):
+        return [self.param_kind(i) for i in range(len(self.unit.normalized.tree.args.args))]
+
+    def kind_of_atom(self, atom):
+        if isinstance(atom, ast.Name):
+            return self.types.kinds.get(atom.id)
+        return None
+
+    def is_view_call(self, call):
+        function = self.unit.resolve(call.func)
+        return function is not MISSING and function in rules.VIEW_FUNCTIONS
+
+    @property
+    def jvp(self):
+        with self.unit.compiler.lock:
+            if self._jvp is None:
+                self._jvp = self._build()
+            return self._jvp
+
+    def _build(self):
+        unit = self.unit
+        self.names = copy.deepcopy(unit.normalized.names)
+        modules = {"np": self.module_alias("np", np), "math": self.module_alias("math", math)}
+        tangent = TangentPass(unit.normalized, self.types.kinds, self.varied, self.active, unit.resolve,
+                              self.calls, unit.parsed.filename, modules, self.types.return_kind,
+                              self.names)
+        function = tangent.function(self.names.fresh(f"{unit.name}_{self.suffix}"))
+        namespace = dict(unit.namespace)
+        namespace.update({modules["np"]: np, modules["math"]: math})
+        namespace.update(self.calls.bindings)
+        description = (f"tangent of {unit.name} from {unit.parsed.filename}; arguments "
+                       f"({', '.join(map(str, self.arg_types))}); active {sorted(self.active)}; "
+                       f"{self.mode} mode ({unit.digest})")
+        self.module = codegen.build([function], description, unit.parsed.filename, namespace,
+                                    unit.module_dir())
+        unit.compiler.show(f"tangent ({unit.name})", self.module.source)
+        return numba.njit(cache=unit.cache, **NUMBA_OPTIONS)(self.module[function.name])
+
+    def module_alias(self, base, module):
+        if self.unit.namespace.get(base) is module and base not in assigned_names(self.unit.normalized.tree):
+            return base
+        return self.names.fresh(base)
+
+    def modules(self):
+        """Every generated module this specialization's code runs through (for error messages)."""
+        found = [self.module, self.unit.module]
+        for dispatcher in self.calls.bindings.values():
+            for callee in self.unit.callees.values():
+                for spec in getattr(callee, "specializations", {}).values():
+                    if spec._jvp is dispatcher:
+                        found.extend(spec.modules())
+        return [m for m in found if m is not None]

@@ -1,0 +1,1 @@
+"""The front end: read a function's source and bring it to A-normal form."""

@@ -1,0 +1,1 @@
+"""The transform: tangent pass, derivative rule table and naming."""

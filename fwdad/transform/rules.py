@@ -1,0 +1,303 @@
+"""The derivative rule table: one line per rule, written as a Python template.
+
+In a template `x, y, w` are the operation's arguments in order, `dx, dy, dw` their
+tangents and `z` the result; `np` and `math` are the modules. Templates are linear in the
+tangents, so a term whose tangent is zero (an inactive operand) is dropped when the rule
+is instantiated: `dx * y + x * dy` becomes `x * d_y` when `x` is inactive.
+A rule of None means the result is piecewise constant: its tangent is zero.
+
+Conventions at non-differentiable points follow JAX: abs'(0) = 1, ties of max/min split
+the tangent evenly, sign/floor/ceil/round/trunc have zero tangent, sqrt'(0) = inf.
+"""
+import ast
+import copy
+import math
+
+import numpy as np
+
+OPERATORS = {
+    ast.Add: "dx + dy",
+    ast.Sub: "dx - dy",
+    ast.Mult: "dx * y + x * dy",
+    ast.Div: "dx / y - z * dy / y",
+    ast.Pow: "dx * y * x ** (y - 1) + dy * z * np.log(x)",
+    ast.Mod: "dx - dy * np.floor(x / y)",
+    ast.MatMult: "dx @ y + x @ dy",
+    ast.FloorDiv: None,
+    ast.USub: "-dx",
+    ast.UAdd: "dx",
+}
+
+# `z op= y` updates z in place (arrays) or rebinds it (scalars); these run before the primal
+# update, so `z` is the old value and `dz` is updated the same way.
+IN_PLACE = {
+    ast.Add: ["dz += dy"],
+    ast.Sub: ["dz -= dy"],
+    ast.Mult: ["dz *= y", "dz += z * dy"],
+    ast.Div: ["dz -= z / y * dy", "dz /= y"],
+    ast.Pow: ["dz *= y * z ** (y - 1)", "dz += z ** y * np.log(z) * dy"],
+}
+
+FUNCTIONS = {}
+
+
+def rule(template, *functions):
+    for function in functions:
+        FUNCTIONS[function] = template
+
+
+# ---- elementwise, scalar and array (math.* and np.*) ---------------------------------------
+rule("dx * np.cos(x)",                                  math.sin, np.sin)
+rule("-dx * np.sin(x)",                                 math.cos, np.cos)
+rule("dx * (1.0 + z * z)",                              math.tan, np.tan)
+rule("dx / np.sqrt(1.0 - x * x)",                       math.asin, np.arcsin)
+rule("-dx / np.sqrt(1.0 - x * x)",                      math.acos, np.arccos)
+rule("dx / (1.0 + x * x)",                              math.atan, np.arctan)
+rule("(y * dx - x * dy) / (x * x + y * y)",             math.atan2, np.arctan2)
+rule("dx * np.cosh(x)",                                 math.sinh, np.sinh)
+rule("dx * np.sinh(x)",                                 math.cosh, np.cosh)
+rule("dx * (1.0 - z * z)",                              math.tanh, np.tanh)
+rule("dx / np.sqrt(x * x + 1.0)",                       math.asinh, np.arcsinh)
+rule("dx / np.sqrt(x * x - 1.0)",                       math.acosh, np.arccosh)
+rule("dx / (1.0 - x * x)",                              math.atanh, np.arctanh)
+rule("dx * z",                                          math.exp, np.exp)
+rule("dx * z * 0.6931471805599453",                     np.exp2)
+rule("dx * (z + 1.0)",                                  math.expm1, np.expm1)
+rule("dx / (1.0 + x)",                                  math.log1p, np.log1p)
+rule("dx / (x * 0.6931471805599453)",                   math.log2, np.log2)
+rule("dx / (x * 2.302585092994046)",                    math.log10, np.log10)
+rule("dx / (z + z)",                                    math.sqrt, np.sqrt)
+rule("dx / (3.0 * z * z)",                              np.cbrt)
+rule("(dx + dx) * x",                                   np.square)
+rule("-dx * z * z",                                     np.reciprocal)
+rule("-dx",                                             np.negative)
+rule("dx * y * x ** (y - 1) + dy * z * np.log(x)",      math.pow, np.power)
+rule("(x * dx + y * dy) / z",                           math.hypot, np.hypot)
+rule("dx * 1.1283791670955126 * np.exp(-x * x)",        math.erf)
+rule("-dx * 1.1283791670955126 * np.exp(-x * x)",       math.erfc)
+rule("dx * math.copysign(1.0, x) * math.copysign(1.0, y)", math.copysign)
+rule("dx * np.sign(x) * np.sign(y)",                    np.copysign)
+rule("(dx * np.exp(x - z) + dy * np.exp(y - z))",       np.logaddexp)
+rule("dx",                                              float, np.float64, np.float32)
+rule(None, math.floor, math.ceil, math.trunc, np.floor, np.ceil, np.trunc, np.rint, np.round,
+     np.sign, round, int)
+# allocation: new arrays have zero tangent unless filled with an active value
+rule(None, np.empty, np.zeros, np.ones, np.empty_like, np.zeros_like, np.ones_like, np.eye,
+     np.identity, np.arange)
+rule("np.full(x, dy)",                                  np.full)
+rule("np.full_like(x, dy)",                             np.full_like)
+rule("np.linspace(dx, dy, w)",                          np.linspace)
+# log(x) and log(x, base)
+rule("dx / x",                                          np.log)
+FUNCTIONS[math.log] = {1: "dx / x", 2: "dx / (x * np.log(y)) - dy * z / (y * np.log(y))"}
+# kinks: abs'(0) = 1 as in JAX; ties of max/min split the tangent evenly
+rule("dx if x >= 0 else -dx",                           abs, math.fabs)
+rule("np.where(x >= 0, dx, -dx)",                       np.abs, np.absolute, np.fabs)
+rule("dx if x > y else (dy if y > x else 0.5 * (dx + dy))", max)
+rule("dx if x < y else (dy if y < x else 0.5 * (dx + dy))", min)
+
+
+# ---- array methods and attributes (x is the array, y, w the method's arguments) ------------------
+METHODS = {
+    ".copy": "dx.copy()",
+    ".T": "dx.T",
+}
+
+
+# functions whose result may share memory with an argument (for the activity analysis)
+VIEW_FUNCTIONS = {np.transpose, np.reshape, np.ravel, np.asarray, np.atleast_1d, np.atleast_2d,
+                  np.squeeze, np.swapaxes}
+
+
+# ---- instantiation -------------------------------------------------------------------------
+TANGENTS = {"dx": 0, "dy": 1, "dw": 2}
+PRIMALS = {"x": 0, "y": 1, "w": 2}
+ZERO = "__zero__"
+
+
+def parse_template(template, mode="eval"):
+    tree = ast.parse(template, mode=mode)
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Constant):
+            node.from_template = True
+        node.has_tangent = any(isinstance(n, ast.Name) and (n.id in TANGENTS or n.id == "dz")
+                               for n in ast.walk(node))
+    return tree
+
+
+_PARSED = {}
+
+
+def parsed(template, mode="eval"):
+    if (template, mode) not in _PARSED:
+        _PARSED[template, mode] = parse_template(template, mode)
+    return copy.deepcopy(_PARSED[template, mode])
+
+
+def is_zero(node):
+    return isinstance(node, ast.Name) and node.id == ZERO
+
+
+class Instantiate(ast.NodeTransformer):
+    """Substitute a template's names, drop zero terms, fold constants."""
+
+    def __init__(self, primals, tangents, result, modules, zero):
+        self.primals, self.tangents, self.result = primals, tangents, result
+        self.modules, self.zero = modules, zero
+
+    def visit_Name(self, node):
+        if node.id in PRIMALS:
+            return copy.deepcopy(self.primals[PRIMALS[node.id]])
+        if node.id in TANGENTS:
+            tangent = self.tangents[TANGENTS[node.id]]
+            if tangent is None:
+                return ast.Name(ZERO, ast.Load())
+            tangent = copy.deepcopy(tangent)
+            tangent.has_tangent = True
+            return tangent
+        if node.id == "z":
+            return copy.deepcopy(self.result)
+        if node.id == "dz":
+            tangent = copy.deepcopy(self.tangents[-1])
+            tangent.has_tangent = True
+            return tangent
+        if node.id in self.modules:
+            return ast.Name(self.modules[node.id], ast.Load())
+        return node
+
+    def visit_BinOp(self, node):
+        self.generic_visit(node)
+        left, right, op = node.left, node.right, type(node.op)
+        if op is ast.Add:
+            if is_zero(left):
+                return right
+            if is_zero(right):
+                return left
+        if op is ast.Sub:
+            if is_zero(right):
+                return left
+            if is_zero(left):
+                return ast.UnaryOp(ast.USub(), right) if not is_zero(right) else right
+        if op in (ast.Mult, ast.MatMult) and (is_zero(left) or is_zero(right)):
+            return ast.Name(ZERO, ast.Load())
+        if op in (ast.Div, ast.Mod, ast.FloorDiv) and is_zero(left):
+            return left
+        return fold(node)
+
+    def visit_UnaryOp(self, node):
+        self.generic_visit(node)
+        return node.operand if is_zero(node.operand) else node
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        carriers = [a for a in node.args if getattr(a, "has_tangent", False) or is_zero(a)]
+        if carriers and all(is_zero(a) for a in carriers):
+            return ast.Name(ZERO, ast.Load())
+        node.args = [self.zero() if is_zero(a) else a for a in node.args]
+        return node
+
+    def visit_IfExp(self, node):
+        self.generic_visit(node)
+        if is_zero(node.body) and is_zero(node.orelse):
+            return node.body
+        node.body = self.zero() if is_zero(node.body) else node.body
+        node.orelse = self.zero() if is_zero(node.orelse) else node.orelse
+        return node
+
+    def visit_Subscript(self, node):
+        self.generic_visit(node)
+        return node.value if is_zero(node.value) else node
+
+    def visit_Attribute(self, node):
+        self.generic_visit(node)
+        return node.value if is_zero(node.value) else node
+
+
+def number(node):
+    return isinstance(node, ast.Constant) and type(node.value) in (int, float)
+
+
+def fold(node):
+    """Fold constant arithmetic and the identities x ** 1, x * 1, 1 * x, x / 1, x ** 0."""
+    left, right, op = node.left, node.right, type(node.op)
+    if number(left) and number(right) and op in (ast.Add, ast.Sub, ast.Mult, ast.Pow):
+        value = {ast.Add: lambda a, b: a + b, ast.Sub: lambda a, b: a - b,
+                 ast.Mult: lambda a, b: a * b, ast.Pow: lambda a, b: a ** b}[op](left.value, right.value)
+        return constant(value, getattr(left, "from_template", False) or getattr(right, "from_template", False))
+    if number(right) and right.value == 1 and op in (ast.Pow, ast.Mult, ast.Div):
+        return left
+    if number(left) and left.value == 1 and op is ast.Mult:
+        return right
+    if number(right) and right.value == 0 and op is ast.Pow:
+        return constant(1, True)
+    return node
+
+
+def constant(value, from_template):
+    """A number as an AST node; negative numbers as unary minus so `ast.unparse` keeps precedence."""
+    node = ast.Constant(abs(value))
+    node.from_template = from_template
+    return ast.UnaryOp(ast.USub(), node) if value < 0 else node
+
+
+def typed_constants(node, cast):
+    """Wrap the numbers a rule introduces in `cast(...)` (np.float32), except exponents."""
+    exponents = {id(n.right) for n in ast.walk(node) if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow)}
+
+    class Wrap(ast.NodeTransformer):
+        def visit_Constant(self, c):
+            if getattr(c, "from_template", False) and number(c) and id(c) not in exponents:
+                return ast.Call(cast(), [c], [])
+            return c
+    return Wrap().visit(node)
+
+
+def instantiate(template, primals, tangents, result, modules, zero, cast=None):
+    """The tangent expression of `template` (an AST), or None when it is identically zero.
+
+    primals/tangents: AST nodes (a tangent may be None for an inactive operand);
+    result: the node naming the result; modules: {"np": alias, "math": alias};
+    zero(): a typed zero node for a non-droppable zero; cast(): the dtype constructor node
+    wrapped around the rule's own numbers (float32 code), or None.
+    """
+    tree = parsed(template).body
+    tree = Instantiate(primals, tangents, result, modules, zero).visit(tree)
+    if is_zero(tree):
+        return None
+    if cast is not None:
+        tree = typed_constants(tree, cast)
+    return ast.fix_missing_locations(tree)
+
+
+def instantiate_in_place(op, target, target_tangent, operand, operand_tangent, modules, zero, cast=None):
+    """Statements updating `target_tangent` for `target op= operand`, before the primal runs."""
+    statements = []
+    for template in IN_PLACE[op]:
+        statement = parsed(template, "exec").body[0]
+        value = Instantiate([target, operand], [None, operand_tangent, target_tangent],
+                            target, modules, zero).visit(statement.value)
+        if is_zero(value):
+            continue
+        if cast is not None:
+            value = typed_constants(value, cast)
+        statements.append(ast.AugAssign(copy.deepcopy(target_tangent), statement.op, value))
+    return statements
+
+
+def function_rule(function, arity):
+    """The template for calling `function` with `arity` arguments; KeyError if there is none."""
+    try:
+        template = FUNCTIONS[function]
+    except TypeError:          # unhashable objects have no rule
+        raise KeyError(function) from None
+    if isinstance(template, dict):
+        return template[arity]
+    return template
+
+
+def has_rule(function):
+    try:
+        return function in FUNCTIONS
+    except TypeError:
+        return False
+

@@ -1,0 +1,299 @@
+"""The tangent pass: a normalized function -> a function returning (value, tangent).
+
+Each statement is kept and paired with the statement that updates its tangent, following
+Tapenade: the tangent runs before the primal when the primal overwrites one of its own
+operands (`x = x * y`), after it when the rule uses the result (`z = exp(x)` -> `d_z = d_x * z`).
+
+>>> print(show('''
+... def f(x, y):
+...     z = x * y
+...     z = math.exp(z)
+...     return z
+... ''', {"x": "float64", "y": "float64", "z": "float64"}, active=(0,)))
+def f_jvp(x, y, d_x):
+    z = x * y
+    d_z = d_x * y
+    z = math.exp(z)
+    d_z = d_z * z
+    return (z, d_z)
+"""
+import ast
+import copy
+
+from ..errors import DifferentiationError, located
+from ..frontend.resolve import MISSING
+from . import rules
+
+
+def name(id, store=False):
+    return ast.Name(id, ast.Store() if store else ast.Load())
+
+
+def assign(target, value):
+    return ast.Assign([target if not isinstance(target, str) else name(target, True)], value)
+
+
+class TangentPass:
+    """Builds the tangent function of one specialization (scalar mode: one direction)."""
+
+    def __init__(self, normalized, kinds, varied, active_params, resolve, calls, filename, modules,
+                 return_kind, names):
+        self.tree = normalized.tree
+        self.kinds = kinds
+        self.varied = varied
+        self.active_params = active_params
+        self.resolve = resolve            # AST func -> object (MISSING when local/unknown)
+        self.calls = calls                # Calls: user functions and defjvp rules
+        self.filename = filename
+        self.modules = modules            # {"np": alias, "math": alias}
+        self.return_kind = return_kind
+        self.names = names
+        self.line = self.tree.lineno
+
+    # ---- names, zeros and tangent references --------------------------------------------------
+    def error(self, what, hint=""):
+        return located(DifferentiationError, self.filename, self.line, what, hint)
+
+    def np(self, attribute):
+        return ast.Attribute(name(self.modules["np"]), attribute, ast.Load())
+
+    def d(self, id):
+        return self.names.tangent(id)
+
+    def ref(self, atom):
+        """The tangent of an atom, or None when it is zero (constants, inactive names)."""
+        if isinstance(atom, ast.Name) and atom.id in self.varied:
+            return name(self.d(atom.id))
+        return None
+
+    def cast(self, dtype):
+        if dtype == "float32":
+            return lambda: self.np("float32")
+        return None
+
+    def scalar_zero(self, dtype):
+        if dtype == "float32":
+            return ast.Call(self.np("float32"), [ast.Constant(0.0)], [])
+        return ast.Constant(0.0)
+
+    def zero(self, kind, primal):
+        """A zero tangent for a value of `kind` whose primal is the expression `primal`."""
+        if kind is None:
+            return ast.Constant(None)
+        if kind.shape == "scalar":
+            return self.scalar_zero(kind.dtype)
+        if kind.shape == "array":
+            return ast.Call(self.np("zeros_like"), [copy.deepcopy(primal)], [])
+        return ast.Tuple([self.zero(item, ast.Subscript(copy.deepcopy(primal), ast.Constant(i), ast.Load()))
+                          for i, item in enumerate(kind.items)], ast.Load())
+
+    def dtype(self, id):
+        kind = self.kinds.get(id)
+        return kind.dtype if kind is not None and kind.shape != "tuple" else "float64"
+
+    # ---- the function ---------------------------------------------------------------------------
+    def function(self, function_name):
+        params = [a.arg for a in self.tree.args.args]
+        incoming = [p for i, p in enumerate(params) if i in self.active_params]
+        args = ast.arguments(posonlyargs=[], args=[ast.arg(p) for p in params + [self.d(p) for p in incoming]],
+                             kwonlyargs=[], kw_defaults=[], defaults=[])
+        prologue = [assign(self.d(p), self.zero(self.kinds[p], name(p)))
+                    for p in params if p in self.varied and p not in incoming]
+        for statement in prologue:
+            statement.lineno = self.tree.lineno
+        body = prologue + self.block(self.tree.body)
+        function = ast.FunctionDef(function_name, args, body, [], None, None)
+        if "type_params" in ast.FunctionDef._fields:
+            function.type_params = []
+        ast.copy_location(function, self.tree)
+        return ast.fix_missing_locations(function)
+
+    def block(self, statements):
+        out = []
+        for statement in statements:
+            self.line = statement.lineno
+            produced = getattr(self, "statement_" + type(statement).__name__, self.keep)(statement)
+            for p in produced:
+                p.lineno = statement.lineno
+            out.extend(produced)
+        return out
+
+    def keep(self, statement):
+        return [statement]
+
+    # ---- statements -----------------------------------------------------------------------------
+    def statement_Assign(self, statement):
+        target, value = statement.targets[0], statement.value
+        if isinstance(target, ast.Subscript):
+            return self.store_item(statement, target, value)
+        if isinstance(value, ast.Call) and self.calls.is_user(value):
+            return self.user_call(statement, target.id, value)
+        if target.id not in self.varied:
+            return [statement]
+        tangent, uses_result = self.tangent_of(value, target.id)
+        if tangent is None:
+            return [statement, assign(self.d(target.id), self.zero(self.kinds[target.id], target))]
+        operands = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
+        if target.id not in operands:
+            return [statement, assign(self.d(target.id), tangent)]
+        if not uses_result:
+            return [assign(self.d(target.id), tangent), statement]
+        fresh = self.names.temp()
+        tangent, _ = self.tangent_of(value, fresh)
+        return [assign(fresh, value), assign(self.d(target.id), tangent), assign(target.id, name(fresh))]
+
+    def store_item(self, statement, target, value):
+        array = target.value.id
+        if array not in self.varied:
+            return [statement]
+        tangent = self.ref(value) or self.scalar_zero(self.dtype(array))
+        store = ast.Subscript(name(self.d(array)), copy.deepcopy(target.slice), ast.Store())
+        return [statement, assign(store, tangent)]
+
+    def statement_AugAssign(self, statement):
+        target = statement.target.id
+        if target not in self.varied:
+            return [statement]
+        updates = rules.instantiate_in_place(
+            type(statement.op), name(target), name(self.d(target)), statement.value,
+            self.ref(statement.value), self.modules, lambda: self.scalar_zero(self.dtype(target)),
+            self.cast(self.dtype(target)))
+        return updates + [statement]
+
+    def statement_Expr(self, statement):
+        if isinstance(statement.value, ast.Call) and self.calls.is_user(statement.value):
+            return self.user_call(statement, None, statement.value)
+        return [statement]
+
+    def statement_Return(self, statement):
+        value = statement.value
+        if value is None:
+            return [ast.Return(ast.Tuple([ast.Constant(None), ast.Constant(None)], ast.Load()))]
+        kind = self.return_kind
+        if isinstance(value, ast.Tuple):
+            items = kind.items if kind is not None else (None,) * len(value.elts)
+            tangent = ast.Tuple([self.ref(e) or self.zero(k, e) for e, k in zip(value.elts, items)], ast.Load())
+        else:
+            tangent = self.ref(value) or self.zero(kind, value)
+        return [ast.Return(ast.Tuple([value, tangent], ast.Load()))]
+
+    def statement_If(self, statement):
+        return [ast.If(statement.test, self.block(statement.body), self.block(statement.orelse))]
+
+    def statement_While(self, statement):
+        return [ast.While(statement.test, self.block(statement.body), [])]
+
+    def statement_For(self, statement):
+        return [ast.For(statement.target, statement.iter, self.block(statement.body), [])]
+
+    # ---- calls to the user's functions and defjvp rules ----------------------------------------
+    def user_call(self, statement, target, call):
+        mask = frozenset(i for i, a in enumerate(call.args) if self.ref(a) is not None)
+        jvp_name, varied_params, param_kinds = self.calls.tangent_function(call, mask)
+        if jvp_name is None:
+            return [statement]
+        tangents = [self.ref(call.args[i]) or self.zero(param_kinds[i], call.args[i])
+                    for i in sorted(varied_params)]
+        jvp_call = ast.Call(name(jvp_name), list(call.args) + tangents, [])
+        if target is None:
+            return [ast.Expr(jvp_call)]
+        tangent_target = self.d(target) if target in self.varied else self.names.fresh("unused")
+        return [ast.Assign([ast.Tuple([name(target, True), name(tangent_target, True)], ast.Store())],
+                           jvp_call)]
+
+    # ---- the tangent of one operation -----------------------------------------------------------
+    def tangent_of(self, value, result):
+        """(tangent expression or None for zero, whether the rule reads the result)."""
+        if isinstance(value, (ast.Name, ast.Constant)) or (
+                isinstance(value, ast.Attribute) and self.resolve(value) is not MISSING):
+            return self.ref(value), False
+        if isinstance(value, ast.UnaryOp) and isinstance(value.operand, ast.Constant):
+            return None, False
+        if isinstance(value, ast.BinOp):
+            return self.template(rules.OPERATORS[type(value.op)], [value.left, value.right], result)
+        if isinstance(value, ast.UnaryOp):
+            template = rules.OPERATORS.get(type(value.op))
+            return self.template(template, [value.operand], result)
+        if isinstance(value, ast.Subscript):
+            tangent = self.ref(value.value)
+            if tangent is None:
+                return None, False
+            return ast.Subscript(tangent, copy.deepcopy(value.slice), ast.Load()), False
+        if isinstance(value, ast.Tuple):
+            items = self.kinds[result].items
+            return ast.Tuple([self.ref(e) or self.zero(k, e) for e, k in zip(value.elts, items)],
+                             ast.Load()), False
+        if isinstance(value, ast.Call):
+            return self.call(value, result)
+        if isinstance(value, ast.Attribute):
+            return self.method(value.attr, value.value, [], [], result, attribute=True)
+        raise self.error(f"fwdad cannot differentiate `{ast.unparse(value)}`: its value is a float "
+                         "that depends on the inputs.", "rewrite it with arithmetic, if/else or "
+                         "function calls")
+
+    def template(self, template, operands, result):
+        if template is None:
+            return None, False
+        cast = self.cast(self.dtype(result))
+        tangent = rules.instantiate(
+            template, operands, [self.ref(o) for o in operands], name(result), self.modules,
+            lambda: self.scalar_zero(self.dtype(result)), cast)
+        uses_result = any(isinstance(n, ast.Name) and n.id == "z" for n in ast.walk(rules.parsed(template).body))
+        return tangent, uses_result
+
+    def call(self, call, result):
+        function = self.resolve(call.func)
+        if function is MISSING and isinstance(call.func, ast.Attribute):
+            return self.method(call.func.attr, call.func.value, call.args, call.keywords, result)
+        if not any(self.ref(a) is not None for a in call.args):
+            return None, False
+        try:
+            template = rules.function_rule(function, len(call.args))
+        except KeyError:
+            raise self.error(
+                f"there is no derivative rule for {ast.unparse(call.func)} and fwdad cannot read "
+                "its source.", "define one with fwdad.defjvp(function, rule), or pass only "
+                "inactive (int or constant) arguments to it") from None
+        tangent, uses_result = self.template(template, call.args, result)
+        if call.keywords:
+            if not (isinstance(tangent, ast.Call) and self.resolve(tangent.func) is function):
+                raise self.error(f"keyword arguments to {ast.unparse(call.func)} are not supported "
+                                 "when its arguments are differentiated", "pass them by position")
+            tangent.keywords = copy.deepcopy(call.keywords)
+        return tangent, uses_result
+
+    def method(self, method, obj, args, keywords, result, attribute=False):
+        key = "." + method
+        if key not in rules.METHODS:
+            raise self.error(f"there is no derivative rule for the array method or attribute {key}",
+                             "use the equivalent NumPy function")
+        operands = [obj] + list(args)
+        tangent, uses_result = self.template(rules.METHODS[key], operands, result)
+        if keywords and isinstance(tangent, ast.Call):
+            tangent.keywords = copy.deepcopy(keywords)
+        return tangent, uses_result
+
+
+def show(source, kinds, active=(0,), return_kind=None):
+    """Run the tangent pass on a normalized source with the given variable dtypes (for docs)."""
+    from ..frontend.activity import Activity, FunctionTypes, Kind
+    from ..frontend.normalize import Normalized
+    from ..frontend.resolve import Resolver, all_names, assigned_names
+    from .naming import Names
+    import math
+    import numpy
+    tree = ast.parse(source.strip("\n")).body[0]
+    kinds = {k: Kind("scalar", v) for k, v in kinds.items()}
+    namespace = {"math": math, "np": numpy}
+    normalized = Normalized(tree, Names(all_names(tree) | set(namespace)), {})
+    types = FunctionTypes(kinds, {}, return_kind or Kind("scalar", "float64"), ())
+    varied = Activity(tree, types, active, lambda call, mask: None, lambda call: False).run()
+    resolve = Resolver(namespace, assigned_names(tree))
+    tangent = TangentPass(normalized, kinds, varied, active, resolve, NoCalls(), "<show>",
+                          {"np": "np", "math": "math"}, types.return_kind, normalized.names)
+    return ast.unparse(tangent.function(tree.name + "_jvp"))
+
+
+class NoCalls:
+    def is_user(self, call):
+        return False
