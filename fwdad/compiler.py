@@ -65,21 +65,24 @@ class Compiler:
         module = getattr(func, "__module__", "") or ""
         return not module.startswith(LIBRARY_MODULES) or module.startswith(("fwdad.examples", "fwdad.models"))
 
-    def unit(self, func):
-        """The Unit of a user function (built once; recursion is reported)."""
+    def unit(self, func, primal_only=False):
+        """The Unit of a user function (built once; recursion is reported).
+
+        A primal_only Unit (a defjvp rule) calls every user function as a plain primal.
+        """
         with self.lock:
-            key = python_function(func)
+            key = (python_function(func), primal_only)
             if key in self.units:
                 return self.units[key]
             if key in self.building:
-                chain = " -> ".join(f.__name__ for f in self.building + [key])
-                code = key.__code__
+                chain = " -> ".join(f.__name__ for f, _ in self.building + [key])
+                code = key[0].__code__
                 raise located(UnsupportedSyntaxError, code.co_filename, code.co_firstlineno,
                               f"recursion ({chain}) is not supported by fwdad.",
                               "write the recursion as a loop")
             self.building.append(key)
             try:
-                unit = Unit(self, func)
+                unit = Unit(self, func, primal_only)
             finally:
                 self.building.pop()
             self.units[key] = unit
@@ -125,14 +128,15 @@ def indent(text):
 class Unit:
     """A user function parsed, fenced and normalized once; its primal compiled by Numba."""
 
-    def __init__(self, compiler, func):
+    def __init__(self, compiler, func, primal_only=False):
         self.compiler = compiler
         self.func = python_function(func)
         self.parsed = parse(self.func)
         fence(self.parsed.tree, self.parsed.filename)
         self.normalized = normalize(self.parsed, compiler.is_user_function)
         compiler.show(f"normalize ({self.name})", ast.unparse(self.normalized.tree))
-        self.callees = {name: compiler.callee(f) for name, f in self.normalized.callees.items()}
+        callee = compiler.unit if primal_only else compiler.callee
+        self.callees = {name: callee(f) for name, f in self.normalized.callees.items()}
         self.resolve = Resolver(self.parsed.namespace, assigned_names(self.normalized.tree))
         self.digest = self.closure_digest()
         self.namespace = dict(self.parsed.namespace)
@@ -206,7 +210,7 @@ class Unit:
             raise numba_error(error, [self.module], f"Numba cannot compile {self.name} for "
                               f"arguments ({', '.join(map(str, arg_types))})") from None
         overload = dispatcher.overloads.get(arg_types)
-        if overload is None or overload.type_annotation is None:       # loaded from Numba's cache
+        if not hasattr(getattr(overload, "type_annotation", None), "typemap"):   # from Numba's cache
             if self._typing is None:
                 self._typing = numba.njit(**NUMBA_OPTIONS)(self.module[self.name])
             self._typing.compile(arg_types)
@@ -247,7 +251,7 @@ class RuleCallee:
 
     def __init__(self, compiler, func, rule):
         self.func = func
-        self.rule_unit = compiler.unit(rule)
+        self.rule_unit = compiler.unit(rule, primal_only=True)
         try:
             self.primal = compiler.unit(func).primal
         except FwdadError:

@@ -145,6 +145,8 @@ class Activity:
             return [value.value]
         if isinstance(value, (ast.Tuple, ast.List)):
             return [n for e in value.elts for n in self.reads(e)]
+        if isinstance(value, ast.BoolOp):      # `a or b` is a or b: the tangent pass rejects it
+            return [n for n in ast.walk(value) if isinstance(n, ast.Name)]
         if isinstance(value, ast.Call):
             operands = list(value.args) + [k.value for k in value.keywords]
             if isinstance(value.func, ast.Attribute):

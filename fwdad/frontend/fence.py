@@ -9,7 +9,7 @@ Traceback (most recent call last):
 ...
 fwdad.errors.UnsupportedSyntaxError: model.py:2
 a list comprehension is not supported by fwdad.
-What to do: write an explicit for loop that fills an array made with np.empty.
+What to do: write an explicit for loop that fills an array made with np.empty
 """
 import ast
 
@@ -80,6 +80,9 @@ class Fence(ast.NodeVisitor):
 
 def fence(tree, filename):
     """Raise UnsupportedSyntaxError at the first construct fwdad does not support."""
+    if isinstance(tree, ast.AsyncFunctionDef):
+        raise located(UnsupportedSyntaxError, filename, tree.lineno, "an async function is not "
+                      "supported by fwdad.", "use a plain def function")
     args = tree.args
     if args.vararg or args.kwarg or args.kwonlyargs or args.posonlyargs:
         raise located(UnsupportedSyntaxError, filename, tree.lineno,

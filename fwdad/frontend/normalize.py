@@ -3,7 +3,7 @@
 Every float-valued computation becomes `name = op(atoms)`, where an atom is a name, a
 constant or a module attribute such as `math.pi`. `+=` on a name stays an augmented
 assignment (it is in place for arrays); `y[i] += v` becomes read, update, write. Ternaries
-become if statements; `for v in x`, `enumerate` and `zip` become loops over `range`.
+become if statements; `math.log(x, b)` becomes `log(x) / log(b)`; `for v in x`, `enumerate` and `zip` become loops over `range`.
 Expressions that can only be ints or bools (comparisons, `len`, `x.shape[0]`, indices,
 `range` arguments, if/while tests) stay whole: they never carry a tangent. Calls to the
 user's own functions are bound to plain names (recorded in `callees`).
@@ -31,6 +31,7 @@ def f(x, y, n):
 """
 import ast
 import copy
+import math
 
 import numba
 
@@ -154,6 +155,9 @@ class Normalizer:
 
     def call(self, node):
         target = self.resolve(node.func)
+        if target is math.log and len(node.args) == 2:       # Numba has only the one-argument log
+            one = [ast.Call(node.func, [a], []) for a in node.args]
+            return self.operation(ast.BinOp(one[0], ast.Div(), one[1]))
         if target in (min, max) and len(node.args) > 2 and not node.keywords:
             first = ast.Call(node.func, node.args[:2], [])
             return self.call(ast.Call(node.func, [first, *node.args[2:]], []))

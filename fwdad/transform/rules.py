@@ -241,15 +241,21 @@ def constant(value, from_template):
 
 
 def typed_constants(node, cast):
-    """Wrap the numbers a rule introduces in `cast(...)` (np.float32), except exponents."""
-    exponents = {id(n.right) for n in ast.walk(node) if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Pow)}
+    """Wrap the numbers that meet a float32 value in arithmetic in `cast(...)` (np.float32).
 
-    class Wrap(ast.NodeTransformer):
-        def visit_Constant(self, c):
-            if getattr(c, "from_template", False) and number(c) and id(c) not in exponents:
-                return ast.Call(cast(), [c], [])
-            return c
-    return Wrap().visit(node)
+    Numba promotes float32 op int64 and float32 op float64-literal to float64; exponents are
+    left alone (float32 ** 2 stays float32).
+    """
+    def wrap(operand):
+        literal = operand.operand if isinstance(operand, ast.UnaryOp) else operand
+        return ast.Call(cast(), [operand], []) if number(literal) else operand
+
+    for n in ast.walk(node):
+        if isinstance(n, ast.BinOp):
+            n.left = wrap(n.left)
+            if not isinstance(n.op, ast.Pow):
+                n.right = wrap(n.right)
+    return node
 
 
 def instantiate(template, primals, tangents, result, modules, zero, cast=None):

@@ -1,21 +1,25 @@
 """The tangent pass: a normalized function -> a function returning (value, tangent).
 
 Each statement is kept and paired with the statement that updates its tangent, following
-Tapenade: the tangent runs before the primal when the primal overwrites one of its own
-operands (`x = x * y`), after it when the rule uses the result (`z = exp(x)` -> `d_z = d_x * z`).
+Tapenade: the tangent runs after the primal, so a rule may use the result (`z = exp(x)` ->
+`d_z = d_x * z`), unless the primal overwrites an operand the rule reads (`x = x * y` ->
+`d_x = d_x * y + x * d_y` first); when a rule needs both, the result goes to a temporary.
 
 >>> print(show('''
 ... def f(x, y):
 ...     z = x * y
 ...     z = math.exp(z)
-...     return z
+...     x = x * z
+...     return x
 ... ''', {"x": "float64", "y": "float64", "z": "float64"}, active=(0,)))
 def f_jvp(x, y, d_x):
     z = x * y
     d_z = d_x * y
     z = math.exp(z)
     d_z = d_z * z
-    return (z, d_z)
+    d_x = d_x * z + x * d_z
+    x = x * z
+    return (x, d_x)
 """
 import ast
 import copy
@@ -23,6 +27,16 @@ import copy
 from ..errors import DifferentiationError, located
 from ..frontend.resolve import MISSING
 from . import rules
+
+
+class Reads:
+    """What a tangent expression reads besides tangents: the result `z`, and these primal names."""
+
+    def __init__(self, result=False, primals=()):
+        self.result, self.primals = result, set(primals)
+
+
+NOTHING = Reads()
 
 
 def name(id, store=False):
@@ -130,13 +144,12 @@ class TangentPass:
             return self.user_call(statement, target.id, value)
         if target.id not in self.varied:
             return [statement]
-        tangent, uses_result = self.tangent_of(value, target.id)
+        tangent, reads = self.tangent_of(value, target.id)
         if tangent is None:
             return [statement, assign(self.d(target.id), self.zero(self.kinds[target.id], target))]
-        operands = {n.id for n in ast.walk(value) if isinstance(n, ast.Name)}
-        if target.id not in operands:
+        if target.id not in reads.primals:
             return [statement, assign(self.d(target.id), tangent)]
-        if not uses_result:
+        if not reads.result:
             return [assign(self.d(target.id), tangent), statement]
         fresh = self.names.temp()
         tangent, _ = self.tangent_of(value, fresh)
@@ -203,12 +216,12 @@ class TangentPass:
 
     # ---- the tangent of one operation -----------------------------------------------------------
     def tangent_of(self, value, result):
-        """(tangent expression or None for zero, whether the rule reads the result)."""
+        """(tangent expression or None for zero, Reads: the primal values the expression uses)."""
         if isinstance(value, (ast.Name, ast.Constant)) or (
                 isinstance(value, ast.Attribute) and self.resolve(value) is not MISSING):
-            return self.ref(value), False
+            return self.ref(value), NOTHING
         if isinstance(value, ast.UnaryOp) and isinstance(value.operand, ast.Constant):
-            return None, False
+            return None, NOTHING
         if isinstance(value, ast.BinOp):
             return self.template(rules.OPERATORS[type(value.op)], [value.left, value.right], result)
         if isinstance(value, ast.UnaryOp):
@@ -217,12 +230,12 @@ class TangentPass:
         if isinstance(value, ast.Subscript):
             tangent = self.ref(value.value)
             if tangent is None:
-                return None, False
-            return ast.Subscript(tangent, copy.deepcopy(value.slice), ast.Load()), False
+                return None, NOTHING
+            return ast.Subscript(tangent, copy.deepcopy(value.slice), ast.Load()), NOTHING
         if isinstance(value, ast.Tuple):
             items = self.kinds[result].items
             return ast.Tuple([self.ref(e) or self.zero(k, e) for e, k in zip(value.elts, items)],
-                             ast.Load()), False
+                             ast.Load()), NOTHING
         if isinstance(value, ast.Call):
             return self.call(value, result)
         if isinstance(value, ast.Attribute):
@@ -233,20 +246,21 @@ class TangentPass:
 
     def template(self, template, operands, result):
         if template is None:
-            return None, False
+            return None, NOTHING
         cast = self.cast(self.dtype(result))
         tangent = rules.instantiate(
             template, operands, [self.ref(o) for o in operands], name(result), self.modules,
             lambda: self.scalar_zero(self.dtype(result)), cast)
-        uses_result = any(isinstance(n, ast.Name) and n.id == "z" for n in ast.walk(rules.parsed(template).body))
-        return tangent, uses_result
+        used = {n.id for n in ast.walk(rules.parsed(template).body) if isinstance(n, ast.Name)}
+        primals = {o.id for key, o in zip("xyw", operands) if key in used and isinstance(o, ast.Name)}
+        return tangent, Reads("z" in used, primals)
 
     def call(self, call, result):
         function = self.resolve(call.func)
         if function is MISSING and isinstance(call.func, ast.Attribute):
             return self.method(call.func.attr, call.func.value, call.args, call.keywords, result)
         if not any(self.ref(a) is not None for a in call.args):
-            return None, False
+            return None, NOTHING
         try:
             template = rules.function_rule(function, len(call.args))
         except KeyError:
@@ -254,13 +268,13 @@ class TangentPass:
                 f"there is no derivative rule for {ast.unparse(call.func)} and fwdad cannot read "
                 "its source.", "define one with fwdad.defjvp(function, rule), or pass only "
                 "inactive (int or constant) arguments to it") from None
-        tangent, uses_result = self.template(template, call.args, result)
+        tangent, reads = self.template(template, call.args, result)
         if call.keywords:
             if not (isinstance(tangent, ast.Call) and self.resolve(tangent.func) is function):
                 raise self.error(f"keyword arguments to {ast.unparse(call.func)} are not supported "
                                  "when its arguments are differentiated", "pass them by position")
             tangent.keywords = copy.deepcopy(call.keywords)
-        return tangent, uses_result
+        return tangent, reads
 
     def method(self, method, obj, args, keywords, result, attribute=False):
         key = "." + method
@@ -268,10 +282,10 @@ class TangentPass:
             raise self.error(f"there is no derivative rule for the array method or attribute {key}",
                              "use the equivalent NumPy function")
         operands = [obj] + list(args)
-        tangent, uses_result = self.template(rules.METHODS[key], operands, result)
+        tangent, reads = self.template(rules.METHODS[key], operands, result)
         if keywords and isinstance(tangent, ast.Call):
             tangent.keywords = copy.deepcopy(keywords)
-        return tangent, uses_result
+        return tangent, reads
 
 
 def show(source, kinds, active=(0,), return_kind=None):

@@ -1,0 +1,357 @@
+"""Timing, machine description, result tables and child-process peak memory.
+
+Everything here is framework-agnostic: a benchmark is a zero-argument callable, a result
+is a row ``(benchmark, implementation, seconds, **extra)`` in a :class:`Table`.
+"""
+import json
+import math
+import os
+import platform
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from importlib import metadata
+from typing import Callable, Optional
+
+__all__ = ["timeit", "machine", "Table", "peak_rss_child", "format_seconds", "Peer",
+           "LoopPeer", "measure_peers", "measure_loops"]
+
+
+# ---------------------------------------------------------------- timing
+
+def timeit(fn, *, repeat=7, number=None, min_time=0.2, max_time=None):
+    """Best-of-``repeat`` seconds per call of ``fn()``; the first call is a discarded warm-up.
+
+    ``number`` calls make one repeat; when None it grows 1, 2, 5, 10, 20, ... until one
+    repeat lasts at least ``min_time`` seconds (like :meth:`timeit.Timer.autorange`).
+    ``max_time`` optionally stops repeating early once that much time was spent timing,
+    so slow peers (PyTorch loops in Python) do not take minutes; at least one repeat runs.
+    """
+    fn()                                    # warm-up: JIT compilation, caches, allocator
+    if number is None:
+        number, per_call = _autorange(fn, min_time)
+        best, spent = per_call, per_call * number
+    else:
+        best, spent = math.inf, 0.0
+    for _ in range(repeat):
+        if max_time is not None and spent >= max_time and best < math.inf:
+            break
+        elapsed = _time_loop(fn, number)
+        spent += elapsed
+        best = min(best, elapsed / number)
+    return best
+
+
+def _time_loop(fn, number):
+    start = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return time.perf_counter() - start
+
+
+def _autorange(fn, min_time):
+    """Smallest number in 1, 2, 5, 10, 20, 50, ... whose loop lasts >= min_time."""
+    scale = 1
+    while True:
+        for step in (1, 2, 5):
+            number = step * scale
+            elapsed = _time_loop(fn, number)
+            if elapsed >= min_time:
+                return number, elapsed / number
+        scale *= 10
+
+
+def format_seconds(seconds):
+    """Seconds with an SI unit and three significant digits: 1.53 ms, 812 ns."""
+    if seconds is None or not math.isfinite(seconds):
+        return "-"
+    for unit, scale in (("s", 1.0), ("ms", 1e-3), ("µs", 1e-6)):
+        if seconds >= scale:
+            return f"{_sig3(seconds / scale)} {unit}"
+    return f"{_sig3(seconds / 1e-9)} ns"
+
+
+def _sig3(x):
+    return f"{x:.3g}" if x < 1000 else f"{x:.0f}"
+
+
+# ---------------------------------------------------------------- machine
+
+def machine():
+    """What the numbers were measured on: CPU, cores, OS and library versions."""
+    return {
+        "cpu": _cpu_model(),
+        "cores": os.cpu_count(),
+        "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+        else os.cpu_count(),
+        "os": platform.platform(),
+        "python": platform.python_version(),
+        **{name: _version(name) for name in ("numpy", "numba", "jax", "jaxlib", "torch")},
+    }
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith(("model name", "Model", "cpu model")):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def _version(dist):
+    """Installed version without importing the package (importing torch takes seconds)."""
+    try:
+        return metadata.version(dist)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+# ---------------------------------------------------------------- tables
+
+class Table:
+    """Rows of ``(benchmark, implementation, seconds, **extra)`` with ratios to a baseline.
+
+    ``baseline`` names the implementation that gets ratio 1.0 in every benchmark; a dict
+    ``{benchmark: implementation}`` or :meth:`set_baseline` overrides it per benchmark.
+    A benchmark whose baseline has no row shows no ratios.
+
+    >>> t = Table(baseline="numba")
+    >>> t.add("rosenbrock", "numba", 2e-3); t.add("rosenbrock", "jax", 3e-3, R_f=1.4)
+    >>> t.ratio(t.rows[1])
+    1.5
+    """
+
+    def __init__(self, baseline=None, title=None, meta=None):
+        self.rows = []
+        self.notes = []
+        self.title = title
+        self.meta = dict(meta or {})
+        self.default_baseline = baseline if isinstance(baseline, str) else None
+        self.baselines = dict(baseline) if isinstance(baseline, dict) else {}
+
+    def add(self, benchmark, implementation, seconds, **extra):
+        """Append one row; ``seconds`` may be None for a row that carries only extras."""
+        self.rows.append({"benchmark": benchmark, "implementation": implementation,
+                          "seconds": seconds, **extra})
+
+    def note(self, text):
+        """A line printed under the table (a skipped peer, a caveat)."""
+        self.notes.append(text)
+
+    def set_baseline(self, benchmark, implementation):
+        self.baselines[benchmark] = implementation
+
+    def baseline_for(self, benchmark):
+        return self.baselines.get(benchmark, self.default_baseline)
+
+    def ratio(self, row):
+        """row seconds / baseline seconds in the same benchmark; None when undefined."""
+        base = self._baseline_seconds(row["benchmark"])
+        if base is None or row["seconds"] is None or base <= 0:
+            return None
+        return row["seconds"] / base
+
+    def _baseline_seconds(self, benchmark):
+        name = self.baseline_for(benchmark)
+        for row in self.rows:
+            if row["benchmark"] == benchmark and row["implementation"] == name:
+                return row["seconds"]
+        return None
+
+    def extra_columns(self):
+        """Names of the extra fields, in first-seen order."""
+        seen = {}
+        for row in self.rows:
+            for key in row:
+                if key not in ("benchmark", "implementation", "seconds"):
+                    seen.setdefault(key, None)
+        return list(seen)
+
+    def cells(self):
+        """Header and rows as strings: the common ground of text and Markdown output."""
+        extras = self.extra_columns()
+        header = ["benchmark", "implementation", "time", "ratio", *extras]
+        body = []
+        for row in self.rows:
+            ratio = self.ratio(row)
+            body.append([str(row["benchmark"]), str(row["implementation"]),
+                         format_seconds(row["seconds"]),
+                         "-" if ratio is None else f"{ratio:.2f}x",
+                         *(_format_extra(key, row.get(key)) for key in extras)])
+        return header, body
+
+    def format(self):
+        """Aligned plain-text table; names left-aligned, numbers right-aligned."""
+        header, body = self.cells()
+        widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+
+        def line(cells):
+            return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
+                             for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
+
+        out = [self.title] if self.title else []
+        out += [line(header), "  ".join("-" * w for w in widths)]
+        previous = None
+        for row, cells in zip(self.rows, body):
+            if previous is not None and row["benchmark"] != previous:
+                out.append("")
+            previous = row["benchmark"]
+            out.append(line(cells))
+        out += [f"note: {n}" for n in self.notes]
+        return "\n".join(out)
+
+    __str__ = format
+
+    def print(self, file=None):
+        print(self.format(), file=file or sys.stdout)
+
+    def to_markdown(self):
+        header, body = self.cells()
+        align = ["---", "---"] + ["---:"] * (len(header) - 2)
+        out = [f"**{self.title}**", ""] if self.title else []
+        out += ["| " + " | ".join(r) + " |" for r in (header, align, *body)]
+        if self.notes:
+            out += [""] + [f"- {n}" for n in self.notes]
+        return "\n".join(out)
+
+    def to_json(self, indent=2):
+        """Rows with their ratio and baseline, plus notes and meta (e.g. machine())."""
+        rows = [{**row, "ratio": self.ratio(row),
+                 "baseline": self.baseline_for(row["benchmark"])} for row in self.rows]
+        return json.dumps({"title": self.title, "meta": self.meta, "rows": rows,
+                           "notes": self.notes}, indent=indent, default=_json_default)
+
+
+def _format_extra(key, value):
+    """Extras named ``*_time`` are durations in seconds; the rest are numbers or text."""
+    if key.endswith("_time") and isinstance(value, (int, float)):
+        return format_seconds(value)
+    return _format_value(value)
+
+
+def _format_value(value):
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        if value == 0 or 1e-3 <= abs(value) < 1e6:
+            return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
+        return f"{value:.3e}"
+    return str(value)
+
+
+def _json_default(value):
+    if hasattr(value, "item"):          # numpy scalars
+        return value.item()
+    return str(value)
+
+
+# ---------------------------------------------------------------- peers in a row
+
+@dataclass
+class Peer:
+    """One implementation of one benchmark: zero-argument callables with inputs bound.
+
+    ``jvp`` computes value and directional derivative, ``primal`` the value alone (for
+    R_f = t(jvp) / t(primal)), ``grad`` value and full gradient by reverse mode (for R_b).
+    Each must finish its work before returning (JAX: ``block_until_ready``).
+    """
+    jvp: Callable[[], object]
+    primal: Optional[Callable[[], object]] = None
+    grad: Optional[Callable[[], object]] = None
+
+
+@dataclass
+class LoopPeer:
+    """An optimization loop of ``steps`` steps, run by ``run()``, timed per step."""
+    run: Callable[[], object]
+    steps: int
+
+
+def measure_peers(table, benchmark, peers, **timeit_kwargs):
+    """Time every peer's jvp (the row's seconds), primal and grad; record R_f and R_b.
+
+    ``peers`` maps implementation name to :class:`Peer`; add your own entry (e.g.
+    ``peers["fwdad"] = Peer(jvp=..., primal=...)``) before calling.
+    """
+    for name, peer in peers.items():
+        jvp_s = timeit(peer.jvp, **timeit_kwargs)
+        primal_s = timeit(peer.primal, **timeit_kwargs) if peer.primal else None
+        grad_s = timeit(peer.grad, **timeit_kwargs) if peer.grad else None
+        table.add(benchmark, name, jvp_s, primal_time=primal_s,
+                  R_f=jvp_s / primal_s if primal_s else None, grad_time=grad_s,
+                  R_b=grad_s / primal_s if grad_s and primal_s else None)
+    return table
+
+
+def measure_loops(table, benchmark, loops, **timeit_kwargs):
+    """Time every :class:`LoopPeer`; the row's seconds are per step, plus steps/s."""
+    for name, loop in loops.items():
+        per_step = timeit(loop.run, **timeit_kwargs) / loop.steps
+        table.add(benchmark, name, per_step, steps=loop.steps, steps_per_s=1.0 / per_step)
+    return table
+
+
+# ---------------------------------------------------------------- memory
+
+# A tiny launcher between us and the worker. Linux keeps a high-water RSS per process that
+# survives exec, and a child started by vfork/posix_spawn inherits *its parent's* high-water
+# mark: a worker spawned straight from a 2 GB benchmark process reports >= 2 GB. The
+# launcher is small, so the worker inherits only a few MiB, and the launcher's
+# RUSAGE_CHILDREN then holds the worker's own peak.
+_LAUNCHER = """\
+import json, resource, subprocess, sys
+proc = subprocess.run(sys.argv[1:])
+peak_kib = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+print(json.dumps({"returncode": proc.returncode, "peak_kib": peak_kib}))
+"""
+
+_WORKER = """\
+import importlib, json, runpy, sys
+target, payload = sys.argv[1], json.loads(sys.argv[2])
+if ":" in target and "\\n" not in target:
+    where, name = target.rsplit(":", 1)
+    if where.endswith(".py"):
+        fn = runpy.run_path(where, run_name="__fwdad_bench_child__")[name]
+    else:
+        fn = getattr(importlib.import_module(where), name)
+    fn(*payload["args"], **payload["kwargs"])
+else:
+    namespace = {"__name__": "__fwdad_bench_child__", "args": payload["args"],
+                 "kwargs": payload["kwargs"]}
+    exec(compile(target, "<peak_rss_child>", "exec"), namespace)
+"""
+
+
+def peak_rss_child(fn_path_or_code, *args, python=None, env=None, timeout=None, **kwargs):
+    """Peak resident memory in MiB of running one function in a fresh Python process.
+
+    ``fn_path_or_code`` is ``"package.module:function"``, ``"path/to/file.py:function"``
+    (called with ``*args, **kwargs``, which must be JSON-serializable) or a block of code
+    (executed with ``args`` and ``kwargs`` bound as globals). The number includes the
+    interpreter and whatever the function imports: subtract a run of ``"pass"`` or of the
+    bare imports for the function's own share. Raises RuntimeError if the child fails.
+    """
+    payload = json.dumps({"args": list(args), "kwargs": kwargs})
+    python = python or sys.executable
+    cmd = [python, "-S", "-c", _LAUNCHER, python, "-c", _WORKER, fn_path_or_code, payload]
+    proc = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=timeout)
+    report = _last_json_line(proc.stdout)
+    if proc.returncode != 0 or report is None or report["returncode"] != 0:
+        raise RuntimeError(f"peak_rss_child({fn_path_or_code!r}) failed:\n{proc.stderr}")
+    kib = report["peak_kib"]
+    if sys.platform == "darwin":        # macOS reports bytes, Linux KiB
+        kib /= 1024
+    return kib / 1024
+
+
+def _last_json_line(text):
+    for line in reversed(text.strip().splitlines()):
+        try:
+            return json.loads(line)
+        except ValueError:
+            continue
+    return None

@@ -1,0 +1,6 @@
+"""The paper's models (logistic regression, ReLU MLPs) on one flat parameter vector."""
+from .mlp import (mlp_sizes, num_params, init_mlp, mlp_loss, mlp_value, mlp_logits, accuracy,
+                  mlp_value_and_grad)
+
+__all__ = ["mlp_sizes", "num_params", "init_mlp", "mlp_loss", "mlp_value", "mlp_logits",
+           "accuracy", "mlp_value_and_grad"]

@@ -1,0 +1,148 @@
+"""Semantics the compiler core guarantees: mutation, aliasing, dtypes, defjvp, functional API."""
+import math
+
+import numpy as np
+import pytest
+
+import fwdad
+from helpers import central_difference
+
+
+def scale_in_place(x, s):
+    for i in range(len(x)):
+        x[i] = x[i] * s
+    return x[0]
+
+
+def test_input_mutated_in_place_mutates_its_tangent():
+    f = fwdad.forward_grad(scale_in_place)
+    x, dx = np.array([1.0, 2.0, 3.0]), np.array([0.5, 0.0, 1.0])
+    value, tangent = f.jvp((x, 2.0), (dx, 1.0))
+    np.testing.assert_allclose(x, [2.0, 4.0, 6.0])            # the function mutates x
+    np.testing.assert_allclose(dx, [0.5 * 2 + 1.0, 0 + 2.0, 1.0 * 2 + 3.0])   # d(x*s) = dx*s + x*ds
+    assert value == 2.0 and tangent == dx[0]
+
+
+def read_only(x, y):
+    s = 0.0
+    for i in range(len(x)):
+        s += x[i] * y[i]
+    return s
+
+
+def test_inputs_and_tangents_are_not_modified():
+    f = fwdad.forward_grad(read_only)
+    x, y, dx, dy = (np.arange(4.0) + k for k in range(4))
+    copies = [a.copy() for a in (x, y, dx, dy)]
+    f.jvp((x, y), (dx, dy))
+    for before, after in zip(copies, (x, y, dx, dy)):
+        np.testing.assert_array_equal(before, after)
+
+
+def write_through_alias(x, out):
+    view = out
+    for i in range(len(x)):
+        view[i] = x[i] * x[i]
+    return out
+
+
+def test_inactive_output_buffer_gets_a_tangent_through_an_alias():
+    f = fwdad.forward_grad(write_through_alias)
+    x, dx = np.array([1.0, 2.0]), np.array([1.0, 1.0])
+    value, tangent = f.jvp((x, np.zeros(2)), (dx, None))
+    np.testing.assert_allclose(tangent, 2 * x * dx)
+
+
+def float32_elementwise(x, a):
+    y = np.empty_like(x)
+    for i in range(len(x)):
+        y[i] = math.tanh(x[i] * a) + x[i] ** 2
+    return y
+
+
+def test_float32_stays_float32():
+    f = fwdad.forward_grad(float32_elementwise)
+    x = np.linspace(-1, 1, 5).astype(np.float32)
+    value, tangent = f.jvp((x, np.float32(0.5)), (np.ones(5, np.float32), np.float32(1.0)))
+    assert value.dtype == np.float32 and tangent.dtype == np.float32
+    fd = central_difference(float32_elementwise, (x, 0.5), (np.ones(5), 1.0))
+    np.testing.assert_allclose(tangent, fd, rtol=1e-5, atol=1e-6)
+
+
+def my_softplus(x):
+    return math.log1p(math.exp(x))
+
+
+def my_softplus_rule(x, dx):
+    return my_softplus(x), dx / (1.0 + math.exp(-x))
+
+
+fwdad.defjvp(my_softplus, my_softplus_rule)
+
+
+def uses_softplus(x, y):
+    return my_softplus(x * y) + my_softplus(2.0)
+
+
+def test_defjvp_rule_is_used():
+    f = fwdad.forward_grad(uses_softplus)
+    value, tangent = f.jvp((0.3, 1.5), (1.0, 0.0))
+    assert "my_softplus_rule" in f.source
+    assert value == pytest.approx(uses_softplus(0.3, 1.5))
+    assert tangent == pytest.approx(1.5 / (1.0 + math.exp(-0.45)))
+
+
+def exact_sigmoid(x):
+    return 1.0 / (1.0 + math.exp(-x))
+
+
+@fwdad.defjvp(exact_sigmoid)
+def exact_sigmoid_rule(x, dx):
+    s = exact_sigmoid(x)
+    return s, 123.0 * dx          # deliberately not the true derivative: the rule wins
+
+
+def uses_sigmoid(x):
+    return exact_sigmoid(x)
+
+
+def test_defjvp_as_decorator_takes_precedence_over_source():
+    assert fwdad.jvp(uses_sigmoid, (0.2,), (2.0,))[1] == pytest.approx(246.0)
+
+
+def test_functional_jvp_and_inactive_arguments():
+    value, tangent = fwdad.jvp(read_only, (np.ones(3), np.full(3, 2.0)), (None, np.ones(3)))
+    assert value == 6.0 and tangent == 3.0
+    value, tangent = fwdad.jvp(read_only, (np.ones(3), np.full(3, 2.0)), (None, None))
+    assert value == 6.0 and tangent == 0.0
+
+
+def two_outputs(x, n):
+    return x * 2.0, n + 1, x * x
+
+
+def test_output_tangents_have_the_structure_of_the_output():
+    value, tangent = fwdad.jvp(two_outputs, (3.0, 4), (1.0, None))
+    assert value == (6.0, 5, 9.0)
+    assert tangent == (2.0, None, 6.0)
+
+
+def test_keyword_and_default_arguments_in_the_primal():
+    f = fwdad.forward_grad(two_outputs)
+    assert f(n=1, x=2.0) == (4.0, 2, 4.0)
+
+
+def test_nan_and_inf_propagate():
+    value, tangent = fwdad.jvp(read_only, (np.array([np.nan, 1.0]), np.ones(2)), (None, np.ones(2)))
+    assert math.isnan(value) and math.isnan(tangent)
+    value, tangent = fwdad.jvp(my_softplus, (1000.0,), (1.0,))
+    assert value == math.inf
+
+
+def sqrt_at_zero(x):
+    return math.sqrt(x)
+
+
+def test_division_by_zero_gives_inf_as_in_numpy():
+    value, tangent = fwdad.jvp(sqrt_at_zero, (0.0,), (1.0,))
+    assert value == 0.0 and tangent == math.inf
