@@ -20,7 +20,7 @@ import numba
 import numpy as np
 from numba.core.errors import NumbaError
 
-from . import codegen
+from . import codegen, runtime
 from .version import __version__
 from .errors import CompilationError, FwdadError, UnsupportedSyntaxError, located
 from .frontend.activity import Activity, Summary, function_types, is_complex
@@ -357,13 +357,14 @@ class Specialization:
     def _build(self):
         unit = self.unit
         self.names = copy.deepcopy(unit.normalized.names)
-        modules = {"np": self.module_alias("np", np), "math": self.module_alias("math", math)}
+        modules = {"np": self.module_alias("np", np), "math": self.module_alias("math", math),
+                   "fwdad_runtime": self.module_alias("fwdad_runtime", runtime)}
         tangent = TangentPass(unit.normalized, self.types.kinds, self.varied, self.active, unit.resolve,
                               self.calls, unit.parsed.filename, modules, self.types.return_kind,
                               self.names)
         function = tangent.function(self.names.fresh(f"{unit.name}_{self.suffix}"))
         namespace = dict(unit.namespace)
-        namespace.update({modules["np"]: np, modules["math"]: math})
+        namespace.update({modules["np"]: np, modules["math"]: math, modules["fwdad_runtime"]: runtime})
         namespace.update(self.calls.bindings)
         description = (f"tangent of {unit.name} from {unit.parsed.filename}; arguments "
                        f"({', '.join(map(str, self.arg_types))}); active {sorted(self.active)}; "

@@ -106,19 +106,34 @@ def find_hub_pickle():
     return None
 
 
+def _latin1_bytes(text, encoding="latin1"):
+    """What `_codecs.encode` does in a protocol-2 pickle written by Python 3, latin-1 only."""
+    if encoding not in ("latin1", "latin-1") or not isinstance(text, str):
+        raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+    return text.encode("latin1")
+
+
+def _numpy_core():
+    return getattr(np, "_core", None) or np.core  # numpy.core, as old pickles say, is deprecated
+
+
 class _ArrayUnpickler(pickle.Unpickler):
     """Builds numpy arrays, tuples and lists only: any other global is refused."""
-    _ALLOWED = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-                ("numpy", "ndarray"), ("numpy", "dtype")}
+    _ALLOWED = {
+        ("numpy", "ndarray"): lambda: np.ndarray,
+        ("numpy", "dtype"): lambda: np.dtype,
+        ("_codecs", "encode"): lambda: _latin1_bytes,
+        **{(f"numpy.{core}.multiarray", "_reconstruct"):
+           lambda: _numpy_core().multiarray._reconstruct for core in ("core", "_core")},
+        **{(f"numpy.{core}.numeric", "_frombuffer"):
+           lambda: _numpy_core().numeric._frombuffer for core in ("core", "_core")},
+    }
 
     def find_class(self, module, name):
         if (module, name) not in self._ALLOWED:
             raise pickle.UnpicklingError(f"refusing to load {module}.{name}: only numpy arrays "
                                          "are allowed in an MNIST pickle")
-        if name == "_reconstruct":  # numpy.core, the name in old pickles, is deprecated
-            core = getattr(np, "_core", None) or np.core
-            return core.multiarray._reconstruct
-        return getattr(np, name)
+        return self._ALLOWED[module, name]()
 
 
 def read_mnist_pickle(path, sha256=None):

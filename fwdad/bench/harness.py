@@ -3,6 +3,7 @@
 Everything here is framework-agnostic: a benchmark is a zero-argument callable, a result
 is a row ``(benchmark, implementation, seconds, **extra)`` in a :class:`Table`.
 """
+import ctypes
 import json
 import math
 import os
@@ -15,7 +16,7 @@ from importlib import metadata
 from typing import Callable, Optional
 
 __all__ = ["timeit", "machine", "Table", "peak_rss_child", "format_seconds", "Peer",
-           "LoopPeer", "measure_peers", "measure_loops"]
+           "LoopPeer", "measure_peers", "measure_loops", "limit_threads"]
 
 
 # ---------------------------------------------------------------- timing
@@ -108,6 +109,53 @@ def _version(dist):
         return metadata.version(dist)
     except metadata.PackageNotFoundError:
         return None
+
+
+# ---------------------------------------------------------------- threads
+
+_XLA_ONE_THREAD = "--xla_cpu_multi_thread_eigen=false intra_op_parallelism_threads=1"
+_OPENBLAS_SETTERS = ("openblas_set_num_threads", "openblas_set_num_threads64_",
+                     "scipy_openblas_set_num_threads", "scipy_openblas_set_num_threads64_")
+
+
+def limit_threads(n=1):
+    """Cap the intra-op threads of OpenBLAS (numpy's and scipy's, which Numba's ``@``
+    uses), PyTorch and XLA at ``n`` for this process, as far as is still possible.
+
+    Why: on a small machine shared with other work, OpenBLAS threads spin-waiting for a
+    busy core made a 64x784 @ 784x1024 matmul 10-20x slower; one thread per library gives
+    stable, comparable numbers. XLA reads its flags when JAX starts its CPU backend, so call
+    this before the first JAX computation. Returns what was done, for the table's notes.
+    """
+    done = {}
+    for var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+        os.environ[var] = str(n)
+    if n == 1 and "xla_cpu_multi_thread_eigen" not in os.environ.get("XLA_FLAGS", ""):
+        os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " " + _XLA_ONE_THREAD)
+        done["xla_flags"] = os.environ["XLA_FLAGS"].strip()
+    try:
+        import scipy.linalg.cython_blas  # noqa: F401  (load the BLAS Numba will call)
+    except ImportError:
+        pass
+    for path in _loaded_openblas():
+        lib = ctypes.CDLL(path)
+        setter = next((getattr(lib, s) for s in _OPENBLAS_SETTERS if hasattr(lib, s)), None)
+        if setter is not None:
+            setter(ctypes.c_int(n))
+            done[os.path.basename(path)] = n
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(n)
+        done["torch"] = n
+    return done
+
+
+def _loaded_openblas():
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line}
+    except OSError:
+        return []
+    return sorted(p for p in paths if p.startswith("/"))
 
 
 # ---------------------------------------------------------------- tables

@@ -169,8 +169,8 @@ class Normalizer:
                                  "pass the argument explicitly")
             name = self.bind(target, node.func)
             return ast.Call(ast.Name(name, ast.Load()), [self.argument(a) for a in arguments], [])
-        if isinstance(node.func, ast.Attribute) and self.resolve.is_local(node.func):
-            func = ast.Attribute(self.atom(node.func.value), node.func.attr, ast.Load())
+        if isinstance(node.func, ast.Attribute) and not self.resolve.is_global_chain(node.func):
+            func = ast.Attribute(self.atom(node.func.value), node.func.attr, ast.Load())   # a method
         else:
             func = self.link(node.func)
         keywords = [ast.keyword(k.arg, self.argument(k.value)) for k in node.keywords]

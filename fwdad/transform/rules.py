@@ -15,6 +15,9 @@ import math
 
 import numpy as np
 
+LINEAR = "linear"          # the tangent is the same call with the first argument's tangent
+LINEAR_SEQUENCE = "linear in a sequence"   # the same call on the tuple of tangents (concatenate)
+
 OPERATORS = {
     ast.Add: "dx + dy",
     ast.Sub: "dx - dy",
@@ -87,6 +90,33 @@ rule(None, np.empty, np.zeros, np.ones, np.empty_like, np.zeros_like, np.ones_li
 rule("np.full(x, dy)",                                  np.full)
 rule("np.full_like(x, dy)",                             np.full_like)
 rule("np.linspace(dx, dy, w)",                          np.linspace)
+# np.random.* inside a function: the draws are constants
+rule(None, *[getattr(np.random, name) for name in (
+    "random", "rand", "randn", "normal", "uniform", "standard_normal", "randint", "choice",
+    "exponential", "gamma", "beta", "binomial", "poisson", "permutation", "shuffle")])
+# reductions and products
+rule(LINEAR,            np.sum, np.cumsum, np.trace, np.transpose, np.reshape, np.ravel,
+                        np.squeeze, np.copy, np.ascontiguousarray, np.asarray, np.atleast_1d,
+                        np.atleast_2d, np.expand_dims, np.diag, np.swapaxes, np.negative)
+rule("np.sum(dx) / x.size",                             np.mean)
+rule("fwdad_runtime.extreme_jvp(x, dx, z)",             np.max, np.min, np.amax, np.amin)
+rule("fwdad_runtime.prod_jvp(x, dx)",                   np.prod)
+rule("np.dot(dx, y) + np.dot(x, dy)",                   np.dot)
+rule("dx @ y + x @ dy",                                 np.matmul)
+rule("np.outer(dx, y) + np.outer(x, dy)",               np.outer)
+rule("fwdad_runtime.norm_jvp(x, dx, z)",                np.linalg.norm)
+rule(LINEAR_SEQUENCE,   np.concatenate, np.stack, np.vstack, np.hstack)
+# linear algebra
+rule("np.linalg.solve(x, dy - dx @ z)",                 np.linalg.solve)
+rule("-(z @ dx @ z)",                                   np.linalg.inv)
+rule("z * np.trace(np.linalg.solve(x, dx))",            np.linalg.det)
+# elementwise selection; ties split the tangent evenly as in JAX
+rule("dx * ((x > y) + 0.5 * (x == y)) + dy * ((y > x) + 0.5 * (x == y))", np.maximum)
+rule("dx * ((x < y) + 0.5 * (x == y)) + dy * ((y < x) + 0.5 * (x == y))", np.minimum)
+rule("np.where((x > y) | np.isnan(y), dx, dy)",         np.fmax)
+rule("np.where((x < y) | np.isnan(y), dx, dy)",         np.fmin)
+rule("np.where(x, dy, dw)",                             np.where)
+rule("dx * ((x >= y) & (x <= w)) + dy * (x < y) + dw * (x > w)", np.clip)
 # log(x) and log(x, base)
 rule("dx / x",                                          np.log)
 FUNCTIONS[math.log] = {1: "dx / x", 2: "dx / (x * np.log(y)) - dy * z / (y * np.log(y))"}
@@ -99,8 +129,14 @@ rule("dx if x < y else (dy if y < x else 0.5 * (dx + dy))", min)
 
 # ---- array methods and attributes (x is the array, y, w the method's arguments) ------------------
 METHODS = {
-    ".copy": "dx.copy()",
-    ".T": "dx.T",
+    ".copy": LINEAR, ".T": LINEAR, ".sum": LINEAR, ".reshape": LINEAR, ".ravel": LINEAR,
+    ".flatten": LINEAR, ".transpose": LINEAR, ".astype": LINEAR, ".cumsum": LINEAR,
+    ".squeeze": LINEAR,
+    ".mean": "dx.sum() / x.size",
+    ".max": "fwdad_runtime.extreme_jvp(x, dx, z)",
+    ".min": "fwdad_runtime.extreme_jvp(x, dx, z)",
+    ".prod": "fwdad_runtime.prod_jvp(x, dx)",
+    ".dot": "dx.dot(y) + x.dot(dy)",
 }
 
 
@@ -213,6 +249,16 @@ class Instantiate(ast.NodeTransformer):
         return node.value if is_zero(node.value) else node
 
 
+class ReplaceZeros(ast.NodeTransformer):
+    """Any zero term left where it cannot be dropped (e.g. a keyword value) becomes a typed 0."""
+
+    def __init__(self, zero):
+        self.zero = zero
+
+    def visit_Name(self, node):
+        return self.zero() if is_zero(node) else node
+
+
 def number(node):
     return isinstance(node, ast.Constant) and type(node.value) in (int, float)
 
@@ -270,6 +316,7 @@ def instantiate(template, primals, tangents, result, modules, zero, cast=None):
     tree = Instantiate(primals, tangents, result, modules, zero).visit(tree)
     if is_zero(tree):
         return None
+    tree = ReplaceZeros(zero).visit(tree)
     if cast is not None:
         tree = typed_constants(tree, cast)
     return ast.fix_missing_locations(tree)

@@ -24,6 +24,8 @@ def f_jvp(x, y, d_x):
 import ast
 import copy
 
+import numpy as np
+
 from ..errors import DifferentiationError, located
 from ..frontend.resolve import MISSING
 from . import rules
@@ -147,13 +149,43 @@ class TangentPass:
         tangent, reads = self.tangent_of(value, target.id)
         if tangent is None:
             return [statement, assign(self.d(target.id), self.zero(self.kinds[target.id], target))]
+        if self.is_elementwise(value):
+            tangent = self.broadcast(tangent, target.id)
         if target.id not in reads.primals:
             return [statement, assign(self.d(target.id), tangent)]
         if not reads.result:
             return [assign(self.d(target.id), tangent), statement]
         fresh = self.names.temp()
         tangent, _ = self.tangent_of(value, fresh)
+        if self.is_elementwise(value):
+            tangent = self.broadcast(tangent, target.id)
         return [assign(fresh, value), assign(self.d(target.id), tangent), assign(target.id, name(fresh))]
+
+    def is_elementwise(self, value):
+        if isinstance(value, ast.BinOp):
+            return not isinstance(value.op, ast.MatMult)
+        if isinstance(value, ast.UnaryOp):
+            return True
+        if isinstance(value, ast.Call):
+            function = self.resolve(value.func)
+            return isinstance(function, np.ufunc) or function in (np.where, np.clip)
+        return False
+
+    def broadcast(self, tangent, result):
+        """Give an elementwise tangent the result's shape when only lower-rank terms survived.
+
+        `z = x + Y` with x (n,) active and Y (m, n) inactive has tangent d_x of shape (n,).
+        """
+        kind = self.kinds.get(result)
+        if kind is None or kind.shape != "array":
+            return tangent
+        primal_of = {d: p for p, d in self.names.tangents.items()}
+        ranks = [self.kinds[primal_of.get(n.id, n.id)].ndim for n in ast.walk(tangent)
+                 if isinstance(n, ast.Name) and primal_of.get(n.id, n.id) in self.kinds
+                 and self.kinds[primal_of.get(n.id, n.id)].shape == "array"]
+        if max(ranks, default=0) >= kind.ndim:
+            return tangent
+        return ast.BinOp(tangent, ast.Add(), ast.Call(self.np("zeros_like"), [name(result)], []))
 
     def store_item(self, statement, target, value):
         array = target.value.id
@@ -174,8 +206,18 @@ class TangentPass:
         return updates + [statement]
 
     def statement_Expr(self, statement):
-        if isinstance(statement.value, ast.Call) and self.calls.is_user(statement.value):
-            return self.user_call(statement, None, statement.value)
+        call = statement.value
+        if isinstance(call, ast.Call) and self.calls.is_user(call):
+            return self.user_call(statement, None, call)
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and \
+                isinstance(call.func.value, ast.Name) and call.func.value.id in self.varied:
+            array = call.func.value.id
+            if call.func.attr != "fill":
+                raise self.error(f"fwdad cannot differentiate the in-place method .{call.func.attr}() "
+                                 f"on {array!r}", "write the update as an assignment")
+            value = self.ref(call.args[0]) or self.scalar_zero(self.dtype(array))
+            fill = ast.Call(ast.Attribute(name(self.d(array)), "fill", ast.Load()), [value], [])
+            return [statement, ast.Expr(fill)]
         return [statement]
 
     def statement_Return(self, statement):
@@ -259,10 +301,12 @@ class TangentPass:
         function = self.resolve(call.func)
         if function is MISSING and isinstance(call.func, ast.Attribute):
             return self.method(call.func.attr, call.func.value, call.args, call.keywords, result)
-        if not any(self.ref(a) is not None for a in call.args):
+        if not any(self.ref(n) is not None for a in call.args for n in ast.walk(a)):
             return None, NOTHING
         try:
             template = rules.function_rule(function, len(call.args))
+            if template is rules.LINEAR or template is rules.LINEAR_SEQUENCE:
+                return self.linear_call(call, template), NOTHING
         except KeyError:
             raise self.error(
                 f"there is no derivative rule for {ast.unparse(call.func)} and fwdad cannot read "
@@ -276,11 +320,29 @@ class TangentPass:
             tangent.keywords = copy.deepcopy(call.keywords)
         return tangent, reads
 
+    def linear_call(self, call, template):
+        """The same call applied to the tangent of its (first or sequence) argument."""
+        first, rest = call.args[0], copy.deepcopy(call.args[1:])
+        if template is rules.LINEAR:
+            tangent = self.ref(first)
+        else:
+            tangent = ast.Tuple([self.ref(e) or self.zero(self.kinds.get(e.id), e) for e in first.elts],
+                                ast.Load())
+        return ast.Call(copy.deepcopy(call.func), [tangent] + rest, copy.deepcopy(call.keywords))
+
     def method(self, method, obj, args, keywords, result, attribute=False):
         key = "." + method
         if key not in rules.METHODS:
             raise self.error(f"there is no derivative rule for the array method or attribute {key}",
                              "use the equivalent NumPy function")
+        if rules.METHODS[key] is rules.LINEAR:
+            tangent = self.ref(obj)
+            if tangent is None:
+                return None, NOTHING
+            if attribute:
+                return ast.Attribute(tangent, method, ast.Load()), NOTHING
+            return ast.Call(ast.Attribute(tangent, method, ast.Load()), copy.deepcopy(list(args)),
+                            copy.deepcopy(keywords)), NOTHING
         operands = [obj] + list(args)
         tangent, reads = self.template(rules.METHODS[key], operands, result)
         if keywords and isinstance(tangent, ast.Call):
