@@ -13,3 +13,6 @@ from .api import ForwardFunction, forward_grad, jvp, defjvp
 __all__ = ["__version__", "forward_grad", "ForwardFunction", "jvp", "defjvp", "FwdadError",
            "UnsupportedSyntaxError", "DifferentiationError", "TangentMismatchError",
            "CompilationError", "NoSourceError"]
+from .optim import fgd, FGDResult
+from . import random
+__all__ += ["fgd", "FGDResult", "random"]

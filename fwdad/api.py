@@ -71,6 +71,7 @@ class ForwardFunction:
         self._unit = None
         self._last = None
         self._dispatch = {}
+        self._drivers = {}
 
     def __repr__(self):
         return f"<fwdad.ForwardFunction {self.__name__} target={self.target!r}>"
@@ -174,6 +175,117 @@ class ForwardFunction:
             f"{where}: {name!r} is {kind} ({primal!r:.40}), which carries no tangent.\n"
             f"What to do: pass None as its tangent; to differentiate with respect to it, pass a "
             f"float (e.g. {name}=float({name})) or a float array.")
+
+    # ---- gradients -----------------------------------------------------------------------------
+    def _active_positions(self, args):
+        if self.wrt is None:
+            positions = [i for i, a in enumerate(args) if is_float(a)]
+        else:
+            positions = list(self.wrt)
+            for i in positions:
+                if not is_float(args[i]):
+                    raise TangentMismatchError(
+                        f"{self.__name__}: wrt names argument {self.parameters[i]!r}, which is "
+                        f"{type(args[i]).__name__}, not a float or float array.\nWhat to do: pass "
+                        "a float value for it, or leave it out of wrt.")
+        if not positions:
+            raise FwdadError(f"{self.__name__} has no float argument to differentiate.\nWhat to "
+                             "do: pass floats (e.g. 1.0 rather than 1) or float arrays.")
+        return positions
+
+    def _driver(self, kind, args, active, directions=1):
+        """The compiled driver `kind` for these arguments, and the specialization it runs."""
+        from . import gradients
+        vector = self.specialization(args, active, "vector")
+        scalar = self.specialization(args, active)
+        key = (kind, id(scalar), directions > 1)
+        driver = self._drivers.get(key)
+        if driver is None:
+            if kind == "forward_gradient":
+                gradients.scalar_output_required(scalar, "forward_gradient")
+                written = gradients.writes_arguments(scalar)
+                if written:
+                    raise FwdadError(
+                        f"{self.__name__} writes into its argument {self.parameters[written[0]]!r}; "
+                        "forward_gradient evaluates the function at the same point for every "
+                        "direction.\nWhat to do: copy the argument inside the function first.")
+                if self.target == "parallel":
+                    source, spec = gradients.forward_gradient_parallel(scalar), scalar
+                elif directions > 1 and vector.vectorizable:
+                    source, spec = gradients.forward_gradient_vector(vector), vector
+                else:
+                    source, spec = gradients.forward_gradient_sequential(scalar), scalar
+            else:
+                jacobian = kind == "jacobian"
+                if not jacobian:
+                    gradients.scalar_output_required(scalar, "value_and_grad")
+                if vector.vectorizable:
+                    source, spec = gradients.value_and_grad_vector(vector, jacobian), vector
+                else:
+                    source, spec = gradients.value_and_grad_sequential(scalar, jacobian), scalar
+            name = source.split("(")[0][4:]
+            driver = gradients.compile_driver(source, name, gradients.namespace(spec),
+                                              parallel=self.target == "parallel")
+            self._drivers[key] = driver = (driver, spec)
+        self._last = driver[1]
+        return driver
+
+    def forward_gradient(self, *args, seed=0, directions=1, distribution="normal"):
+        """(f(*args), g) with g = (1/K) sum_k (grad f . v_k) v_k, v_k drawn from `seed`.
+
+        grads has one entry per argument (None for the inactive ones).
+        """
+        from .random import DISTRIBUTIONS, NORMAL_TABLE
+        args = self._arguments(args, {})
+        active = self._active_positions(args)
+        if distribution not in DISTRIBUTIONS:
+            raise FwdadError(f"unknown distribution {distribution!r}; use 'normal' or 'rademacher'")
+        if int(directions) < 1:
+            raise FwdadError("directions must be at least 1")
+        driver, spec = self._driver("forward_gradient", args, active, int(directions))
+        value, grads = self._run(spec, driver, args + (np.uint64(seed), 0, int(directions),
+                                                        DISTRIBUTIONS[distribution], NORMAL_TABLE))
+        return value, self._per_argument(list(grads), active, args)
+
+    def value_and_grad(self, *args, chunk=None):
+        """(f(*args), exact gradient) by forward mode, `chunk` directions per pass."""
+        from .gradients import actives, split
+        args = self._arguments(args, {})
+        active = self._active_positions(args)
+        driver, spec = self._driver("value_and_grad", args, active)
+        value, flat = self._run(spec, driver, args + (self._chunk(args, active, chunk),))
+        return value, self._per_argument(split(flat, actives(spec), args), active, args)
+
+    def jacobian(self, *args, chunk=None):
+        """The Jacobian of f's (scalar or array) output with respect to each active argument.
+
+        One entry per argument (None for the inactive ones), of shape output.shape + arg.shape.
+        """
+        from .gradients import actives, split
+        args = self._arguments(args, {})
+        active = self._active_positions(args)
+        driver, spec = self._driver("jacobian", args, active)
+        value, flat = self._run(spec, driver, args + (self._chunk(args, active, chunk),))
+        out_shape = np.shape(value)
+        parts = split(flat.reshape(out_shape + (flat.shape[-1],)), actives(spec), args)
+        return tuple(self._per_argument(parts, active, args))
+
+    @staticmethod
+    def _chunk(args, active, chunk):
+        total = sum(np.size(args[i]) for i in active)
+        return int(chunk) if chunk else max(1, min(32, total, 2 ** 25 // max(total, 1)))
+
+    def _per_argument(self, values, active, args):
+        out = [None] * len(args)
+        for i, value in zip(active, values):
+            if isinstance(args[i], np.ndarray):
+                value = np.asarray(value).astype(args[i].dtype, copy=False)
+            elif isinstance(args[i], np.floating):
+                value = type(args[i])(value)
+            else:
+                value = value if isinstance(value, np.ndarray) and value.ndim else float(value)
+            out[i] = value
+        return tuple(out)
 
     # ---- generated source ----------------------------------------------------------------------
     @property

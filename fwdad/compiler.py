@@ -31,6 +31,7 @@ from .frontend.resolve import MISSING, Resolver, assigned_names
 from .transform import rules
 from .transform.naming import Names
 from .transform.tangent import TangentPass
+from .transform.vector import NotVectorizable, VectorTangentPass
 
 NUMBA_OPTIONS = {"error_model": "numpy"}
 USER_RULES = {}                      # function -> rule, filled by fwdad.defjvp
@@ -332,6 +333,15 @@ class Specialization:
     def suffix(self):
         return "jvp" if self.mode == "scalar" else f"jvp_{self.mode}"
 
+    @property
+    def vectorizable(self):
+        """Whether this specialization has a vector-mode form (else drivers loop over directions)."""
+        try:
+            self.jvp
+            return True
+        except NotVectorizable:
+            return False
+
     def param_kind(self, i):
         return self.types.kinds.get(self.unit.normalized.tree.args.args[i].arg)
 
@@ -359,9 +369,10 @@ class Specialization:
         self.names = copy.deepcopy(unit.normalized.names)
         modules = {"np": self.module_alias("np", np), "math": self.module_alias("math", math),
                    "fwdad_runtime": self.module_alias("fwdad_runtime", runtime)}
-        tangent = TangentPass(unit.normalized, self.types.kinds, self.varied, self.active, unit.resolve,
-                              self.calls, unit.parsed.filename, modules, self.types.return_kind,
-                              self.names)
+        pass_class = VectorTangentPass if self.mode == "vector" else TangentPass
+        tangent = pass_class(unit.normalized, self.types.kinds, self.varied, self.active, unit.resolve,
+                             self.calls, unit.parsed.filename, modules, self.types.return_kind,
+                             self.names)
         function = tangent.function(self.names.fresh(f"{unit.name}_{self.suffix}"))
         namespace = dict(unit.namespace)
         namespace.update({modules["np"]: np, modules["math"]: math, modules["fwdad_runtime"]: runtime})

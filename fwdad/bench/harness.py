@@ -228,7 +228,7 @@ class Table:
             ratio = self.ratio(row)
             body.append([str(row["benchmark"]), str(row["implementation"]),
                          format_seconds(row["seconds"]),
-                         "-" if ratio is None else f"{ratio:.2f}x",
+                         "-" if ratio is None else _format_number(ratio) + "x",
                          *(_format_extra(key, row.get(key)) for key in extras)])
         return header, body
 
@@ -285,10 +285,18 @@ def _format_value(value):
     if value is None:
         return "-"
     if isinstance(value, float):
-        if value == 0 or 1e-3 <= abs(value) < 1e6:
-            return f"{value:.3g}" if abs(value) < 1000 else f"{value:,.0f}"
-        return f"{value:.3e}"
+        return _format_number(value)
     return str(value)
+
+
+def _format_number(x):
+    """About three significant digits, thousands separated: 0.77, 1.67, 30.4, 6,858."""
+    size = abs(x)
+    if size >= 1e9 or (0 < size < 0.01):
+        return f"{x:.3e}"
+    if size >= 100:
+        return f"{x:,.0f}"
+    return f"{x:.1f}" if size >= 10 else f"{x:.2f}"
 
 
 def _json_default(value):
@@ -358,9 +366,9 @@ print(json.dumps({"returncode": proc.returncode, "peak_kib": peak_kib}))
 """
 
 _WORKER = """\
-import importlib, json, runpy, sys
+import importlib, json, re, runpy, sys
 target, payload = sys.argv[1], json.loads(sys.argv[2])
-if ":" in target and "\\n" not in target:
+if re.fullmatch(r"[^\\s=(){}\\[\\]:;]+:[A-Za-z_]\\w*", target):
     where, name = target.rsplit(":", 1)
     if where.endswith(".py"):
         fn = runpy.run_path(where, run_name="__fwdad_bench_child__")[name]

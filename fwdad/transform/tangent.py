@@ -76,11 +76,48 @@ class TangentPass:
     def d(self, id):
         return self.names.tangent(id)
 
+    # ---- primitives (vector mode overrides these) ---------------------------------------------
     def ref(self, atom):
-        """The tangent of an atom, or None when it is zero (constants, inactive names)."""
+        """The tangent of an atom inside an expression, or None when it is zero."""
         if isinstance(atom, ast.Name) and atom.id in self.varied:
             return name(self.d(atom.id))
         return None
+
+    def whole(self, atom, kind):
+        """The whole tangent object of an atom (passed to calls, returned), zero if inactive."""
+        return self.ref(atom) or self.zero(kind, atom)
+
+    def set(self, target, expression):
+        return [assign(self.d(target), expression)]
+
+    def set_zero(self, target):
+        return [assign(self.d(target), self.zero(self.kinds[target], name(target)))]
+
+    def alias(self, target, source):
+        """`target = source` (a name): arrays share the tangent, scalars copy it."""
+        return self.set(target, name(self.d(source)))
+
+    def read_item(self, target, array, index):
+        return self.set(target, ast.Subscript(name(self.d(array)), copy.deepcopy(index), ast.Load()))
+
+    def write_item(self, array, index, value):
+        tangent = self.ref(value) or self.scalar_zero(self.dtype(array))
+        return [assign(ast.Subscript(name(self.d(array)), copy.deepcopy(index), ast.Store()), tangent)]
+
+    def in_place(self, target, op, value):
+        return rules.instantiate_in_place(
+            op, name(target), self.ref(name(target)), value, self.ref(value), self.modules,
+            lambda: self.scalar_zero(self.dtype(target)), self.cast(self.dtype(target)))
+
+    def fill(self, array, value):
+        value = self.ref(value) or self.scalar_zero(self.dtype(array))
+        return [ast.Expr(ast.Call(ast.Attribute(name(self.d(array)), "fill", ast.Load()), [value], []))]
+
+    def parameters(self, params, incoming):
+        """Tangent parameters and the prologue that sets up tangents at entry."""
+        prologue = [assign(self.d(p), self.zero(self.kinds[p], name(p)))
+                    for p in params if p in self.varied and p not in incoming]
+        return [self.d(p) for p in incoming], prologue
 
     def cast(self, dtype):
         if dtype == "float32":
@@ -111,10 +148,9 @@ class TangentPass:
     def function(self, function_name):
         params = [a.arg for a in self.tree.args.args]
         incoming = [p for i, p in enumerate(params) if i in self.active_params]
-        args = ast.arguments(posonlyargs=[], args=[ast.arg(p) for p in params + [self.d(p) for p in incoming]],
+        tangent_params, prologue = self.parameters(params, incoming)
+        args = ast.arguments(posonlyargs=[], args=[ast.arg(p) for p in params + tangent_params],
                              kwonlyargs=[], kw_defaults=[], defaults=[])
-        prologue = [assign(self.d(p), self.zero(self.kinds[p], name(p)))
-                    for p in params if p in self.varied and p not in incoming]
         for statement in prologue:
             statement.lineno = self.tree.lineno
         body = prologue + self.block(self.tree.body)
@@ -146,20 +182,27 @@ class TangentPass:
             return self.user_call(statement, target.id, value)
         if target.id not in self.varied:
             return [statement]
+        if isinstance(value, ast.Name) and value.id in self.varied:
+            return [statement] + self.alias(target.id, value.id)
+        if isinstance(value, ast.Subscript) and isinstance(value.value, ast.Name):
+            if value.value.id not in self.varied:
+                return [statement] + self.set_zero(target.id)
+            reads = self.read_item(target.id, value.value.id, value.slice)
+            return reads + [statement] if target.id == value.value.id else [statement] + reads
         tangent, reads = self.tangent_of(value, target.id)
         if tangent is None:
-            return [statement, assign(self.d(target.id), self.zero(self.kinds[target.id], target))]
+            return [statement] + self.set_zero(target.id)
         if self.is_elementwise(value):
             tangent = self.broadcast(tangent, target.id)
         if target.id not in reads.primals:
-            return [statement, assign(self.d(target.id), tangent)]
+            return [statement] + self.set(target.id, tangent)
         if not reads.result:
-            return [assign(self.d(target.id), tangent), statement]
+            return self.set(target.id, tangent) + [statement]
         fresh = self.names.temp()
         tangent, _ = self.tangent_of(value, fresh)
         if self.is_elementwise(value):
             tangent = self.broadcast(tangent, target.id)
-        return [assign(fresh, value), assign(self.d(target.id), tangent), assign(target.id, name(fresh))]
+        return [assign(fresh, value)] + self.set(target.id, tangent) + [assign(target.id, name(fresh))]
 
     def is_elementwise(self, value):
         if isinstance(value, ast.BinOp):
@@ -191,19 +234,13 @@ class TangentPass:
         array = target.value.id
         if array not in self.varied:
             return [statement]
-        tangent = self.ref(value) or self.scalar_zero(self.dtype(array))
-        store = ast.Subscript(name(self.d(array)), copy.deepcopy(target.slice), ast.Store())
-        return [statement, assign(store, tangent)]
+        return [statement] + self.write_item(array, target.slice, value)
 
     def statement_AugAssign(self, statement):
         target = statement.target.id
         if target not in self.varied:
             return [statement]
-        updates = rules.instantiate_in_place(
-            type(statement.op), name(target), name(self.d(target)), statement.value,
-            self.ref(statement.value), self.modules, lambda: self.scalar_zero(self.dtype(target)),
-            self.cast(self.dtype(target)))
-        return updates + [statement]
+        return self.in_place(target, type(statement.op), statement.value) + [statement]
 
     def statement_Expr(self, statement):
         call = statement.value
@@ -215,9 +252,7 @@ class TangentPass:
             if call.func.attr != "fill":
                 raise self.error(f"fwdad cannot differentiate the in-place method .{call.func.attr}() "
                                  f"on {array!r}", "write the update as an assignment")
-            value = self.ref(call.args[0]) or self.scalar_zero(self.dtype(array))
-            fill = ast.Call(ast.Attribute(name(self.d(array)), "fill", ast.Load()), [value], [])
-            return [statement, ast.Expr(fill)]
+            return [statement] + self.fill(array, call.args[0])
         return [statement]
 
     def statement_Return(self, statement):
@@ -227,9 +262,9 @@ class TangentPass:
         kind = self.return_kind
         if isinstance(value, ast.Tuple):
             items = kind.items if kind is not None else (None,) * len(value.elts)
-            tangent = ast.Tuple([self.ref(e) or self.zero(k, e) for e, k in zip(value.elts, items)], ast.Load())
+            tangent = ast.Tuple([self.whole(e, k) for e, k in zip(value.elts, items)], ast.Load())
         else:
-            tangent = self.ref(value) or self.zero(kind, value)
+            tangent = self.whole(value, kind)
         return [ast.Return(ast.Tuple([value, tangent], ast.Load()))]
 
     def statement_If(self, statement):
@@ -243,12 +278,11 @@ class TangentPass:
 
     # ---- calls to the user's functions and defjvp rules ----------------------------------------
     def user_call(self, statement, target, call):
-        mask = frozenset(i for i, a in enumerate(call.args) if self.ref(a) is not None)
+        mask = frozenset(i for i, a in enumerate(call.args) if isinstance(a, ast.Name) and a.id in self.varied)
         jvp_name, varied_params, param_kinds = self.calls.tangent_function(call, mask)
         if jvp_name is None:
             return [statement]
-        tangents = [self.ref(call.args[i]) or self.zero(param_kinds[i], call.args[i])
-                    for i in sorted(varied_params)]
+        tangents = [self.whole(call.args[i], param_kinds[i]) for i in sorted(varied_params)]
         jvp_call = ast.Call(name(jvp_name), list(call.args) + tangents, [])
         if target is None:
             return [ast.Expr(jvp_call)]
@@ -350,24 +384,29 @@ class TangentPass:
         return tangent, reads
 
 
-def show(source, kinds, active=(0,), return_kind=None):
-    """Run the tangent pass on a normalized source with the given variable dtypes (for docs)."""
+def prepare(cls, source, kinds, active=(0,), return_kind=None):
+    """A tangent pass of class `cls` over `source`, with scalar variables of the given dtypes."""
     from ..frontend.activity import Activity, FunctionTypes, Kind
     from ..frontend.normalize import Normalized
     from ..frontend.resolve import Resolver, all_names, assigned_names
     from .naming import Names
     import math
-    import numpy
     tree = ast.parse(source.strip("\n")).body[0]
     kinds = {k: Kind("scalar", v) for k, v in kinds.items()}
-    namespace = {"math": math, "np": numpy}
+    namespace = {"math": math, "np": np}
     normalized = Normalized(tree, Names(all_names(tree) | set(namespace)), {})
     types = FunctionTypes(kinds, {}, return_kind or Kind("scalar", "float64"), ())
     varied = Activity(tree, types, active, lambda call, mask: None, lambda call: False).run()
     resolve = Resolver(namespace, assigned_names(tree))
-    tangent = TangentPass(normalized, kinds, varied, active, resolve, NoCalls(), "<show>",
-                          {"np": "np", "math": "math"}, types.return_kind, normalized.names)
-    return ast.unparse(tangent.function(tree.name + "_jvp"))
+    return cls(normalized, kinds, varied, active, resolve, NoCalls(), "<show>",
+               {"np": "np", "math": "math", "fwdad_runtime": "fwdad_runtime"}, types.return_kind,
+               normalized.names)
+
+
+def show(source, kinds, active=(0,), return_kind=None):
+    """Run the tangent pass on a normalized source with the given variable dtypes (for docs)."""
+    tree = ast.parse(source.strip("\n")).body[0]
+    return ast.unparse(prepare(TangentPass, source, kinds, active, return_kind).function(tree.name + "_jvp"))
 
 
 class NoCalls:

@@ -1,0 +1,268 @@
+"""Compiled drivers around a tangent function: forward gradients, exact gradients, Jacobians.
+
+Each driver is generated for one specialization (argument types, active arguments) as readable
+Python and compiled with Numba, so that sampling directions, the JVPs and the accumulation run
+as one native loop. Every driver accumulates g[i] = sum_k t_k v_k[i] in the same order, so the
+sequential, vector-mode and parallel drivers return bit-identical forward gradients.
+"""
+import ast
+import linecache
+
+import numba
+import numpy as np
+
+from . import random as fwdrandom
+from .compiler import NUMBA_OPTIONS
+from .errors import FwdadError
+
+
+class Active:
+    """An active argument as the drivers see it: its position, name and kind."""
+
+    def __init__(self, position, kind):
+        self.i, self.kind = position, kind
+        self.a, self.g, self.v, self.d = f"a{position}", f"g{position}", f"v{position}", f"d{position}"
+        self.o = f"o{position}"
+
+    @property
+    def scalar(self):
+        return self.kind.shape == "scalar"
+
+    @property
+    def dtype(self):
+        return f"np.{self.kind.dtype}"
+
+    def size(self):
+        return "1" if self.scalar else f"{self.a}.size"
+
+
+def actives(spec):
+    return [Active(i, spec.param_kind(i)) for i in sorted(spec.active)]
+
+
+def offsets(active):
+    """Lines computing the global index offset of each active argument."""
+    lines, previous = [], "0"
+    for a in active:
+        lines.append(f"{a.o} = {previous}")
+        previous = f"{a.o} + {a.size()}"
+    lines.append(f"n = {previous}")
+    return lines
+
+
+def compile_driver(source, name, namespace, parallel=False):
+    """Exec generated driver source (registered in linecache) and compile it with Numba."""
+    filename = f"<fwdad driver {name} {abs(hash(source)):x}>"
+    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+    scope = dict(namespace)
+    exec(compile(source, filename, "exec"), scope)
+    options = dict(NUMBA_OPTIONS, parallel=parallel) if parallel else NUMBA_OPTIONS
+    function = numba.njit(**options)(scope[name])
+    function.fwdad_source = source
+    return function
+
+
+def namespace(spec):
+    return {"np": np, "jvp": spec.jvp, "fill": fwdrandom.fill, "sample": fwdrandom.sample,
+            "stream_key": fwdrandom.stream_key, "prange": numba.prange}
+
+
+def signature(spec, extra):
+    params = [f"a{i}" for i in range(len(spec.arg_types))]
+    return ", ".join(params + extra), params
+
+
+def jvp_call(spec, tangents):
+    params = [f"a{i}" for i in range(len(spec.arg_types))]
+    return f"jvp({', '.join(params + tangents)})"
+
+
+# ---- forward gradients ----------------------------------------------------------------------------
+def forward_gradient_sequential(spec):
+    """K scalar-mode JVPs, one direction at a time (also the K = 1 driver)."""
+    active = actives(spec)
+    head, _ = signature(spec, ["seed", "first", "K", "distribution", "table"])
+    lines = offsets(active)
+    for a in active:
+        shape = "1" if a.scalar else f"{a.a}.shape"
+        lines += [f"{a.v} = np.empty({shape}, {a.dtype})", f"{a.g} = np.zeros({shape}, {a.dtype})"]
+    lines.append("value = 0.0")
+    body = [f"fill({a.v}, table, seed, first + k, {a.o}, distribution)" for a in active]
+    tangents = [f"{a.v}[0]" if a.scalar else a.v for a in active]
+    body.append(f"value, t = {jvp_call(spec, tangents)}")
+    for a in active:
+        body += [f"{a.g}f = {a.g}.reshape({a.g}.size)", f"{a.v}f = {a.v}.reshape({a.v}.size)",
+                 f"for i in range({a.g}.size):", f"    {a.g}f[i] += t * {a.v}f[i]"]
+    lines.append("for k in range(K):")
+    lines += ["    " + line for line in body]
+    lines += [f"{a.g} /= K" for a in active]
+    results = [f"{a.g}[0]" if a.scalar else a.g for a in active]
+    lines.append(f"return value, ({', '.join(results)},)")
+    return render("forward_gradient_sequential", head, lines)
+
+
+def forward_gradient_vector(spec):
+    """One vector-mode pass carrying all K directions."""
+    active = actives(spec)
+    head, _ = signature(spec, ["seed", "first", "K", "distribution", "table"])
+    lines = offsets(active)
+    for a in active:
+        if a.scalar:
+            lines.append(f"{a.d} = np.empty(K, {a.dtype})")
+        else:
+            lines += [f"{a.d} = np.empty({a.a}.shape + (K,), {a.dtype})",
+                      f"{a.d}f = {a.d}.reshape({a.a}.size, K)",
+                      f"{a.v} = np.empty({a.a}.size, {a.dtype})"]
+    lines.append("for k in range(K):")
+    for a in active:
+        if a.scalar:
+            lines.append(f"    {a.d}[k] = sample(table, stream_key(seed, first + k), {a.o}, distribution)")
+        else:
+            lines += [f"    fill({a.v}, table, seed, first + k, {a.o}, distribution)",
+                      f"    {a.d}f[:, k] = {a.v}"]
+    lines.append(f"value, t = {jvp_call(spec, [a.d for a in active])}")
+    for a in active:
+        if a.scalar:
+            lines += [f"{a.g} = {a.d}.dtype.type(0)", "for k in range(K):",
+                      f"    {a.g} += t[k] * {a.d}[k]", f"{a.g} /= K"]
+        else:
+            lines += [f"{a.g} = np.empty({a.a}.shape, {a.dtype})", f"{a.g}f = {a.g}.reshape({a.a}.size)",
+                      f"for i in range({a.a}.size):", f"    s = {a.g}f.dtype.type(0)",
+                      "    for k in range(K):", f"        s += t[k] * {a.d}f[i, k]", f"    {a.g}f[i] = s / K"]
+    lines.append(f"return value, ({', '.join(a.g for a in active)},)")
+    return render("forward_gradient_vector", head, lines)
+
+
+def forward_gradient_parallel(spec):
+    """Directions spread over threads, then each component regenerated from the seed."""
+    active = actives(spec)
+    head, _ = signature(spec, ["seed", "first", "K", "distribution", "table"])
+    lines = offsets(active)
+    lines += ["ts = np.empty(K, np.float64)", "values = np.empty(K, np.float64)",
+              "keys = np.empty(K, np.uint64)", "for k in range(K):",
+              "    keys[k] = stream_key(seed, first + k)", "for k in prange(K):"]
+    for a in active:
+        shape = "1" if a.scalar else f"{a.a}.shape"
+        lines += [f"    {a.v} = np.empty({shape}, {a.dtype})",
+                  f"    fill({a.v}, table, seed, first + k, {a.o}, distribution)"]
+    tangents = [f"{a.v}[0]" if a.scalar else a.v for a in active]
+    lines += [f"    value, t = {jvp_call(spec, tangents)}", "    values[k] = value", "    ts[k] = t"]
+    for a in active:
+        lines += [f"{a.g} = np.empty({'1' if a.scalar else a.a + '.shape'}, {a.dtype})",
+                  f"{a.g}f = {a.g}.reshape({a.g}.size)",
+                  f"for i in prange({a.g}.size):", f"    s = {a.g}f.dtype.type(0)",
+                  "    for k in range(K):",
+                  f"        s += {a.g}f.dtype.type(ts[k]) * sample(table, keys[k], {a.o} + i, distribution)",
+                  f"    {a.g}f[i] = s / K"]
+    results = [f"{a.g}[0]" if a.scalar else a.g for a in active]
+    lines.append(f"return values[0], ({', '.join(results)},)")
+    return render("forward_gradient_parallel", head, lines)
+
+
+# ---- exact gradients and Jacobians by chunked vector mode ----------------------------------------
+def value_and_grad_vector(spec, jacobian=False):
+    """Unit tangents in chunks of C directions; C = 1 with the scalar-mode JVP as a fallback."""
+    active = actives(spec)
+    head, _ = signature(spec, ["C"])
+    lines = offsets(active)
+    for a in active:
+        if a.scalar:
+            lines += [f"{a.d} = np.zeros(C, {a.dtype})"]
+        else:
+            lines += [f"{a.d} = np.zeros({a.a}.shape + (C,), {a.dtype})", f"{a.d}f = {a.d}.reshape({a.a}.size, C)"]
+
+    def set_units(value):
+        out = ["for j in range(c):", "    index = start + j"]
+        for number, a in enumerate(active):
+            test = "if" if number == 0 else "elif"
+            target = f"{a.d}[j]" if a.scalar else f"{a.d}f[index - {a.o}, j]"
+            out += [f"    {test} index < {a.o} + {a.size()}:", f"        {target} = {value}"]
+        return out
+
+    chunk = ["c = min(C, n - start)"] + set_units(1) + \
+        [f"value, t = {jvp_call(spec, [a.d for a in active])}"]
+    if jacobian:
+        chunk += ["tf = np.ascontiguousarray(t).reshape(-1, C)", "if start == 0:",
+                  "    J = np.empty((tf.shape[0], n), tf.dtype)", "for j in range(c):",
+                  "    J[:, start + j] = tf[:, j]"]
+    else:
+        chunk += ["for j in range(c):", "    G[start + j] = t[j]"]
+    chunk += set_units(0)
+    if jacobian:
+        lines += ["start = 0"] + chunk + ["for start in range(C, n, C):"] + ["    " + s for s in chunk]
+        lines.append("return value, J")
+    else:
+        lines += ["G = np.empty(n, np.float64)", "value = 0.0", "for start in range(0, n, C):"]
+        lines += ["    " + s for s in chunk]
+        lines.append("return value, G")
+    return render("value_and_grad_vector", head, lines)
+
+
+def value_and_grad_sequential(spec, jacobian=False):
+    """One scalar-mode JVP per input component (when there is no vector form)."""
+    active = actives(spec)
+    head, _ = signature(spec, ["C"])
+    lines = offsets(active)
+    for a in active:
+        shape = "1" if a.scalar else f"{a.a}.shape"
+        lines += [f"{a.d} = np.zeros({shape}, {a.dtype})", f"{a.d}f = {a.d}.reshape({a.d}.size)"]
+    body = []
+    for number, a in enumerate(active):
+        test = "if" if number == 0 else "elif"
+        body += [f"{test} index < {a.o} + {a.size()}:", f"    {a.d}f[index - {a.o}] = 1"]
+    tangents = [f"{a.d}[0]" if a.scalar else a.d for a in active]
+    body.append(f"value, t = {jvp_call(spec, tangents)}")
+    body += [f"{a.d}f[:] = 0" for a in active]
+    if jacobian:
+        body += ["tf = np.ascontiguousarray(np.asarray(t)).reshape(-1)", "if index == 0:",
+                 "    J = np.empty((tf.shape[0], n), tf.dtype)", "J[:, index] = tf"]
+        lines += ["index = 0"] + body + ["for index in range(1, n):"] + ["    " + s for s in body]
+        lines.append("return value, J")
+    else:
+        lines += ["G = np.empty(n, np.float64)", "value = 0.0", "for index in range(n):"]
+        lines += ["    " + s for s in body] + ["    G[index] = t"]
+        lines.append("return value, G")
+    return render("value_and_grad_sequential", head, lines)
+
+
+def render(name, head, lines):
+    body = "\n".join("    " + line for line in lines)
+    return f"def {name}({head}):\n{body}\n"
+
+
+def split(flat, active, args):
+    """Per-argument views of a flat vector (gradient) or of a Jacobian's last axis."""
+    out, start = [], 0
+    for a in active:
+        value = args[a.i]
+        size = 1 if a.scalar else value.size
+        part = flat[..., start:start + size]
+        if a.scalar:
+            part = part[..., 0]
+            out.append(float(part) if np.ndim(part) == 0 else part)
+        else:
+            out.append(part.reshape(flat.shape[:-1] + value.shape).astype(value.dtype, copy=False))
+        start += size
+    return out
+
+
+def scalar_output_required(spec, what):
+    kind = spec.types.return_kind
+    if kind is None or kind.shape != "scalar":
+        raise FwdadError(f"{what} needs a function that returns a float scalar; "
+                         f"{spec.unit.name} returns {kind or 'a value without tangent'}.\n"
+                         "What to do: return the scalar loss, or use f.jvp / f.jacobian for "
+                         "vector outputs.")
+
+
+def writes_arguments(spec):
+    """Positions of array arguments the function writes into, directly or through an alias."""
+    params = [a.arg for a in spec.unit.normalized.tree.args.args]
+    activity, written = spec.activity, set()
+    for node in ast.walk(spec.unit.normalized.tree):
+        if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Subscript):
+            written.add(activity.find(node.targets[0].value.id))
+        if isinstance(node, ast.AugAssign) and activity.holds_arrays(node.target.id):
+            written.add(activity.find(node.target.id))
+    return [i for i, p in enumerate(params) if activity.find(p) in written]
+

@@ -1,0 +1,221 @@
+"""Vector mode: the tangent pass with K directions at once, as Tapenade's vector mode.
+
+Every tangent gets a trailing direction axis of length K (a scalar's tangent is a length-K
+buffer allocated once at entry, an array's has shape `x.shape + (K,)`), and each tangent
+statement becomes a short `for k in range(K)` loop around the scalar-mode statement. The
+primal runs once for all K directions.
+
+>>> print(show('''
+... def f(x, y):
+...     z = x * y
+...     t1 = math.sin(z)
+...     return t1
+... ''', {"x": "float64", "y": "float64", "z": "float64", "t1": "float64"}, active=(0, 1)))
+def f_jvp_vector(x, y, d_x, d_y):
+    K = d_x.shape[-1]
+    d_x = d_x.copy()
+    d_y = d_y.copy()
+    d_t1 = np.zeros(K, np.float64)
+    z = x * y
+    t1 = math.sin(z)
+    for k in range(K):
+        d_z = d_x[k] * y + x * d_y[k]
+        d_t1[k] = d_z * np.cos(z)
+    return (t1, d_t1)
+"""
+import ast
+import copy
+
+from .fuse import fuse
+from .tangent import TangentPass, assign, name
+
+COPIED_VIEWS = {"T", "reshape", "ravel", "transpose", "squeeze", "swapaxes", "flatten"}
+
+
+class NotVectorizable(Exception):
+    """This function needs K scalar-mode passes instead (the caller falls back)."""
+
+
+class VectorTangentPass(TangentPass):
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.k = self.names.fresh("k")
+        self.K = self.names.fresh("K")
+        self.scalar_buffers = set()
+        self.check_views()
+
+    def function(self, function_name):
+        function = super().function(function_name)
+        return fuse(function, self.k, set(self.names.tangents.values()), self.scalar_buffers)
+
+    def check_views(self):
+        """Views that vector mode must copy (x.T, reshape) break aliasing if arrays are written."""
+        copied = writes = False
+        for node in ast.walk(self.tree):
+            if isinstance(node, ast.Attribute) and node.attr in COPIED_VIEWS and \
+                    isinstance(node.value, ast.Name) and node.value.id in self.varied:
+                copied = True
+            if isinstance(node, (ast.Assign, ast.AugAssign)):
+                target = node.targets[0] if isinstance(node, ast.Assign) else node.target
+                if isinstance(target, ast.Subscript) or (isinstance(node, ast.AugAssign) and
+                                                         self.shape_of(target.id) == "array"):
+                    writes = True
+        if copied and writes:
+            raise NotVectorizable("a view is copied and arrays are written")
+
+    def shape_of(self, id):
+        kind = self.kinds.get(id)
+        return kind.shape if kind is not None else None
+
+    def loop(self, body):
+        return ast.For(name(self.k, True), ast.Call(name("range"), [name(self.K)], []), body, [])
+
+    def dtype_node(self, id):
+        return self.np(self.dtype(id))
+
+    # ---- primitives ------------------------------------------------------------------------------
+    def ref(self, atom):
+        if not (isinstance(atom, ast.Name) and atom.id in self.varied):
+            return None
+        shape = self.shape_of(atom.id)
+        if shape == "scalar":
+            index = name(self.k)
+        elif shape == "array":
+            index = ast.Tuple([ast.Constant(Ellipsis), name(self.k)], ast.Load())
+        else:
+            raise NotVectorizable(f"tuple {atom.id}")
+        return ast.Subscript(name(self.d(atom.id)), index, ast.Load())
+
+    def whole(self, atom, kind):
+        if isinstance(atom, ast.Name) and atom.id in self.varied:
+            return name(self.d(atom.id))
+        return self.zero_whole(kind, atom)
+
+    def zero_whole(self, kind, primal):
+        if kind is None:
+            return ast.Constant(None)
+        if kind.shape == "scalar":
+            return ast.Call(self.np("zeros"), [name(self.K), self.np(kind.dtype)], [])
+        if kind.shape == "array":
+            shape = ast.BinOp(ast.Attribute(copy.deepcopy(primal), "shape", ast.Load()), ast.Add(),
+                              ast.Tuple([name(self.K)], ast.Load()))
+            return ast.Call(self.np("zeros"), [shape, self.np(kind.dtype)], [])
+        raise NotVectorizable("tuple zero")
+
+    def set(self, target, expression):
+        tangent = self.ref(name(target))
+        store = ast.Subscript(tangent.value, tangent.slice, ast.Store())
+        body = [self.loop([assign(store, expression)])]
+        if self.shape_of(target) == "array":
+            shape = ast.BinOp(ast.Attribute(name(target), "shape", ast.Load()), ast.Add(),
+                              ast.Tuple([name(self.K)], ast.Load()))
+            body.insert(0, assign(self.d(target), ast.Call(self.np("empty"), [shape, self.dtype_node(target)], [])))
+        return body
+
+    def set_zero(self, target):
+        if self.shape_of(target) == "scalar":
+            store = ast.Subscript(name(self.d(target)), ast.Slice(), ast.Store())
+            return [assign(store, self.scalar_zero(self.dtype(target)))]
+        return [assign(self.d(target), self.zero_whole(self.kinds[target], name(target)))]
+
+    def alias(self, target, source):
+        if self.shape_of(target) == "scalar":
+            return self.set(target, self.ref(name(source)))
+        return [assign(self.d(target), name(self.d(source)))]
+
+    def full_index(self, array, index):
+        """The index padded with `:` to the array's rank, so that `k` can be appended."""
+        if self.shape_of(array) == "tuple":
+            return None
+        parts = list(index.elts) if isinstance(index, ast.Tuple) else [index]
+        for part in parts:
+            if isinstance(part, ast.Constant) and part.value in (Ellipsis, None):
+                raise NotVectorizable("ellipsis or newaxis index")
+            if isinstance(part, ast.Name) and part.id in self.kinds:
+                raise NotVectorizable("float index")
+            if isinstance(part, (ast.Name, ast.Subscript, ast.Call, ast.Compare, ast.BinOp)) and \
+                    not self.is_integer(part):
+                raise NotVectorizable("advanced index")
+        rank = self.kinds[array].ndim
+        parts += [ast.Slice() for _ in range(rank - len(parts))]
+        return [copy.deepcopy(p) for p in parts]
+
+    def is_integer(self, node):
+        from numba.core import types
+        if isinstance(node, ast.Name):
+            numba_type = self.calls.spec.types.numba_types.get(node.id) if hasattr(self.calls, "spec") else None
+            return isinstance(numba_type, types.Integer)
+        return isinstance(node, (ast.BinOp, ast.Subscript, ast.Call))     # i + 1, idx[i], len(x)
+
+    def read_item(self, target, array, index):
+        parts = self.full_index(array, index)
+        source = name(self.d(array))
+        if parts is None:                                     # an item of a tuple
+            item = ast.Subscript(source, copy.deepcopy(index), ast.Load())
+            if self.shape_of(target) == "scalar":
+                return self.set(target, ast.Subscript(item, name(self.k), ast.Load()))
+            return [assign(self.d(target), item)]
+        if self.shape_of(target) == "scalar":
+            index = ast.Tuple(parts + [name(self.k)], ast.Load())
+            return self.set(target, ast.Subscript(source, index, ast.Load()))
+        return [assign(self.d(target), ast.Subscript(source, ast.Tuple(parts, ast.Load()), ast.Load()))]
+
+    def write_item(self, array, index, value):
+        parts = self.full_index(array, index)
+        tangent = self.ref(value) or self.scalar_zero(self.dtype(array))
+        store = ast.Subscript(name(self.d(array)), ast.Tuple(parts + [name(self.k)], ast.Load()), ast.Store())
+        return [self.loop([assign(store, tangent)])]
+
+    def in_place(self, target, op, value):
+        return [self.loop(super().in_place(target, op, value))]
+
+    def fill(self, array, value):
+        tangent = self.ref(name(array))
+        store = ast.Subscript(tangent.value, tangent.slice, ast.Store())
+        return [self.loop([assign(store, self.ref(value) or self.scalar_zero(self.dtype(array)))])]
+
+    def parameters(self, params, incoming):
+        if not incoming:
+            raise NotVectorizable("no incoming tangent")
+        prologue = [assign(self.K, ast.Subscript(ast.Attribute(name(self.d(incoming[0])), "shape", ast.Load()),
+                                                 ast.Constant(-1), ast.Load()))]
+        for p in params:
+            if p in incoming and self.shape_of(p) == "scalar":
+                copy_call = ast.Call(ast.Attribute(name(self.d(p)), "copy", ast.Load()), [], [])
+                prologue.append(assign(self.d(p), copy_call))
+            elif p in self.varied and p not in incoming:
+                prologue.append(assign(self.d(p), self.zero_whole(self.kinds[p], name(p))))
+        for variable in sorted(self.varied - set(params), key=self.order):
+            if self.shape_of(variable) == "scalar":
+                prologue.append(assign(self.d(variable), self.zero_whole(self.kinds[variable], name(variable))))
+                self.scalar_buffers.add(self.d(variable))
+            elif self.shape_of(variable) == "tuple":
+                raise NotVectorizable("tuple variable")
+        return [self.d(p) for p in incoming], prologue
+
+    def order(self, variable):
+        """Variables in order of first appearance, for readable and deterministic code."""
+        if not hasattr(self, "_first"):
+            self._first = {}
+            for i, node in enumerate(ast.walk(self.tree)):
+                if isinstance(node, ast.Name):
+                    self._first.setdefault(node.id, i)
+        return self._first.get(variable, 0), variable
+
+    def tangent_of(self, value, result):
+        if isinstance(value, ast.Tuple):
+            raise NotVectorizable("tuple value")
+        return super().tangent_of(value, result)
+
+    def user_call(self, statement, target, call):
+        produced = super().user_call(statement, target, call)
+        if target is not None and target in self.varied and self.shape_of(target) == "tuple":
+            raise NotVectorizable("tuple result")
+        return produced
+
+
+def show(source, kinds, active=(0,), return_kind=None):
+    """Run the vector-mode tangent pass on a normalized source (for docs and tests)."""
+    from .tangent import prepare
+    return ast.unparse(prepare(VectorTangentPass, source, kinds, active, return_kind).function(
+        ast.parse(source.strip("\n")).body[0].name + "_jvp_vector"))
