@@ -29,6 +29,7 @@ class FGDResult:
     seconds: float
     steps: int
     history: list = field(default_factory=list)
+    trajectory: np.ndarray = None   # with trajectory=True: (steps + 1, total parameter count)
 
     @property
     def steps_per_second(self):
@@ -72,11 +73,12 @@ def shuffle_epoch(perm, seed, epoch):
 
 
 def copy_flat(target, source):
-    """Lines copying a flat expression into the flat view of buffer `target`."""
-    return [f"for e in range({target}f.size):", f"    {target}f[e] = {source}"]
+    """Lines copying the flat array `source` into the flat view of buffer `target`."""
+    return [f"{target}src = {source}", f"for e in range({target}f.size):",
+            f"    {target}f[e] = {target}src[e]"]
 
 
-def loop_source(spec, n_params, n_args, n_data, gradient, optimizer, sequential, clip):
+def loop_source(spec, n_params, n_args, n_data, gradient, optimizer, sequential, clip, single=False):
     """Generated source of the training loop for one configuration (see docs/optim.md)."""
     active = actives(spec)[:n_params]
     P = [f"a{i}" for i in range(n_params)]                    # parameters (scalars as size-1 arrays)
@@ -85,7 +87,7 @@ def loop_source(spec, n_params, n_args, n_data, gradient, optimizer, sequential,
     B = [f"a{n_params + n_args + i}" for i in range(n_data)]  # minibatch buffers
     state = [f"m{i}" for i in range(n_params)] + [f"s{i}" for i in range(n_params)]
     head = ", ".join(P + A + D + B + state + [
-        "perm", "losses", "t0", "steps", "seed", "K", "distribution", "table", "lr", "decay",
+        "perm", "losses", "path", "t0", "steps", "seed", "K", "distribution", "table", "lr", "decay",
         "mu", "beta1", "beta2", "eps", "clip", "batch", "shuffle"])
     lines = offsets(active) + [f"g{i} = np.empty_like({p})" for i, p in enumerate(P)]
     if sequential:
@@ -111,42 +113,48 @@ def loop_source(spec, n_params, n_args, n_data, gradient, optimizer, sequential,
                 body.append(f"    fill(v{i}, table, seed, t * K + k, o{i}, distribution)")
         tangents = [f"v{i}" if not a.scalar else f"v{i}f[0]" for i, a in enumerate(active)]
         body.append(f"    value, jv = jvp({', '.join(call + tangents)})")
-        for i in range(n_params):
-            body += [f"    for e in range(g{i}f.size):",
-                     f"        g{i}f[e] = (g{i}f[e] if k > 0 else g{i}f.dtype.type(0)) + jv * v{i}f[e]"]
-        body += ["if K > 1:"] + [f"    g{i} /= K" for i in range(n_params)]
+        if not single:                  # one direction: the update reads jv * v directly
+            for i in range(n_params):
+                body += [f"    for e in range(g{i}f.size):",
+                         f"        g{i}f[e] = (g{i}f[e] if k > 0 else g{i}f.dtype.type(0)) + jv * v{i}f[e]"]
+            body += ["if K > 1:"] + [f"    g{i} /= K" for i in range(n_params)]
     elif gradient == "exact":           # gradient descent with the exact gradient (vector mode)
         body.append(f"value, G = gradient({', '.join(call + ['K'])})")
         for i in range(n_params):
-            body += copy_flat(f"g{i}", f"G[o{i} + e]")
+            body += copy_flat(f"g{i}", f"G[o{i}:]")
     elif gradient == "forward":         # vector-mode or parallel forward gradient driver
         body.append(f"value, gs = gradient({', '.join(call + ['seed', 't * K', 'K', 'distribution', 'table'])})")
         for i, a in enumerate(active):
-            body += [f"g{i}f[0] = gs[{i}]"] if a.scalar else copy_flat(f"g{i}", f"gs[{i}].reshape(-1)[e]")
+            body += [f"g{i}f[0] = gs[{i}]"] if a.scalar else copy_flat(f"g{i}", f"gs[{i}].reshape(-1)")
     else:                               # the user's own compiled gradient (e.g. backpropagation)
         body.append(f"value, gs = gradient({', '.join(call)})")
         for i, a in enumerate(active):
             source = "gs" if n_params == 1 else f"gs[{i}]"
-            body += [f"g{i}f[0] = {source}"] if a.scalar else copy_flat(f"g{i}", f"{source}.reshape(-1)[e]")
+            body += [f"g{i}f[0] = {source}"] if a.scalar else copy_flat(f"g{i}", f"{source}.reshape(-1)")
     body += ["losses[t] = value", "rate = lr if decay == 0.0 else lr * np.exp(-decay * t)"]
     if clip:
         body += ["norm2 = 0.0"] + [f"norm2 += np.sum(g{i}.astype(np.float64) ** 2)" for i in range(n_params)]
         body += ["if norm2 > clip * clip:", "    scale = clip / np.sqrt(norm2)"]
         body += [f"    g{i} *= g{i}.dtype.type(scale)" for i in range(n_params)]
     for i, p in enumerate(P):
+        g = f"jv * v{i}f[e]" if single else f"g{i}f[e]"
         body += [f"for e in range({p}f.size):"]
-        body += ["    " + line.format(p=f"{p}f", g=f"g{i}f", m=f"m{i}f", s=f"s{i}f") for line in UPDATES[optimizer]]
+        body += ["    " + line.format(p=f"{p}f", g=g, m=f"m{i}f", s=f"s{i}f") for line in UPDATES[optimizer]]
+    body += ["if path.shape[0] > t + 1:"]           # trajectory=True: record the parameters
+    for i, p in enumerate(P):
+        body += [f"    for e in range({p}f.size):", f"        path[t + 1, o{i} + e] = {p}f[e]"]
     lines.append("for t in range(t0, t0 + steps):")
     lines += ["    " + line for line in body]
     lines.append("return 0")
     return "def fgd_loop({}):\n{}\n".format(head, "\n".join("    " + line for line in lines))
 
 
-UPDATES = {
-    "sgd": ["{p}[e] -= rate * {g}[e]"],
-    "momentum": ["{m}[e] = mu * {m}[e] + {g}[e]", "{p}[e] -= rate * {m}[e]"],
-    "adam": ["{m}[e] = beta1 * {m}[e] + (1.0 - beta1) * {g}[e]",
-             "{s}[e] = beta2 * {s}[e] + (1.0 - beta2) * {g}[e] * {g}[e]",
+UPDATES = {          # {g} is the gradient component e: g0f[e], or jv * v0f[e] when fused
+    "sgd": ["{p}[e] -= rate * {g}"],
+    "momentum": ["{m}[e] = mu * {m}[e] + {g}", "{p}[e] -= rate * {m}[e]"],
+    "adam": ["ge = {g}",
+             "{m}[e] = beta1 * {m}[e] + (1.0 - beta1) * ge",
+             "{s}[e] = beta2 * {s}[e] + (1.0 - beta2) * ge * ge",
              "{p}[e] -= rate * ({m}[e] / (1.0 - beta1 ** (t + 1))) / "
              "(np.sqrt({s}[e] / (1.0 - beta2 ** (t + 1))) + eps)"],
 }
@@ -155,7 +163,7 @@ UPDATES = {
 def fgd(fn, params, *, lr, steps, seed=0, optimizer="sgd", momentum=0.9, decay=0.0, directions=1,
         clip=None, data=None, batch_size=None, shuffle=True, every=None, callback=None,
         gradient="forward", args=(), distribution="normal", betas=(0.9, 0.999), eps=1e-8,
-        progress=None, comm=None, mode="directions"):
+        progress=None, trajectory=False, comm=None, mode="directions"):
     """Minimize fn(*params, *args, *batch) by forward gradient descent in one compiled loop.
 
     gradient: "forward" (the paper's estimator), "exact" (gradient descent with the exact
@@ -163,7 +171,9 @@ def fgd(fn, params, *, lr, steps, seed=0, optimizer="sgd", momentum=0.9, decay=0
     for the same arguments (e.g. a hand-written backpropagation).
     decay: the learning rate at step t is lr * exp(-decay * t).
     clip: rescale the gradient to this global 2-norm when it is larger.
+    trajectory: also return the parameters after every step (result.trajectory, flattened).
     comm: an mpi4py communicator to spread directions or data over ranks (fwdad.distributed).
+    Time spent in callbacks and the progress bar is excluded from result.times and .seconds.
     """
     if comm is not None:
         from .distributed import distributed_fgd
@@ -188,28 +198,34 @@ def fgd(fn, params, *, lr, steps, seed=0, optimizer="sgd", momentum=0.9, decay=0
     if bar is not None and every is None:
         every = max(1, int(steps) // 100)
     chunk = every or int(steps)
+    plan.path = np.zeros((int(steps) + 1 if trajectory else 1, plan.size), np.float64)
+    plan.path[0] = plan.flat()
     plan.run(loop, losses, 0, 0, seed, directions, distribution, lr, decay, momentum, beta1, beta2,
              eps, clip)                         # zero steps: compiles the loop outside the timing
+    history, done, paused = [], 0, 0.0
     start = time.perf_counter()
-    history = []
-    done = 0
     while done < steps:
         n = min(chunk, int(steps) - done)
         plan.run(loop, losses, done, n, seed, directions, distribution, lr, decay, momentum, beta1,
                  beta2, eps, clip)
-        elapsed = time.perf_counter() - start
+        elapsed = time.perf_counter() - start - paused
         previous = times[done - 1] if done else 0.0
         times[done:done + n] = previous + (elapsed - previous) * np.arange(1, n + 1) / n
         done += n
+        outside = time.perf_counter()
         if bar is not None:
             bar.update(n)
             bar.set_postfix(loss=f"{losses[done - 1]:.4g}")
         if callback is not None:
             history.append(callback(done, plan.current(), losses[:done]))
+        paused += time.perf_counter() - outside
     if bar is not None:
         bar.close()
-    seconds = time.perf_counter() - start
-    return FGDResult(plan.current(), losses, times, seconds, int(steps), history)
+    seconds = time.perf_counter() - start - paused
+    result = FGDResult(plan.current(), losses, times, seconds, int(steps), history)
+    if trajectory:
+        result.trajectory = plan.path
+    return result
 
 
 def progress_bar(total, progress, every):
@@ -268,8 +284,9 @@ class Plan:
         else:
             sequential = True
         self.uses_chunk = kind == "exact"
+        single = sequential and self.directions == 1 and not clip
         self.source = loop_source(scalar, len(self.values), len(self.args), len(self.data), kind,
-                                  optimizer, sequential, clip)
+                                  optimizer, sequential, clip, single)
         key = ("fgd", self.source, id(scalar), id(ns.get("gradient")))
         if key not in forward._drivers:                 # compiled once per configuration
             forward._drivers[key] = (compile_driver(self.source, "fgd_loop", ns), ns.get("gradient"))
@@ -279,9 +296,16 @@ class Plan:
             beta2, eps, clip):
         K = self.forward._chunk(self.sample_args, self.active, None) if self.uses_chunk else directions
         loop(*self.arrays, *self.args, *self.data, *self.buffers, *self.state, self.perm, losses,
-             t0, n, np.uint64(seed), K, fwdrandom.DISTRIBUTIONS[distribution],
+             self.path, t0, n, np.uint64(seed), K, fwdrandom.DISTRIBUTIONS[distribution],
              fwdrandom.NORMAL_TABLE, float(lr), float(decay), float(momentum), float(beta1),
              float(beta2), float(eps), float(clip or 0.0), self.batch, self.shuffle)
+
+    @property
+    def size(self):
+        return sum(a.size for a in self.arrays)
+
+    def flat(self):
+        return np.concatenate([a.ravel().astype(np.float64) for a in self.arrays])
 
     def current(self):
         values = [a.copy() if isinstance(v, np.ndarray) else a[0] for a, v in zip(self.arrays, self.values)]

@@ -44,36 +44,31 @@ def init_mlp(sizes, seed):
 
 
 def mlp_loss(theta, sizes, X, Y):
-    """Mean softmax cross-entropy of the MLP on a batch (X float32 (B, D), Y int labels (B,))."""
-    num_layers = sizes.shape[0] - 1
-    h = X
-    offset = 0
-    for layer in range(num_layers - 1):
-        n_in = sizes[layer]
-        n_out = sizes[layer + 1]
+    """Mean softmax cross-entropy of the MLP on a batch (X float32 (B, D), Y int labels (B,)).
+
+    The first layer is computed before the loop, so that the input X never carries a tangent.
+    """
+    n_in, n_out = sizes[0], sizes[1]
+    W = theta[0:n_in * n_out].reshape((n_in, n_out))
+    z = X @ W + theta[n_in * n_out:n_in * n_out + n_out]
+    offset = n_in * n_out + n_out
+    for layer in range(1, sizes.shape[0] - 1):
+        n_in, n_out = sizes[layer], sizes[layer + 1]
         W = theta[offset:offset + n_in * n_out].reshape((n_in, n_out))
-        offset = offset + n_in * n_out
-        b = theta[offset:offset + n_out]
-        offset = offset + n_out
-        h = np.maximum(h @ W + b, np.float32(0.0))
-    n_in = sizes[num_layers - 1]
-    n_out = sizes[num_layers]
-    W = theta[offset:offset + n_in * n_out].reshape((n_in, n_out))
-    offset = offset + n_in * n_out
-    b = theta[offset:offset + n_out]
-    z = h @ W + b
-    batch = X.shape[0]
+        b = theta[offset + n_in * n_out:offset + n_in * n_out + n_out]
+        z = np.maximum(z, np.float32(0.0)) @ W + b
+        offset = offset + n_in * n_out + n_out
     total = np.float32(0.0)
-    for i in range(batch):
+    for i in range(z.shape[0]):
         row_max = z[i, 0]
-        for j in range(1, n_out):
+        for j in range(1, z.shape[1]):
             if z[i, j] > row_max:
                 row_max = z[i, j]
         sum_exp = np.float32(0.0)
-        for j in range(n_out):
+        for j in range(z.shape[1]):
             sum_exp = sum_exp + np.exp(z[i, j] - row_max)
         total = total + np.log(sum_exp) + row_max - z[i, Y[i]]
-    return total / np.float32(batch)
+    return total / np.float32(z.shape[0])
 
 
 mlp_value = _jit(mlp_loss)
