@@ -58,6 +58,8 @@ def main(argv=None):
     p.add_argument("--args", help="Python expression for sample arguments, e.g. "
                    "'(np.ones(5), 2.0, 10)' (default: from annotations, floats otherwise)")
     p.set_defaults(run=show)
+    from .reproduce import register as register_reproduce
+    register_reproduce(commands)
     for register in _SUBCOMMANDS:
         register(commands)
     args = parser.parse_args(argv)

@@ -13,7 +13,7 @@ baseline the paper compares forward gradients against.
 import numba
 import numpy as np
 
-_jit = numba.njit(cache=False, error_model="numpy")
+_jit = numba.njit(cache=True, error_model="numpy")
 
 
 def mlp_sizes(num_features, hidden, depth, num_classes):

@@ -26,10 +26,12 @@ def f_jvp_vector(x, y, d_x, d_y):
 import ast
 import copy
 
+import numpy as np
+
 from .fuse import fuse
 from .tangent import TangentPass, assign, name
 
-COPIED_VIEWS = {"T", "reshape", "ravel", "transpose", "squeeze", "swapaxes", "flatten"}
+COPIED_VIEWS = {"squeeze", "swapaxes"}      # computed per direction: copies, not views
 
 
 class NotVectorizable(Exception):
@@ -201,6 +203,45 @@ class VectorTangentPass(TangentPass):
                 if isinstance(node, ast.Name):
                     self._first.setdefault(node.id, i)
         return self._first.get(variable, 0), variable
+
+    def statement_Assign(self, statement):
+        target = statement.targets[0]
+        if isinstance(target, ast.Name) and target.id in self.varied:
+            view = self.whole_view(statement.value)
+            if view is not None:
+                return [statement, assign(self.d(target.id), view)]
+        return super().statement_Assign(statement)
+
+    def whole_view(self, value):
+        """Views (x.T, reshape, ravel) of a tangent with its direction axis kept last, or None."""
+        if isinstance(value, ast.Attribute) and value.attr == "T":
+            obj, method, args = value.value, "T", []
+        elif isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and \
+                value.func.attr in ("reshape", "ravel", "T", "transpose") and not value.keywords:
+            obj, method, args = value.func.value, value.func.attr, value.args
+        elif isinstance(value, ast.Call) and self.resolve(value.func) in (np.reshape, np.ravel, np.transpose) \
+                and value.args and not value.keywords:
+            obj, method, args = value.args[0], self.resolve(value.func).__name__, value.args[1:]
+        else:
+            return None
+        if not (isinstance(obj, ast.Name) and obj.id in self.varied and self.shape_of(obj.id) == "array"):
+            return None
+        tangent = name(self.d(obj.id))
+        if method in ("T", "transpose"):
+            if args:
+                return None
+            ndim = self.kinds[obj.id].ndim
+            axes = ast.Tuple([ast.Constant(i) for i in reversed(range(ndim))] + [ast.Constant(ndim)], ast.Load())
+            return ast.Call(self.np("transpose"), [tangent, axes], [])
+        if method == "ravel":
+            shape = [ast.UnaryOp(ast.USub(), ast.Constant(1))]
+        elif len(args) == 1 and isinstance(args[0], ast.Tuple):
+            shape = list(args[0].elts)
+        else:
+            shape = list(args)
+        contiguous = ast.Call(self.np("ascontiguousarray"), [tangent], [])
+        new_shape = ast.Tuple([copy.deepcopy(e) for e in shape] + [name(self.K)], ast.Load())
+        return ast.Call(ast.Attribute(contiguous, "reshape", ast.Load()), [new_shape], [])
 
     def tangent_of(self, value, result):
         if isinstance(value, ast.Tuple):
