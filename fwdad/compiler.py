@@ -140,11 +140,11 @@ class Unit:
         self.callees = {name: callee(f) for name, f in self.normalized.callees.items()}
         self.resolve = Resolver(self.parsed.namespace, assigned_names(self.normalized.tree))
         self.digest = self.closure_digest()
-        self.namespace = dict(self.parsed.namespace)
-        self.namespace.update({name: callee.primal for name, callee in self.callees.items()})
+        self.namespace = self.namespace_for("cpu")
         self.module = codegen.build([self.normalized.tree], f"primal of {self.name} ({self.digest})",
                                     self.parsed.filename, self.namespace, self.module_dir())
         self.primal = numba.njit(cache=self.cache, **NUMBA_OPTIONS)(self.module[self.name])
+        self.device_module = self._device_primal = None
         self._typing = None
         self.types = {}
         self.specializations = {}
@@ -152,6 +152,25 @@ class Unit:
     @property
     def name(self):
         return self.parsed.name
+
+    def namespace_for(self, target):
+        """The user's globals, with each callee bound to its primal compiled for `target`."""
+        namespace = dict(self.parsed.namespace)
+        namespace.update({name: callee.dispatcher(target) for name, callee in self.callees.items()})
+        return namespace
+
+    def dispatcher(self, target):
+        """The compiled primal: a Numba CPU function, or a CUDA device function."""
+        if target != "cuda":
+            return self.primal
+        with self.compiler.lock:
+            if self._device_primal is None:
+                from .backends.cuda import device_function
+                self.device_module = codegen.build(
+                    [self.normalized.tree], f"device primal of {self.name} ({self.digest})",
+                    self.parsed.filename, self.namespace_for("cuda"))
+                self._device_primal = device_function(self.device_module[self.name], [self.device_module])
+            return self._device_primal
 
     @property
     def cache(self):
@@ -251,7 +270,7 @@ class RuleCallee:
     """A function the user gave a rule with fwdad.defjvp: `rule(*primals, *tangents)`."""
 
     def __init__(self, compiler, func, rule):
-        self.func = func
+        self.func, self.compiler = func, compiler
         self.rule_unit = compiler.unit(rule, primal_only=True)
         try:
             self.primal = compiler.unit(func).primal
@@ -262,6 +281,11 @@ class RuleCallee:
     def summary(self, mask):
         return Summary(frozenset(mask), bool(mask))
 
+    def dispatcher(self, target):
+        if target != "cuda":
+            return self.primal
+        return self.compiler.unit(self.func).dispatcher(target)
+
 
 class Calls:
     """What the tangent pass of one specialization needs to know about the calls it makes."""
@@ -269,7 +293,7 @@ class Calls:
     def __init__(self, specialization):
         self.spec = specialization
         self.unit = specialization.unit
-        self.bindings = {}            # name in the generated module -> dispatcher
+        self.bindings = {}            # name in the generated module -> Unit or Specialization
 
     def callee(self, call):
         if isinstance(call.func, ast.Name):
@@ -297,20 +321,26 @@ class Calls:
         if isinstance(callee, RuleCallee):
             if not mask:
                 return None, (), kinds
-            return self.bind(f"{call.func.id}_rule", callee.rule_unit.primal), tuple(range(len(call.args))), kinds
+            return self.bind(f"{call.func.id}_rule", callee.rule_unit), tuple(range(len(call.args))), kinds
         summary = self.summary(call, mask)
         if not summary.varied_params and not summary.returns_varied:
             return None, (), kinds
         spec = callee.specialization(self.arg_types(call), summary.varied_params, self.spec.mode)
-        return self.bind(f"{call.func.id}_{spec.suffix}", spec.jvp), spec.active, spec.param_kinds()
+        if self.spec.mode == "vector":
+            spec.function                   # a callee without a vector form stops vector mode here
+        return self.bind(f"{call.func.id}_{spec.suffix}", spec), spec.active, spec.param_kinds()
 
-    def bind(self, base, dispatcher):
+    def bind(self, base, compiled):
+        """The name under which the generated code calls `compiled` (a Unit or Specialization)."""
         for bound, value in self.bindings.items():
-            if value is dispatcher:
+            if value is compiled:
                 return bound
         bound = self.spec.names.fresh(base)
-        self.bindings[bound] = dispatcher
+        self.bindings[bound] = compiled
         return bound
+
+    def namespace_for(self, target):
+        return {name: compiled.dispatcher(target) for name, compiled in self.bindings.items()}
 
 
 class Specialization:
@@ -325,8 +355,8 @@ class Specialization:
                                  self.is_view_call)
         self.varied = self.activity.run()
         self.summary = self.activity.summary()
-        self._jvp = None
-        self.module = None
+        self._function = None
+        self.compiled = {}            # target -> (GeneratedModule, dispatcher)
         self.names = None
 
     @property
@@ -337,7 +367,7 @@ class Specialization:
     def vectorizable(self):
         """Whether this specialization has a vector-mode form (else drivers loop over directions)."""
         try:
-            self.jvp
+            self.function
             return True
         except NotVectorizable:
             return False
@@ -358,44 +388,71 @@ class Specialization:
         return function is not MISSING and function in rules.VIEW_FUNCTIONS
 
     @property
-    def jvp(self):
+    def function(self):
+        """The tangent function's AST (the tangent pass runs once per specialization)."""
         with self.unit.compiler.lock:
-            if self._jvp is None:
-                self._jvp = self._build()
-            return self._jvp
+            if self._function is None:
+                unit = self.unit
+                self.names = copy.deepcopy(unit.normalized.names)
+                self.aliases = {"np": self.module_alias("np", np), "math": self.module_alias("math", math),
+                                "fwdad_runtime": self.module_alias("fwdad_runtime", runtime)}
+                pass_class = VectorTangentPass if self.mode == "vector" else TangentPass
+                tangent = pass_class(unit.normalized, self.types.kinds, self.varied, self.active,
+                                     unit.resolve, self.calls, unit.parsed.filename, self.aliases,
+                                     self.types.return_kind, self.names)
+                self._function = tangent.function(self.names.fresh(f"{unit.name}_{self.suffix}"))
+            return self._function
 
-    def _build(self):
-        unit = self.unit
-        self.names = copy.deepcopy(unit.normalized.names)
-        modules = {"np": self.module_alias("np", np), "math": self.module_alias("math", math),
-                   "fwdad_runtime": self.module_alias("fwdad_runtime", runtime)}
-        pass_class = VectorTangentPass if self.mode == "vector" else TangentPass
-        tangent = pass_class(unit.normalized, self.types.kinds, self.varied, self.active, unit.resolve,
-                             self.calls, unit.parsed.filename, modules, self.types.return_kind,
-                             self.names)
-        function = tangent.function(self.names.fresh(f"{unit.name}_{self.suffix}"))
-        namespace = dict(unit.namespace)
-        namespace.update({modules["np"]: np, modules["math"]: math, modules["fwdad_runtime"]: runtime})
-        namespace.update(self.calls.bindings)
+    @property
+    def jvp(self):
+        """The compiled tangent function (Numba, CPU)."""
+        return self.dispatcher("cpu")
+
+    @property
+    def device_jvp(self):
+        """The tangent function as a CUDA device function."""
+        return self.dispatcher("cuda")
+
+    @property
+    def module(self):
+        return self.compiled["cpu"][0] if "cpu" in self.compiled else None
+
+    def dispatcher(self, target):
+        with self.unit.compiler.lock:
+            if target not in self.compiled:
+                self.compiled[target] = self._build(target)
+            return self.compiled[target][1]
+
+    def _build(self, target):
+        unit, function = self.unit, self.function
+        namespace = unit.namespace_for(target)
+        namespace.update({self.aliases["np"]: np, self.aliases["math"]: math,
+                          self.aliases["fwdad_runtime"]: runtime})
+        namespace.update(self.calls.namespace_for(target))
         description = (f"tangent of {unit.name} from {unit.parsed.filename}; arguments "
                        f"({', '.join(map(str, self.arg_types))}); active {sorted(self.active)}; "
-                       f"{self.mode} mode ({unit.digest})")
-        self.module = codegen.build([function], description, unit.parsed.filename, namespace,
-                                    unit.module_dir())
-        unit.compiler.show(f"tangent ({unit.name})", self.module.source)
-        return numba.njit(cache=unit.cache, **NUMBA_OPTIONS)(self.module[function.name])
+                       f"{self.mode} mode{'; CUDA device function' if target == 'cuda' else ''} "
+                       f"({unit.digest})")
+        module = codegen.build([function], description, unit.parsed.filename, namespace,
+                               unit.module_dir() if target != "cuda" else None)
+        unit.compiler.show(f"tangent ({unit.name})", module.source)
+        if target == "cuda":
+            from .backends.cuda import device_function
+            return module, device_function(module[function.name], [module])
+        return module, numba.njit(cache=unit.cache, **NUMBA_OPTIONS)(module[function.name])
 
     def module_alias(self, base, module):
         if self.unit.namespace.get(base) is module and base not in assigned_names(self.unit.normalized.tree):
             return base
         return self.names.fresh(base)
 
-    def modules(self):
+    def modules(self, target="cpu"):
         """Every generated module this specialization's code runs through (for error messages)."""
-        found = [self.module, self.unit.module]
-        for dispatcher in self.calls.bindings.values():
-            for callee in self.unit.callees.values():
-                for spec in getattr(callee, "specializations", {}).values():
-                    if spec._jvp is dispatcher:
-                        found.extend(spec.modules())
-        return [m for m in found if m is not None]
+        self.dispatcher(target)
+        found = [self.compiled[target][0], self.unit.module]
+        for compiled in self.calls.bindings.values():
+            if isinstance(compiled, Specialization):
+                found.extend(compiled.modules(target))
+            elif isinstance(compiled, Unit):
+                found.append(compiled.module)
+        return found

@@ -146,6 +146,8 @@ VIEW_FUNCTIONS = {np.transpose, np.reshape, np.ravel, np.asarray, np.atleast_1d,
 
 
 # ---- instantiation -------------------------------------------------------------------------
+SCALAR_MATH = {"cos", "sin", "tan", "cosh", "sinh", "tanh", "exp", "log", "sqrt", "floor", "ceil",
+               "isnan", "copysign", "log1p", "expm1", "atan", "asin", "acos", "hypot"}
 TANGENTS = {"dx": 0, "dy": 1, "dw": 2}
 PRIMALS = {"x": 0, "y": 1, "w": 2}
 ZERO = "__zero__"
@@ -177,9 +179,17 @@ def is_zero(node):
 class Instantiate(ast.NodeTransformer):
     """Substitute a template's names, drop zero terms, fold constants."""
 
-    def __init__(self, primals, tangents, result, modules, zero):
+    def __init__(self, primals, tangents, result, modules, zero, scalar=False):
         self.primals, self.tangents, self.result = primals, tangents, result
-        self.modules, self.zero = modules, zero
+        self.modules, self.zero, self.scalar = modules, zero, scalar
+
+    def visit_Attribute(self, node):
+        """np.cos -> math.cos when every operand is a scalar (readable, and CUDA-friendly)."""
+        if self.scalar and isinstance(node.value, ast.Name) and node.value.id == "np" \
+                and node.attr in SCALAR_MATH:
+            return ast.Attribute(ast.Name(self.modules["math"], ast.Load()), node.attr, ast.Load())
+        self.generic_visit(node)
+        return node.value if is_zero(node.value) else node
 
     def visit_Name(self, node):
         if node.id in PRIMALS:
@@ -304,7 +314,7 @@ def typed_constants(node, cast):
     return node
 
 
-def instantiate(template, primals, tangents, result, modules, zero, cast=None):
+def instantiate(template, primals, tangents, result, modules, zero, cast=None, scalar=False):
     """The tangent expression of `template` (an AST), or None when it is identically zero.
 
     primals/tangents: AST nodes (a tangent may be None for an inactive operand);
@@ -313,7 +323,7 @@ def instantiate(template, primals, tangents, result, modules, zero, cast=None):
     wrapped around the rule's own numbers (float32 code), or None.
     """
     tree = parsed(template).body
-    tree = Instantiate(primals, tangents, result, modules, zero).visit(tree)
+    tree = Instantiate(primals, tangents, result, modules, zero, scalar).visit(tree)
     if is_zero(tree):
         return None
     tree = ReplaceZeros(zero).visit(tree)

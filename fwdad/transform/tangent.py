@@ -324,9 +324,11 @@ class TangentPass:
         if template is None:
             return None, NOTHING
         cast = self.cast(self.dtype(result))
+        scalar = all(isinstance(o, ast.Constant) or (isinstance(o, ast.Name) and o.id in self.kinds
+                     and self.kinds[o.id].shape == "scalar") for o in operands)
         tangent = rules.instantiate(
             template, operands, [self.ref(o) for o in operands], name(result), self.modules,
-            lambda: self.scalar_zero(self.dtype(result)), cast)
+            lambda: self.scalar_zero(self.dtype(result)), cast, scalar)
         used = {n.id for n in ast.walk(rules.parsed(template).body) if isinstance(n, ast.Name)}
         primals = {o.id for key, o in zip("xyw", operands) if key in used and isinstance(o, ast.Name)}
         return tangent, Reads("z" in used, primals)

@@ -1,0 +1,1 @@
+"""Targets beyond the CPU: CUDA device functions and kernels."""

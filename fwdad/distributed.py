@@ -1,0 +1,671 @@
+"""Forward gradient descent over MPI ranks (mpi4py), exchanging scalars instead of gradients.
+
+A forward gradient is g = (1/K) sum_k t_k v_k with t_k = grad f . v_k, and every direction v_k is
+a pure function of (seed, direction id) (fwdad.random). Ranks that share a seed therefore only
+need each other's scalars t_k: every rank regenerates the K directions and applies the same
+update, so the parameters stay bit-identical without ever sending a parameter-sized message
+(the trick of Salimans et al. 2017's evolution strategies and of MeZO).
+
+    mode="directions"  rank r evaluates directions k = r, r + size, ... of each step on the whole
+                       minibatch; the ranks allgather (direction id, t_k) pairs. Same result as
+                       fgd(directions=K) in one process.
+    mode="data"        every rank evaluates all K directions on its shard of the minibatch (rows
+                       r, r + size, ... of it); t_k and the loss are averaged over the ranks,
+                       weighted by shard rows. Same result as one process on the whole minibatch
+                       when fn returns a mean over rows.
+
+Per step each rank makes two compiled calls (`evaluate`: batch + its JVPs, `update`: assemble the
+scalars, regenerate the directions, optimizer) and one non-blocking allgather of 3 + 2m
+float64 numbers (m directions per rank), polled against a deadline. See docs/distributed.md.
+"""
+import sys
+import time
+
+import numba
+import numpy as np
+
+from . import random as fwdrandom
+from .errors import FwdadError
+from .gradients import actives, compile_driver, namespace, offsets, scalar_output_required, writes_arguments
+from .optim import (OPTIMIZERS, UPDATES, FGDResult, as_parameters, fgd, progress_bar, shuffle_epoch)
+from .version import __version__
+
+MODES = ("directions", "data")
+DEFAULT_TIMEOUT = 120.0        # seconds a rank waits in one collective before it reports a hang
+COMPILE_TIMEOUT = 300.0        # the first synchronization also waits for the slowest compiler
+SPIN_SECONDS = 0.02            # busy-poll this long, then poll every POLL_SLEEP seconds
+POLL_SLEEP = 0.0005
+PING, PONG = 7301, 7302        # tags of the liveness check run after a timeout
+HEADER = 3                     # message: [step, loss, parameter hash, ids (m), scalars (m)]
+_test_hooks = {}               # private, for tests: see `Trainer.run_hooks`
+
+
+class DistributedError(FwdadError):
+    """Ranks disagree, diverged, or stopped answering; `.ranks` names the suspects."""
+
+    def __init__(self, message, ranks=()):
+        super().__init__(message)
+        self.ranks = tuple(ranks)
+
+
+class CollectiveTimeout(DistributedError):
+    """A collective did not complete within the timeout: a rank died, hung or left early."""
+
+
+def distributed_fgd(fn, params, *, comm=None, mode="directions", lr, steps, seed=0, optimizer="sgd",
+                    momentum=0.9, decay=0.0, directions=1, clip=None, data=None, batch_size=None,
+                    shuffle=True, every=None, callback=None, args=(), distribution="normal",
+                    betas=(0.9, 0.999), eps=1e-8, progress=None, check_every=100,
+                    timeout=DEFAULT_TIMEOUT, abort_on_error=True):
+    """fwdad.fgd spread over the ranks of `comm` (an mpi4py communicator, or "world").
+
+    mode: "directions" (split the K directions of a step over the ranks) or "data" (split each
+    minibatch's rows over the ranks; fn must return a mean over rows). Every rank must make the
+    same call; the result's .params are bit-identical on every rank.
+    check_every: compare a 64-bit hash of the parameters across ranks every this many steps
+    (and always at the start and the end); None or 0: only at the start and the end.
+    timeout: seconds any rank waits in one collective before raising CollectiveTimeout, which
+    names the ranks that did not answer a liveness check.
+    abort_on_error: install a sys.excepthook that prints an uncaught exception and calls
+    comm.Abort(), so one failing rank ends the job instead of leaving the others waiting.
+    Falls back to the local fgd when comm is None, has one rank, or is "world" without mpi4py.
+    """
+    if mode not in MODES:
+        raise FwdadError(f"fgd: unknown mode {mode!r}; choose 'directions' or 'data'.")
+    comm = resolve_comm(comm)
+    if comm is None or (comm.Get_size() == 1 and not _test_hooks.get("force")):
+        return fgd(fn, params, lr=lr, steps=steps, seed=seed, optimizer=optimizer, momentum=momentum,
+                   decay=decay, directions=directions, clip=clip, data=data, batch_size=batch_size,
+                   shuffle=shuffle, every=every, callback=callback, args=args,
+                   distribution=distribution, betas=betas, eps=eps, progress=progress)
+    if abort_on_error:
+        install_abort_hook(comm)
+    settings = dict(lr=float(lr), momentum=float(momentum), decay=float(decay), clip=float(clip or 0.0),
+                    beta1=float(betas[0]), beta2=float(betas[1]), eps=float(eps))
+    trainer = Trainer(fn, params, comm, mode, int(steps), seed, optimizer, int(directions), data,
+                      batch_size, bool(shuffle), tuple(args), distribution, settings,
+                      int(check_every or 0), float(timeout))
+    try:
+        return trainer.train(every, callback, progress)
+    finally:
+        trainer.channel.free()
+
+
+def resolve_comm(comm):
+    """The communicator to use: None stays None; "world" is COMM_WORLD when mpi4py is installed."""
+    if isinstance(comm, str):
+        if comm != "world":
+            raise FwdadError(f"fgd: comm must be an mpi4py communicator, None or 'world', got {comm!r}.")
+        try:
+            from mpi4py import MPI
+        except ImportError:
+            return None
+        return MPI.COMM_WORLD
+    if comm is not None and not hasattr(comm, "Iallgather"):
+        raise FwdadError(f"fgd: comm must be an mpi4py communicator (e.g. MPI.COMM_WORLD), "
+                         f"got {type(comm).__name__}.")
+    return comm
+
+
+def install_abort_hook(comm):
+    """Make an uncaught exception on this rank print its traceback, then MPI_Abort the job."""
+    if getattr(sys.excepthook, "fwdad_abort", False):
+        return
+    previous, rank, size = sys.excepthook, comm.Get_rank(), comm.Get_size()
+
+    def abort_hook(kind, value, traceback):
+        try:
+            sys.stderr.write(f"[fwdad rank {rank} of {size}] uncaught {kind.__name__}; calling "
+                             "MPI Abort so that the other ranks do not wait forever\n")
+            previous(kind, value, traceback)
+            sys.stdout.flush()
+            sys.stderr.flush()
+        finally:
+            comm.Abort(1)
+    abort_hook.fwdad_abort = True
+    sys.excepthook = abort_hook
+
+
+# ---- hashing -------------------------------------------------------------------------------------
+@numba.njit(error_model="numpy")
+def hash_words(words, h):
+    """Fold 64-bit words into the running hash h (splitmix64 finalizer per word)."""
+    for i in range(words.size):
+        h = fwdrandom.mix64(h ^ (words[i] + fwdrandom.GOLDEN))
+    return h
+
+
+def parameter_hash(arrays):
+    """A 64-bit hash of the parameters' bytes (bit-identical parameters, same hash)."""
+    h = np.uint64(0x6677646164)
+    for a in arrays:
+        raw = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
+        if raw.size % 8:
+            raw = np.concatenate([raw, np.zeros(8 - raw.size % 8, np.uint8)])
+        h = hash_words(raw.view(np.uint64), h ^ np.uint64(a.size))
+    return int(h)
+
+
+# ---- generated, compiled step functions ------------------------------------------------------------
+def evaluate_source(active, n_params, n_args, n_data):
+    """Source of `evaluate`: draw this rank's (shard of the) minibatch, run its JVPs, fill msg."""
+    P = [f"a{i}" for i in range(n_params)]
+    A = [f"a{n_params + i}" for i in range(n_args)]
+    D = [f"x{i}" for i in range(n_data)]
+    B = [f"a{n_params + n_args + i}" for i in range(n_data)]
+    V = [f"v{i}" for i in range(n_params)]
+    head = ", ".join(P + A + D + B + V + [
+        "perm", "ks", "msg", "t", "seed", "K", "distribution", "table", "batch", "shuffle",
+        "first", "stride", "rows"])
+    lines = offsets(active)
+    if n_data:
+        lines += ["if rows > 0:", "    per_epoch = perm.size // batch", "    b = t % per_epoch",
+                  "    if b == 0 and shuffle:", "        shuffle_epoch(perm, seed, t // per_epoch)",
+                  "    for i in range(rows):", "        j = perm[b * batch + first + i * stride]"]
+        lines += [f"        {buf}[i] = {full}[j]" for buf, full in zip(B, D)]
+    call = [p if not a.scalar else f"{p}[0]" for p, a in zip(P, active)] + A + B
+    tangents = [v if not a.scalar else f"{v}[0]" for v, a in zip(V, active)]
+    lines += [f"m = (msg.size - {HEADER}) // 2", "value = np.nan", "for slot in range(ks.size):",
+              "    k = ks[slot]"]
+    lines += [f"    fill({v}, table, seed, t * K + k, o{i}, distribution)" for i, v in enumerate(V)]
+    lines += [f"    value, jv = jvp({', '.join(call + tangents)})",
+              f"    msg[{HEADER} + slot] = t * K + k", f"    msg[{HEADER} + m + slot] = jv",
+              "msg[0] = t", "msg[1] = value", "return value"]
+    return render("evaluate", head, lines)
+
+
+def update_source(active, n_params, optimizer, clip, single):
+    """Source of `update`: check and assemble the gathered scalars, then apply fgd's update.
+
+    The forward gradient, clipping and optimizer lines are those of fwdad.optim's loop, with
+    t_k read from the gathered messages instead of computed locally; single (K = 1, no clip)
+    fuses g = t_0 v_0 into the update as fgd does, so that the rounding is the same.
+    """
+    P = [f"a{i}" for i in range(n_params)]
+    head = ", ".join(P + [f"m{i}" for i in range(n_params)] + [f"s{i}" for i in range(n_params)]
+                     + [f"g{i}" for i in range(n_params)] + [f"v{i}" for i in range(n_params)] + [
+        "recv", "ts", "weights", "averaged", "t", "seed", "K", "distribution", "table", "lr",
+        "decay", "mu", "beta1", "beta2", "eps", "clip"])
+    lines = offsets(active)
+    for i, p in enumerate(P):
+        lines.append(f"{p}f, g{i}f, m{i}f, s{i}f, v{i}f = {p}.reshape({p}.size), g{i}.reshape(g{i}.size), "
+                     f"m{i}.reshape(m{i}.size), s{i}.reshape(s{i}.size), v{i}.reshape(v{i}.size)")
+    lines += ["status, loss = assemble(recv, ts, weights, averaged, t, K)", "if status != -1:",
+              "    return status, loss", "for k in range(K):", "    tk = ts[k]"]
+    if single:
+        lines[-2:] = ["tk = ts[0] if K > 0 else 0.0"] + [
+            f"fill(v{i}, table, seed, t * K, o{i}, distribution)" for i in range(n_params)]
+    for i in range(0 if single else n_params):
+        lines += [f"    fill(v{i}, table, seed, t * K + k, o{i}, distribution)",
+                  f"    for e in range(g{i}f.size):",
+                  f"        g{i}f[e] = (g{i}f[e] if k > 0 else g{i}f.dtype.type(0)) + g{i}f.dtype.type(tk) * v{i}f[e]"]
+    if not single:
+        lines += ["if K > 1:"] + [f"    g{i} /= K" for i in range(n_params)]
+    lines.append("rate = lr if decay == 0.0 else lr * np.exp(-decay * t)")
+    if clip:
+        lines += ["norm2 = 0.0"] + [f"norm2 += np.sum(g{i}.astype(np.float64) ** 2)" for i in range(n_params)]
+        lines += ["if norm2 > clip * clip:", "    scale = clip / np.sqrt(norm2)"]
+        lines += [f"    g{i} *= g{i}.dtype.type(scale)" for i in range(n_params)]
+    for i, p in enumerate(P):
+        lines.append(f"for e in range({p}f.size):")
+        g = f"tk * v{i}f[e]" if single else f"g{i}f[e]"
+        lines += ["    " + line.format(p=f"{p}f", g=g, m=f"m{i}f", s=f"s{i}f")
+                  for line in UPDATES[optimizer]]
+    lines.append("return -1, loss")
+    return render("update", head, lines)
+
+
+def render(name, head, lines):
+    return "def {}({}):\n{}\n".format(name, head, "\n".join("    " + line for line in lines))
+
+
+@numba.njit(error_model="numpy")
+def assemble(recv, ts, weights, averaged, t, K):
+    """Fill ts[k] from the gathered messages; (-1, loss) or (the first bad rank, nan).
+
+    averaged=False (directions mode): each t_k comes from the one rank that sent id t*K + k.
+    averaged=True (data mode): t_k = sum_r weights[r] * (rank r's t_k), in rank order.
+    A rank whose step or ids are not this step's is reported (status = its rank); a direction
+    nobody sent gives status -2.
+    """
+    size = recv.shape[0]
+    m = (recv.shape[1] - 3) // 2
+    for r in range(size):
+        if recv[r, 0] != t:
+            return r, np.nan
+    if averaged:
+        loss = 0.0
+        for k in range(K):
+            ts[k] = 0.0
+        for r in range(size):
+            loss += weights[r] * recv[r, 1]
+            for k in range(K):
+                if recv[r, 3 + k] != t * K + k:
+                    return r, np.nan
+                ts[k] += weights[r] * recv[r, 3 + m + k]
+        return -1, loss
+    seen = np.zeros(K, np.bool_)
+    for r in range(size):
+        for j in range(m):
+            ident = recv[r, 3 + j]
+            if ident < 0:
+                continue
+            k = np.int64(ident) - t * K
+            if k < 0 or k >= K or seen[k]:
+                return r, np.nan
+            seen[k] = True
+            ts[k] = recv[r, 3 + m + j]
+    for k in range(K):
+        if not seen[k]:
+            return -2, np.nan
+    return -1, recv[0, 1]
+
+
+# ---- communication with deadlines --------------------------------------------------------------------
+class Channel:
+    """Non-blocking collectives on a private duplicate of the communicator, polled with a deadline."""
+
+    def __init__(self, comm, timeout):
+        from mpi4py import MPI
+        self.MPI, self.timeout = MPI, timeout
+        self.rank, self.size = comm.Get_rank(), comm.Get_size()
+        self.comm = comm
+        self.comm = self.wait_dup(comm)
+        self.replies = []
+
+    def wait_dup(self, comm):
+        if hasattr(comm, "Idup"):
+            dup, request = comm.Idup()
+            self.wait(request, "MPI_Comm_idup at the start of fgd (some rank did not call fgd)")
+            return dup
+        return comm.Dup()
+
+    def free(self):
+        try:
+            self.comm.Free()
+        except Exception:           # a communicator with pending requests after an error
+            pass
+
+    def allgather(self, send, recv, what, timeout=None):
+        """recv[r] = rank r's `send` (byte copies; any dtype), or CollectiveTimeout."""
+        request = self.comm.Iallgather([send.view(np.uint8), self.MPI.BYTE], [recv.view(np.uint8), self.MPI.BYTE])
+        self.wait(request, what, timeout)
+
+    def barrier(self, what, timeout=None):
+        self.wait(self.comm.Ibarrier(), what, timeout)
+
+    def wait(self, request, what, timeout=None):
+        """Spin on request.Test(), then poll with short sleeps (answering liveness pings)."""
+        if request.Test():
+            return
+        start = time.monotonic()
+        deadline = start + (self.timeout if timeout is None else timeout)
+        while True:
+            for _ in range(64):
+                if request.Test():
+                    return
+            now = time.monotonic()
+            if now > deadline:
+                self.timed_out(what, now - start)
+            if now - start > SPIN_SECONDS:
+                self.answer_pings()
+                time.sleep(POLL_SLEEP)
+
+    def answer_pings(self, alive=None):
+        """Reply to other ranks' liveness pings; record who pinged or answered in `alive`."""
+        MPI, status = self.MPI, self.MPI.Status()
+        buffer = np.zeros(1, np.int64)
+        while self.comm.Iprobe(source=MPI.ANY_SOURCE, tag=MPI.ANY_TAG, status=status):
+            tag, source = status.Get_tag(), status.Get_source()
+            if tag not in (PING, PONG):
+                return
+            self.comm.Recv([buffer, MPI.INT64_T], source=source, tag=tag)
+            if alive is not None:
+                alive.add(source)
+            if tag == PING:
+                self.replies.append(self.comm.Isend([np.array([self.rank], np.int64), MPI.INT64_T],
+                                                    dest=source, tag=PONG))
+
+    def timed_out(self, what, waited):
+        """Find out which ranks still answer, then raise CollectiveTimeout naming the others."""
+        MPI = self.MPI
+        grace = min(10.0, max(1.0, 0.1 * self.timeout))
+        ping = np.array([self.rank], np.int64)
+        for r in range(self.size):
+            if r != self.rank:
+                self.replies.append(self.comm.Isend([ping, MPI.INT64_T], dest=r, tag=PING))
+        alive, end = {self.rank}, time.monotonic() + grace
+        while time.monotonic() < end and len(alive) < self.size:
+            self.answer_pings(alive)
+            time.sleep(0.002)
+        silent = sorted(set(range(self.size)) - alive)
+        message = (f"fwdad.distributed: rank {self.rank} of {self.size} waited {waited:.1f} s "
+                   f"(timeout={self.timeout:g}) in {what}, and not every rank joined.\n")
+        if silent:
+            message += (f"Rank(s) {join(silent)} did not answer a liveness check within {grace:g} s: "
+                        "they may have died, hung, or left the training loop early (an exception "
+                        "caught on that rank, a different number of steps).")
+            if len(alive) > 1:
+                message += f" Rank(s) {join(sorted(alive))} answered (alive, waiting)."
+        else:
+            message += ("Every rank answered a liveness check, so one of them is running far "
+                        "slower than the others or is stuck in another collective.")
+        message += ("\nWhat to do: read the output of the silent rank(s); if a step legitimately "
+                    "takes longer, pass a larger timeout= to fgd.")
+        raise CollectiveTimeout(message, silent)
+
+
+def join(ranks):
+    return ", ".join(str(r) for r in ranks)
+
+
+# ---- the consistency checks -------------------------------------------------------------------------
+CHECKED = [          # (field, numpy type, description for the error message)
+    ("version", "S24", "fwdad version"), ("function", "S48", "loss function"),
+    ("seed", "<u8", "seed"), ("directions", "<i8", "number of directions K"),
+    ("steps", "<i8", "number of steps"), ("mode", "S12", "mode"), ("optimizer", "S12", "optimizer"),
+    ("distribution", "S12", "distribution"), ("n_params", "<i8", "parameter count"),
+    ("dtypes", "S48", "parameter dtypes"), ("lr", "<f8", "lr"), ("momentum", "<f8", "momentum"),
+    ("decay", "<f8", "decay"), ("clip", "<f8", "clip"), ("beta1", "<f8", "betas[0]"),
+    ("beta2", "<f8", "betas[1]"), ("eps", "<f8", "eps"), ("batch", "<i8", "batch_size"),
+    ("rows", "<i8", "number of data rows"), ("shuffle", "<i8", "shuffle"),
+    ("check_every", "<i8", "check_every"), ("params_hash", "<u8", "initial parameters (hash)"),
+]
+HEADER_DTYPE = np.dtype([(name, kind) for name, kind, _ in CHECKED])
+
+
+def mismatches(table, describe):
+    """[(description, suspect ranks, per-rank values)] for each field whose ranks disagree.
+
+    The reference value of a field is the most common one (ties: rank 0's); the suspects are
+    the ranks that hold another value.
+    """
+    found = []
+    for name, _, label in describe:
+        values = [row[name] for row in table]
+        if all(v == values[0] for v in values):
+            continue
+        counts = {}
+        for v in values:
+            counts[v] = counts.get(v, 0) + 1
+        best = max(counts.values())
+        reference = values[0] if counts[values[0]] == best else next(v for v in values if counts[v] == best)
+        suspects = [r for r, v in enumerate(values) if v != reference]
+        found.append((label, suspects, [show(v) for v in values], show(reference)))
+    return found
+
+
+def show(value):
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    if isinstance(value, np.floating):
+        return repr(float(value))
+    return str(value)
+
+
+# ---- the trainer ---------------------------------------------------------------------------------
+class Trainer:
+    """One rank's state: parameters, its data shard, compiled step functions and the channel."""
+
+    def __init__(self, fn, params, comm, mode, steps, seed, optimizer, directions, data, batch_size,
+                 shuffle, args, distribution, settings, check_every, timeout):
+        from .api import as_forward
+        if optimizer not in OPTIMIZERS:
+            raise FwdadError(f"fgd: unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+        if distribution not in fwdrandom.DISTRIBUTIONS:
+            raise FwdadError(f"fgd: unknown distribution {distribution!r}")
+        if directions < 1:
+            raise FwdadError("fgd: directions must be at least 1")
+        self.forward, self.mode, self.steps, self.seed = as_forward(fn), mode, steps, np.uint64(seed)
+        self.optimizer, self.K, self.distribution = optimizer, directions, distribution
+        self.settings, self.check_every, self.shuffle = settings, check_every, shuffle
+        self.channel = Channel(comm, timeout)
+        self.rank, self.size = self.channel.rank, self.channel.size
+        self.values, self.rebuild = as_parameters(params)
+        self.arrays = [v if isinstance(v, np.ndarray) else np.array([v], dtype=np.float64
+                       if isinstance(v, float) else type(v)) for v in self.values]
+        self.args = args
+        self.prepare_data(data, batch_size)
+        self.check_header()
+        self.prepare_directions()
+        self.compile()
+
+    # -- setup --
+    def prepare_data(self, data, batch_size):
+        """Whole data arrays, this rank's rows of each minibatch (first, stride, rows) and buffers."""
+        self.data = tuple(np.ascontiguousarray(d) for d in (data or ()))
+        if not self.data:
+            self.batch, self.first, self.stride, self.rows = 0, 0, 1, 0
+            self.buffers, self.perm = [], np.zeros(1, np.int64)
+            self.n_rows = 0
+            return
+        n = self.n_rows = len(self.data[0])
+        if any(len(d) != n for d in self.data):
+            raise FwdadError("fgd: every array in data must have the same length (first axis).")
+        self.batch = int(batch_size) if batch_size else n
+        if not 0 < self.batch <= n:
+            raise FwdadError(f"fgd: batch_size must be between 1 and {n}.")
+        if self.mode == "data":
+            if self.batch < self.size:
+                raise FwdadError(f"fgd: mode='data' splits each minibatch over {self.size} ranks, "
+                                 f"so batch_size must be at least {self.size} (got {self.batch}).")
+            self.first, self.stride = self.rank, self.size
+            self.rows = len(range(self.rank, self.batch, self.size))
+        else:
+            self.first, self.stride, self.rows = 0, 1, self.batch
+        self.buffers = [np.empty((self.rows,) + d.shape[1:], d.dtype) for d in self.data]
+        self.perm = np.arange(n, dtype=np.int64)
+
+    def header(self):
+        row = np.zeros(1, HEADER_DTYPE)
+        name = getattr(self.forward, "__qualname__", "") or getattr(self.forward, "__name__", "")
+        module = getattr(self.forward.py_func, "__module__", "") or ""
+        dtypes = ",".join(f"{a.dtype}{list(a.shape)}" for a in self.arrays)
+        values = dict(version=__version__, function=f"{module}.{name}"[-48:], seed=self.seed,
+                      directions=self.K, steps=self.steps, mode=self.mode, optimizer=self.optimizer,
+                      distribution=self.distribution, n_params=sum(a.size for a in self.arrays),
+                      dtypes=dtypes[:48], batch=self.batch, rows=self.n_rows, shuffle=int(self.shuffle),
+                      check_every=self.check_every, params_hash=parameter_hash(self.arrays),
+                      **self.settings)
+        for name, value in values.items():
+            row[name] = value.encode() if isinstance(value, str) else value
+        return row
+
+    def check_header(self):
+        """Allgather every rank's settings; raise on every rank if any field differs."""
+        mine = self.header()
+        table = np.zeros(self.size, HEADER_DTYPE)
+        self.channel.allgather(mine, table, "the start-up check of fgd's settings (allgather)")
+        found = mismatches(table, CHECKED)
+        if not found:
+            return
+        lines, suspects = [], set()
+        for label, ranks, values, reference in found:
+            suspects.update(ranks)
+            per_rank = ", ".join(f"rank {r}: {v}" for r, v in enumerate(values))
+            lines.append(f"  {label}: rank(s) {join(ranks)} differ from {reference!s} ({per_rank})")
+        raise DistributedError(
+            f"fwdad.distributed: the {self.size} ranks called fgd with different settings "
+            f"(seen on rank {self.rank}):\n" + "\n".join(lines) +
+            "\nWhat to do: every rank must call fgd with the same fwdad version, function, seed, "
+            "settings and initial parameters (initialize them from a shared seed or "
+            "comm.Bcast them from rank 0).", sorted(suspects))
+
+    def prepare_directions(self):
+        """Which directions this rank evaluates, message buffers and shard weights."""
+        K, size = self.K, self.size
+        if self.mode == "directions":
+            self.ks = np.arange(self.rank, K, size, dtype=np.int64)
+            self.m = len(range(0, K, size))            # the most any rank holds (rank 0's)
+            self.weights = np.zeros(size)
+        else:
+            self.ks = np.arange(K, dtype=np.int64)
+            self.m = K
+            if self.data:
+                rows = np.array([len(range(r, self.batch, size)) for r in range(size)], np.float64)
+                self.weights = rows / self.batch
+            else:                                      # each rank's own data in args: equal weights
+                self.weights = np.full(size, 1.0 / size)
+        self.msg = np.full(HEADER + 2 * self.m, -1.0)
+        self.recv = np.empty((size, self.msg.size))
+        self.ts = np.zeros(K)
+
+    def compile(self):
+        forward = self.forward
+        sample = tuple(self.values) + self.args + tuple(self.buffers)
+        active = list(range(len(self.values)))
+        spec = forward.specialization(sample, active)
+        scalar_output_required(spec, "fgd")
+        written = writes_arguments(spec)
+        if written:
+            raise FwdadError(f"{forward.__name__} writes into its argument "
+                             f"{forward.parameters[written[0]]!r}; fgd evaluates the function at the "
+                             "same point for every direction.\nWhat to do: copy the argument inside "
+                             "the function first.")
+        act = actives(spec)[:len(self.values)]
+        ns = dict(namespace(spec), shuffle_epoch=shuffle_epoch, assemble=assemble)
+        sources = (evaluate_source(act, len(self.values), len(self.args), len(self.data)),
+                   update_source(act, len(self.values), self.optimizer, self.settings["clip"],
+                                 self.K == 1 and not self.settings["clip"]))
+        key = ("distributed", sources, id(spec))
+        if key not in forward._drivers:
+            forward._drivers[key] = tuple(compile_driver(s, n, ns) for s, n in zip(sources, ("evaluate", "update")))
+        self.evaluate_fn, self.update_fn = forward._drivers[key]
+        self.source = "\n".join(sources)
+        self.v = [np.empty_like(a) for a in self.arrays]
+        self.g = [np.zeros_like(a) for a in self.arrays]
+        self.state = [np.zeros_like(a) for a in self.arrays] + [np.zeros_like(a) for a in self.arrays]
+
+    # -- the step --
+    def evaluate(self, t, ks, rows):
+        return self.evaluate_fn(*self.arrays, *self.args, *self.data, *self.buffers, *self.v,
+                                self.perm, ks, self.msg, t, self.seed, self.K,
+                                fwdrandom.DISTRIBUTIONS[self.distribution], fwdrandom.NORMAL_TABLE,
+                                self.batch, self.shuffle, self.first, self.stride, rows)
+
+    def update(self, arrays, state, t, K):
+        s = self.settings
+        return self.update_fn(*arrays, *state, *self.g, *self.v, self.recv, self.ts, self.weights,
+                              self.mode == "data", t, self.seed, K,
+                              fwdrandom.DISTRIBUTIONS[self.distribution], fwdrandom.NORMAL_TABLE,
+                              s["lr"], s["decay"], s["momentum"], s["beta1"], s["beta2"], s["eps"],
+                              s["clip"])
+
+    def warm_up(self):
+        """Compile both step functions (on copies, no step taken), then wait for every rank."""
+        self.evaluate(0, self.ks[:0], 0)
+        self.recv[:] = 0.0
+        copies = [a.copy() for a in self.arrays]
+        self.update(copies, [s.copy() for s in self.state], 0, 0)
+        self.channel.barrier("the synchronization after compiling (Ibarrier)",
+                             max(self.channel.timeout, COMPILE_TIMEOUT))
+
+    def step(self, t):
+        """One step: this rank's JVPs, one allgather of (id, t_k) pairs, the identical update."""
+        if _test_hooks:
+            self.run_hooks(t)
+        self.msg[HEADER:] = -1.0
+        self.evaluate(t, self.ks, self.rows)
+        checking = self.check_every and t % self.check_every == 0 and t > 0
+        self.msg.view(np.uint64)[2] = parameter_hash(self.arrays) if checking else 0
+        self.channel.allgather(self.msg, self.recv, f"the allgather of step {t}'s direction scalars")
+        if checking:
+            self.compare_hashes(self.recv.view(np.uint64)[:, 2], f"at step {t}")
+        status, loss = self.update(self.arrays, self.state, t, self.K)
+        if status != -1:
+            self.desynchronized(t, status)
+        return loss
+
+    def compare_hashes(self, hashes, when):
+        hashes = [int(h) for h in hashes]
+        if all(h == hashes[0] for h in hashes):
+            return
+        table = np.array([(h,) for h in hashes], dtype=[("hash", "<u8")])
+        (_, suspects, _, reference), = mismatches(table, [("hash", None, "hash")])
+        per_rank = ", ".join(f"rank {r}: {h:016x}" for r, h in enumerate(hashes))
+        raise DistributedError(
+            f"fwdad.distributed: the parameters are no longer identical on every rank {when}: "
+            f"rank(s) {join(suspects)} differ from the others (parameter hashes {per_rank}; seen on "
+            f"rank {self.rank}).\nWhat to do: a rank's parameters were changed outside fgd, or the "
+            "ranks run different builds (numpy/numba/BLAS versions, CPU features) that round "
+            "differently; run every rank with the same environment.", suspects)
+
+    def desynchronized(self, t, status):
+        if status == -2:
+            raise DistributedError(f"fwdad.distributed: step {t}: some of the {self.K} directions "
+                                   "were not evaluated by any rank (internal error).")
+        raise DistributedError(
+            f"fwdad.distributed: rank {status} sent the scalars of another step or other directions "
+            f"than step {t}'s (seen on rank {self.rank}); the ranks are out of step.\nWhat to do: "
+            "make every rank run the same sequence of fgd calls.", [int(status)])
+
+    def run_hooks(self, t):
+        """Private test hooks: perturb, stall or raise on one rank at one step."""
+        hooks = _test_hooks
+        if hooks.get("perturb") == (self.rank, t):
+            self.arrays[0].reshape(-1)[0] += self.arrays[0].dtype.type(1e-9)
+        if hooks.get("stall", (None, None))[:2] == (self.rank, t):
+            time.sleep(hooks["stall"][2])
+        if hooks.get("raise") == (self.rank, t):
+            raise RuntimeError(f"test hook: rank {self.rank} fails at step {t}")
+
+    # -- the loop --
+    def train(self, every, callback, progress):
+        steps = self.steps
+        losses, times = np.zeros(steps, np.float64), np.zeros(steps, np.float64)
+        every = int(every) if every else None
+        bar = progress_bar(steps, progress, every) if self.rank == 0 else None
+        if bar is not None and every is None:
+            every = max(1, steps // 100)
+        chunk = every or max(steps, 1)
+        self.warm_up()
+        history, done, paused = [], 0, 0.0
+        start = time.perf_counter()
+        while done < steps:
+            n = min(chunk, steps - done)
+            for t in range(done, done + n):
+                losses[t] = self.step(t)
+            elapsed = time.perf_counter() - start - paused
+            previous = times[done - 1] if done else 0.0
+            times[done:done + n] = previous + (elapsed - previous) * np.arange(1, n + 1) / n
+            done += n
+            outside = time.perf_counter()
+            if bar is not None:
+                bar.update(n)
+                bar.set_postfix(loss=f"{losses[done - 1]:.4g}")
+            if callback is not None:
+                history.append(callback(done, self.current(), losses[:done]))
+            paused += time.perf_counter() - outside
+        if bar is not None:
+            bar.close()
+        seconds = time.perf_counter() - start - paused
+        self.final_check()
+        result = FGDResult(self.current(), losses, times, seconds, steps, history)
+        result.communication = self.communication()
+        return result
+
+    def final_check(self):
+        mine = np.array([parameter_hash(self.arrays)], np.uint64)
+        hashes = np.zeros(self.size, np.uint64)
+        self.channel.allgather(mine, hashes, "the final parameter check (allgather)")
+        self.compare_hashes(hashes, "at the end of training")
+
+    def communication(self):
+        """What one step sends: per rank, and as the total every rank receives."""
+        return {"mode": self.mode, "ranks": self.size, "rank": self.rank, "directions": self.K,
+                "directions_on_this_rank": int(self.ks.size), "floats_per_message": int(self.msg.size),
+                "bytes_sent_per_step": int(self.msg.nbytes), "bytes_received_per_step": int(self.recv.nbytes),
+                "collectives_per_step": 1}
+
+    def current(self):
+        values = [a.copy() if isinstance(v, np.ndarray) else a[0] for a, v in zip(self.arrays, self.values)]
+        return self.rebuild(values)
+
+
+def bytes_per_step(mode, directions, ranks):
+    """Bytes each rank receives per step (its own message included) for these settings."""
+    m = len(range(0, directions, ranks)) if mode == "directions" else directions
+    return ranks * (HEADER + 2 * m) * 8
+
+
+__all__ = ["distributed_fgd", "DistributedError", "CollectiveTimeout", "bytes_per_step", "MODES"]
