@@ -176,6 +176,12 @@ class ForwardFunction:
             f"What to do: pass None as its tangent; to differentiate with respect to it, pass a "
             f"float (e.g. {name}=float({name})) or a float array.")
 
+    def batch_jvp(self, primals, tangents, in_axes=None):
+        """(values, tangents) of many instances at once; see fwdad.batch (one GPU thread each on
+        target="cuda", one core each on target="parallel")."""
+        from .batch import batch_jvp
+        return batch_jvp(self, primals, tangents, in_axes)
+
     # ---- gradients -----------------------------------------------------------------------------
     def _active_positions(self, args):
         if self.wrt is None:
@@ -242,10 +248,45 @@ class ForwardFunction:
             raise FwdadError(f"unknown distribution {distribution!r}; use 'normal' or 'rademacher'")
         if int(directions) < 1:
             raise FwdadError("directions must be at least 1")
+        if self.target == "cuda":
+            return self._forward_gradient_cuda(args, active, seed, int(directions), distribution)
         driver, spec = self._driver("forward_gradient", args, active, int(directions))
         value, grads = self._run(spec, driver, args + (np.uint64(seed), 0, int(directions),
                                                         DISTRIBUTIONS[distribution], NORMAL_TABLE))
         return value, self._per_argument(list(grads), active, args)
+
+    def _forward_gradient_cuda(self, args, active, seed, directions, distribution):
+        """K threads draw a direction each and run the JVP; a second kernel reduces on the device."""
+        from .backends.cuda import ForwardGradientKernels, cuda, device_table
+        from .gradients import scalar_output_required
+        from .random import DISTRIBUTIONS
+        spec = self.specialization(args, active)
+        scalar_output_required(spec, "forward_gradient")
+        key = ("cuda forward_gradient", id(spec))
+        if key not in self._drivers:
+            self._drivers[key] = ForwardGradientKernels(spec, len(args))
+        kernels, numba_cuda = self._drivers[key], cuda()
+        device_args = [numba_cuda.to_device(a) if isinstance(a, np.ndarray) else a for a in args]
+        code, table = DISTRIBUTIONS[distribution], device_table()
+        values, ts = kernels.jvps(device_args, args, seed, 0, directions, code, table)
+        flats = [f.copy_to_host() for f in kernels.gradient(ts, args, seed, 0, directions, code, table)]
+        grads = [f.reshape(np.shape(args[a.i])) if not a.scalar else f[0] for f, a in zip(flats, kernels.items)]
+        return float(values.copy_to_host()[0]), self._per_argument(grads, active, args)
+
+    def cuda_jvp(self, *args, active=None):
+        """The CUDA device function computing (value, tangent) for arguments like `args`.
+
+        Call it from your own @cuda.jit kernels as jvp(*args, *tangents_of_active_args);
+        `active` lists the differentiated positions (default: every float argument).
+        """
+        from .backends.cuda import host_like
+        args = tuple(host_like(a) for a in self._arguments(args, {}))
+        active = [i for i, a in enumerate(args) if is_float(a)] if active is None else list(active)
+        return self.specialization(args, active).device_jvp
+
+    def cuda_primal(self):
+        """The CUDA device function of the primal (callable from your @cuda.jit kernels)."""
+        return self.unit.dispatcher("cuda")
 
     def value_and_grad(self, *args, chunk=None):
         """(f(*args), exact gradient) by forward mode, `chunk` directions per pass."""

@@ -437,7 +437,8 @@ class Specialization:
                                unit.module_dir() if target != "cuda" else None)
         unit.compiler.show(f"tangent ({unit.name})", module.source)
         if target == "cuda":
-            from .backends.cuda import device_function
+            from .backends.cuda import check_device_code, device_function
+            check_device_code(function, self.types.kinds, unit.parsed.filename)
             return module, device_function(module[function.name], [module])
         return module, numba.njit(cache=unit.cache, **NUMBA_OPTIONS)(module[function.name])
 

@@ -188,6 +188,11 @@ def fgd(fn, params, *, lr, steps, seed=0, optimizer="sgd", momentum=0.9, decay=0
     if distribution not in fwdrandom.DISTRIBUTIONS:
         raise FwdadError(f"fgd: unknown distribution {distribution!r}")
     forward = as_forward(fn)
+    if forward.target == "cuda":
+        return fgd_cuda(forward, params, lr=lr, steps=int(steps), seed=seed, optimizer=optimizer,
+                        momentum=momentum, decay=decay, directions=int(directions), clip=clip, data=data,
+                        gradient=gradient, args=args, distribution=distribution, betas=betas, eps=eps,
+                        every=every, callback=callback, progress=progress, trajectory=trajectory)
     plan = Plan(forward, params, args, data, batch_size, gradient, directions, shuffle)
     loop = plan.compile(optimizer, clip)
     losses = np.zeros(int(steps), np.float64)
@@ -226,6 +231,23 @@ def fgd(fn, params, *, lr, steps, seed=0, optimizer="sgd", momentum=0.9, decay=0
     if trajectory:
         result.trajectory = plan.path
     return result
+
+
+def fgd_cuda(forward, params, *, data, gradient, clip, trajectory, progress, **options):
+    """fgd with target="cuda": the parameters stay on the GPU for the whole run."""
+    from .backends.cuda import fgd_on_device
+    unsupported = [name for name, value in (("data", data), ("clip", clip), ("trajectory", trajectory))
+                   if value] + (["gradient=" + repr(gradient)] if gradient != "forward" else [])
+    if unsupported:
+        raise FwdadError(f"fgd on target='cuda' does not support {', '.join(unsupported)} yet.\n"
+                         "What to do: use target='parallel' or 'cpu' for these options.")
+    values, rebuild = as_parameters(params)
+    bar = progress_bar(options["steps"], progress, options["every"])
+    final, losses, times, seconds, history = fgd_on_device(forward, values, tuple(options.pop("args")),
+                                                           bar=bar, **options)
+    if bar is not None:
+        bar.close()
+    return FGDResult(rebuild(final), losses, times, seconds, options["steps"], history)
 
 
 def progress_bar(total, progress, every):

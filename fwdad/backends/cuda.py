@@ -26,6 +26,34 @@ def device_function(py_func, modules):
     return function
 
 
+ALLOCATING = {"zeros", "zeros_like", "empty", "empty_like", "ones", "ones_like", "full", "full_like",
+              "copy", "arange", "linspace", "eye", "identity", "concatenate", "stack", "outer", "dot"}
+
+
+def check_device_code(function, kinds, filename):
+    """Reject array allocation in code meant for the GPU, at the user's line, before numba-cuda does.
+
+    Device functions cannot allocate: array results must be written into arrays passed in.
+    """
+    import ast
+    from ..errors import located
+    for node in ast.walk(function):
+        if not isinstance(node, ast.Assign):
+            continue
+        target, value = node.targets[0], node.value
+        name = target.id if isinstance(target, ast.Name) else None
+        kind = kinds.get(name[2:] if name and name.startswith("d_") else name)
+        allocating_call = isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) \
+            and value.func.attr in ALLOCATING
+        array_result = kind is not None and kind.shape == "array" and not isinstance(value, (ast.Name, ast.Subscript))
+        if allocating_call or array_result:
+            raise located(CompilationError, filename, getattr(node, "lineno", 0),
+                          "the CUDA target cannot allocate arrays inside device code (this line "
+                          "creates a new array, or its tangent needs one).",
+                          "pass preallocated arrays as arguments and write the results into them "
+                          "with element assignments; give every array that the function writes a tangent")
+
+
 def is_device_array(value):
     return hasattr(value, "__cuda_array_interface__") and not isinstance(value, np.ndarray)
 
@@ -35,3 +63,210 @@ def host_like(value):
     if is_device_array(value):
         return np.empty(value.shape, value.dtype)
     return value
+
+
+# ---- counter-based directions on the device --------------------------------------------------------
+_RANDOM = {}
+
+
+def device_random():
+    """(stream_key, sample) as device functions: the same code and numbers as fwdad.random."""
+    if not _RANDOM:
+        import types as pytypes
+        from .. import random as fwdrandom
+        scope = dict(vars(fwdrandom))
+        for name in ("mix64", "stream_key", "sample"):
+            py_func = getattr(fwdrandom, name).py_func
+            scope[name] = cuda().jit(device=True)(pytypes.FunctionType(py_func.__code__, scope, name))
+        _RANDOM.update(stream_key=scope["stream_key"], sample=scope["sample"])
+    return _RANDOM["stream_key"], _RANDOM["sample"]
+
+
+def direction_kernel_source(spec, n_args, active, scalar_params=()):
+    """Kernel: thread k draws direction first + k over the active arguments and runs the JVP.
+
+    Array arguments' directions go to rows of V buffers (K, size); `scalar_params` are passed
+    as one-element device arrays (fgd's parameters) and read as p[0].
+    """
+    from ..gradients import actives
+    items = actives(spec)
+    args = [f"a{j}" for j in range(n_args)]
+    buffers = [f"V{a.i}" for a in items if not a.scalar]
+    head = ", ".join(args + buffers + ["offsets", "seed", "first", "K", "distribution", "table", "ts", "values"])
+    lines = ["k = cuda.grid(1)", "if k < K:", "    key = stream_key(seed, first + k)"]
+    call = [f"{a}[0]" if j in scalar_params else a for j, a in enumerate(args)]
+    tangents = []
+    for number, a in enumerate(items):
+        if a.scalar:
+            lines.append(f"    s{a.i} = sample(table, key, offsets[{number}], distribution)")
+            tangents.append(f"s{a.i}")
+        else:
+            if a.kind.ndim != 1:
+                raise CompilationError("forward_gradient on the CUDA target supports scalar and 1-D "
+                                       "array arguments.\nWhat to do: pass a flat parameter vector "
+                                       "and reshape it inside the function.")
+            lines += [f"    v{a.i} = V{a.i}[k]", f"    for e in range(v{a.i}.shape[0]):",
+                      f"        v{a.i}[e] = sample(table, key, offsets[{number}] + e, distribution)"]
+            tangents.append(f"v{a.i}")
+    lines += [f"    value, t = jvp({', '.join(call + tangents)})", "    ts[k] = t", "    values[k] = value"]
+    return f"def directions({head}):\n" + "\n".join("    " + line for line in lines) + "\n"
+
+
+GATHER_SOURCE = '''
+def gather(ts, keys, K, distribution, table, offset, out):
+    """out[e] = (1/K) sum_k t_k v_k[offset + e], regenerating each direction's component."""
+    e = cuda.grid(1)
+    if e < out.shape[0]:
+        s = 0.0
+        for k in range(K):
+            s += ts[k] * sample(table, keys[k], offset + e, distribution)
+        out[e] = s / K
+'''
+
+
+def compile_kernel(text, name, namespace):
+    import linecache
+    filename = f"<fwdad cuda {name} {abs(hash(text)):x}>"
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    scope = dict(namespace)
+    exec(compile(text, filename, "exec"), scope)
+    return cuda().jit(scope[name])
+
+
+class ForwardGradientKernels:
+    """The two kernels of a forward gradient on the device, compiled once per specialization."""
+
+    def __init__(self, spec, n_args, scalar_params=()):
+        from ..gradients import actives
+        stream_key, sample = device_random()
+        namespace = {"cuda": cuda(), "stream_key": stream_key, "sample": sample, "jvp": spec.device_jvp}
+        self.spec, self.items = spec, actives(spec)
+        self.directions = compile_kernel(direction_kernel_source(spec, n_args, spec.active, scalar_params),
+                                         "directions", namespace)
+        self.gather = compile_kernel(GATHER_SOURCE, "gather", namespace)
+
+    def offsets(self, args):
+        sizes = [1 if a.scalar else int(np.size(args[a.i])) for a in self.items]
+        return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64), sizes
+
+    def jvps(self, device_args, args, seed, first, K, distribution, table):
+        """(values, ts) on the device: the JVP along each of K directions."""
+        numba_cuda = cuda()
+        offsets, _ = self.offsets(args)
+        buffers = [numba_cuda.device_array((K,) + np.shape(args[a.i]), np.asarray(args[a.i]).dtype)
+                   for a in self.items if not a.scalar]
+        ts = numba_cuda.device_array(K, np.float64)
+        values = numba_cuda.device_array(K, np.float64)
+        blocks = (K + 63) // 64
+        self.directions[blocks, 64](*device_args, *buffers, numba_cuda.to_device(offsets), np.uint64(seed),
+                                   first, K, distribution, table, ts, values)
+        return values, ts
+
+    def gradient(self, ts, args, seed, first, K, distribution, table):
+        """Per active argument, the forward gradient as a flat device array."""
+        from ..random import stream_key
+        numba_cuda = cuda()
+        keys = numba_cuda.to_device(np.array([stream_key(np.uint64(seed), first + k) for k in range(K)],
+                                             dtype=np.uint64))
+        offsets, sizes = self.offsets(args)
+        out = []
+        for a, offset, size in zip(self.items, offsets, sizes):
+            flat = numba_cuda.device_array(size, np.float64)
+            blocks = (size + 127) // 128
+            self.gather[blocks, 128](ts, keys, K, distribution, table, int(offset), flat)
+            out.append(flat)
+        return out
+
+
+UPDATE_SOURCE = '''
+def update(P, ts, values, seed, first, K, distribution, table, offset, rate, optimizer, mu, beta1,
+           beta2, eps, t, M, S, losses, record):
+    """One optimizer step on one parameter array, regenerating the K directions' components."""
+    e = cuda.grid(1)
+    if record and e == 0:
+        losses[t] = values[0]
+    if e < P.shape[0]:
+        g = 0.0
+        for k in range(K):
+            g += ts[k] * sample(table, stream_key(seed, first + k), offset + e, distribution)
+        g /= K
+        if optimizer == 0:
+            P[e] -= rate * g
+        elif optimizer == 1:
+            M[e] = mu * M[e] + g
+            P[e] -= rate * M[e]
+        else:
+            M[e] = beta1 * M[e] + (1.0 - beta1) * g
+            S[e] = beta2 * S[e] + (1.0 - beta2) * g * g
+            P[e] -= rate * (M[e] / (1.0 - beta1 ** (t + 1))) / (math.sqrt(S[e] / (1.0 - beta2 ** (t + 1))) + eps)
+'''
+OPTIMIZER_CODES = {"sgd": 0, "momentum": 1, "adam": 2}
+_TABLE = {}
+
+
+def device_table():
+    from ..random import NORMAL_TABLE
+    if "table" not in _TABLE:
+        _TABLE["table"] = cuda().to_device(NORMAL_TABLE)
+    return _TABLE["table"]
+
+
+def fgd_on_device(forward, values, args, *, lr, steps, seed, optimizer, momentum, decay, directions,
+                  distribution, betas, eps, every, callback, bar):
+    """Forward gradient descent with parameters on the GPU: per step, one kernel draws the K
+    directions and runs the JVPs, one kernel per parameter array applies the update."""
+    import math
+    import time
+    from ..random import DISTRIBUTIONS
+    numba_cuda = cuda()
+    host = [np.atleast_1d(np.asarray(v, dtype=np.float64 if isinstance(v, float) else None)).copy()
+            for v in values]
+    if any(h.ndim != 1 for h in host):
+        raise CompilationError("fgd on the CUDA target takes scalar and 1-D array parameters.\n"
+                               "What to do: pass a flat parameter vector and reshape it inside the function.")
+    scalars = tuple(j for j, v in enumerate(values) if not isinstance(v, np.ndarray))
+    sample_args = tuple(values) + tuple(args)
+    spec = forward.specialization(sample_args, list(range(len(values))))
+    key = ("cuda fgd", id(spec), scalars)
+    if key not in forward._drivers:
+        stream_key, sample = device_random()
+        namespace = {"cuda": numba_cuda, "math": math, "stream_key": stream_key, "sample": sample}
+        forward._drivers[key] = (ForwardGradientKernels(spec, len(sample_args), scalars),
+                                 compile_kernel(UPDATE_SOURCE, "update", namespace))
+    kernels, update = forward._drivers[key]
+    params = [numba_cuda.to_device(h) for h in host]
+    state = [(numba_cuda.to_device(np.zeros_like(h)), numba_cuda.to_device(np.zeros_like(h))) for h in host]
+    constants = [numba_cuda.to_device(a) if isinstance(a, np.ndarray) else a for a in args]
+    losses = numba_cuda.to_device(np.zeros(steps))
+    table, code = device_table(), DISTRIBUTIONS[distribution]
+    offsets, _ = kernels.offsets(sample_args)
+    times, history, start, paused = np.zeros(steps), [], time.perf_counter(), 0.0
+    chunk = every or steps
+    for t in range(steps):
+        first = t * directions
+        vals, ts = kernels.jvps(params + constants, sample_args, seed, first, directions, code, table)
+        rate = lr * math.exp(-decay * t)
+        for j, (p, (m, s)) in enumerate(zip(params, state)):
+            blocks = (p.shape[0] + 127) // 128
+            update[blocks, 128](p, ts, vals, np.uint64(seed), first, directions, code, table,
+                                int(offsets[j]), rate, OPTIMIZER_CODES[optimizer], momentum, betas[0],
+                                betas[1], eps, t, m, s, losses, j == 0)
+        if (t + 1) % chunk == 0 or t + 1 == steps:
+            numba_cuda.synchronize()
+            elapsed = time.perf_counter() - start - paused
+            done = t + 1
+            previous_done = done - (done % chunk or chunk)
+            previous = times[previous_done - 1] if previous_done else 0.0
+            times[previous_done:done] = previous + (elapsed - previous) * np.arange(1, done - previous_done + 1) / (done - previous_done)
+            outside = time.perf_counter()
+            if bar is not None:
+                bar.update(done - previous_done)
+            if callback is not None:
+                current = [p.copy_to_host() for p in params]
+                history.append(callback(done, current, losses.copy_to_host()[:done]))
+            paused += time.perf_counter() - outside
+    numba_cuda.synchronize()
+    seconds = time.perf_counter() - start - paused
+    final = [p.copy_to_host() for p in params]
+    final = [f[0] if j in scalars else f.astype(values[j].dtype, copy=False) for j, f in enumerate(final)]
+    return final, losses.copy_to_host(), times, seconds, history

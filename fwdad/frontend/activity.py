@@ -57,6 +57,7 @@ class FunctionTypes:
     numba_types: dict           # variable -> Numba type (every variable, SSA versions merged)
     return_kind: object         # Kind or None
     arg_types: tuple            # the specialization's Numba argument types
+    return_type: object = None  # the Numba return type
 
 
 SSA_NAME = re.compile(r"^(?:arg\.)?([A-Za-z_][A-Za-z0-9_]*)(?:\.\d+)*$")
@@ -81,7 +82,7 @@ def function_types(typemap, return_type, arg_types, filename, lineno):
             kinds[name] = kind
         if name not in numba_types or kind is not None:
             numba_types[name] = types.unliteral(numba_type)
-    return FunctionTypes(kinds, numba_types, kind_of(return_type), tuple(arg_types))
+    return FunctionTypes(kinds, numba_types, kind_of(return_type), tuple(arg_types), return_type)
 
 
 # ---- the varied analysis ---------------------------------------------------------------------

@@ -1,0 +1,164 @@
+"""Batched JVPs: one instance per thread (CUDA), per core (parallel) or per loop step (cpu).
+
+As in JAX's vmap, arrays carry a leading batch axis by default and scalars are broadcast;
+`in_axes` (0 or None per argument) overrides, e.g. for weights shared by every instance.
+The function must return a float scalar or a tuple of scalars for each instance.
+"""
+import linecache
+
+import numba
+import numpy as np
+from numba.core import types
+
+from .backends.cuda import cuda, host_like, is_device_array
+from .errors import FwdadError, TangentMismatchError
+from .gradients import writes_arguments
+
+THREADS_PER_BLOCK = 128
+
+
+def axes_for(primals, in_axes):
+    if in_axes is None:
+        return tuple(0 if isinstance(p, np.ndarray) or is_device_array(p) else None for p in primals)
+    in_axes = tuple(in_axes) if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(primals)
+    if len(in_axes) != len(primals) or any(a not in (0, None) for a in in_axes):
+        raise FwdadError("batch_jvp: in_axes must hold 0 or None for each argument.")
+    return in_axes
+
+
+def batch_size(forward, primals, axes):
+    sizes = {np.shape(p)[0] for p, a in zip(primals, axes) if a == 0}
+    if not sizes:
+        raise FwdadError(f"{forward.__name__}.batch_jvp: no argument has a batch axis.\nWhat to do: "
+                         "pass arrays whose first axis indexes the instances (in_axes=0).")
+    if len(sizes) > 1:
+        raise FwdadError(f"{forward.__name__}.batch_jvp: batched arguments disagree on the batch "
+                         f"size: {sorted(sizes)}.")
+    return sizes.pop()
+
+
+def instance(value, axis):
+    """One instance of an argument: a row of a batched array, the value itself if broadcast."""
+    value = host_like(value)
+    return value[0] if axis == 0 else value
+
+
+def output_items(spec):
+    """Numba types of the per-instance outputs (a scalar or a tuple of scalars), or an error."""
+    return_type = spec.types.return_type
+    items = tuple(return_type) if isinstance(return_type, types.BaseTuple) else (return_type,)
+    if not all(isinstance(types.unliteral(t), (types.Float, types.Integer, types.Boolean)) for t in items):
+        raise FwdadError(f"{spec.unit.name}: batch_jvp needs each instance to return a scalar or a "
+                         f"tuple of scalars, not {return_type}.\nWhat to do: return scalars, or "
+                         "write array results into an output argument (its tangent is updated in place).")
+    return tuple(np.dtype(str(types.unliteral(t))) for t in items), isinstance(return_type, types.BaseTuple)
+
+
+def source(spec, axes, active, dtypes, is_tuple, target):
+    """The batched loop (or kernel) calling the per-instance tangent function."""
+    n_args = len(axes)
+    args = [f"a{j}" for j in range(n_args)]
+    tangents = [f"t{j}" for j in sorted(active)]
+    outs = [f"v{m}" for m in range(len(dtypes))] + [f"d{m}" for m in range(len(dtypes))]
+    call = [f"{a}[i]" if axes[j] == 0 else a for j, a in enumerate(args)]
+    call += [f"t{j}[i]" if axes[j] == 0 else f"t{j}" for j in sorted(active)]
+    body = [f"value, tangent = jvp({', '.join(call)})"]
+    for m in range(len(dtypes)):
+        suffix = f"[{m}]" if is_tuple else ""
+        body.append(f"v{m}[i] = value{suffix}")
+        if spec.types.return_kind is not None:
+            kind = spec.types.return_kind.items[m] if is_tuple else spec.types.return_kind
+            if kind is not None:
+                body.append(f"d{m}[i] = tangent{suffix}")
+    head = f"def batch({', '.join(args + tangents + outs)}):"
+    if target == "cuda":
+        lines = ["    i = cuda.grid(1)", f"    if i < v0.shape[0]:"] + ["        " + b for b in body]
+    else:
+        loop = "prange" if target == "parallel" else "range"
+        lines = [f"    for i in {loop}(v0.shape[0]):"] + ["        " + b for b in body]
+    return "\n".join([head] + lines) + "\n"
+
+
+def compile_batch(spec, axes, active, target):
+    dtypes, is_tuple = output_items(spec)
+    text = source(spec, axes, active, dtypes, is_tuple, target)
+    filename = f"<fwdad batch {spec.unit.name} {abs(hash(text)):x}>"
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    namespace = {"prange": numba.prange, "np": np}
+    if target == "cuda":
+        namespace.update(cuda=cuda(), jvp=spec.device_jvp)
+        exec(compile(text, filename, "exec"), namespace)
+        kernel = cuda().jit(namespace["batch"])
+    else:
+        namespace["jvp"] = spec.jvp
+        exec(compile(text, filename, "exec"), namespace)
+        kernel = numba.njit(parallel=target == "parallel", error_model="numpy")(namespace["batch"])
+    return kernel, dtypes, text
+
+
+def batch_jvp(forward, primals, tangents, in_axes=None):
+    """Values and tangents of every instance: arrays with a leading batch axis."""
+    primals, tangents = tuple(primals), tuple(tangents)
+    if len(tangents) != len(primals):
+        raise TangentMismatchError(f"{forward.__name__}.batch_jvp got {len(primals)} primals but "
+                                   f"{len(tangents)} tangents.")
+    axes = axes_for(primals, in_axes)
+    n = batch_size(forward, primals, axes)
+    active = [j for j, t in enumerate(tangents) if t is not None]
+    for j in active:
+        if np.shape(tangents[j]) != np.shape(primals[j]):
+            raise TangentMismatchError(
+                f"{forward.__name__}.batch_jvp: the tangent of argument {forward.parameters[j]!r} has "
+                f"shape {np.shape(tangents[j])}, the argument {np.shape(primals[j])}.")
+    samples = tuple(instance(p, a) for p, a in zip(primals, axes))
+    for j in active:
+        forward._check_tangent(j, samples[j], instance(tangents[j], axes[j]))
+    spec = forward.specialization(samples, active)
+    target = forward.target
+    key = ("batch", id(spec), axes, target)
+    if key not in forward._drivers:
+        forward._drivers[key] = compile_batch(spec, axes, active, target)
+    kernel, dtypes, _ = forward._drivers[key]
+    if target == "cuda":
+        return run_on_device(forward, spec, kernel, dtypes, primals, tangents, active, n)
+    values = [np.empty(n, d) for d in dtypes]
+    derivs = [np.zeros(n, d if d.kind == "f" else np.float64) for d in dtypes]
+    forward._run(spec, kernel, primals + tuple(tangents[j] for j in active) + tuple(values + derivs))
+    return package(spec, values, derivs)
+
+
+def run_on_device(forward, spec, kernel, dtypes, primals, tangents, active, n):
+    numba_cuda = cuda()
+    on_device = any(is_device_array(p) for p in primals)
+    to_device = lambda a: a if is_device_array(a) or not isinstance(a, np.ndarray) else numba_cuda.to_device(a)
+    args = [to_device(p) for p in primals] + [to_device(tangents[j]) for j in active]
+    values = [numba_cuda.device_array(n, d) for d in dtypes]
+    derivs = [numba_cuda.to_device(np.zeros(n, d if d.kind == "f" else np.float64)) for d in dtypes]
+    blocks = (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
+    try:
+        kernel[blocks, THREADS_PER_BLOCK](*args, *values, *derivs)
+    except Exception as error:
+        from .compiler import numba_error
+        from numba.core.errors import NumbaError
+        if isinstance(error, NumbaError):
+            raise numba_error(error, spec.modules("cuda"), f"numba-cuda cannot compile the tangent "
+                              f"code of {forward.__name__} for the CUDA target") from None
+        raise
+    written = writes_arguments(spec)
+    if not on_device:                     # the function wrote into host arrays: copy them back
+        for j in written:
+            args[j].copy_to_host(primals[j])
+            if j in active:
+                args[len(primals) + active.index(j)].copy_to_host(tangents[j])
+        values = [v.copy_to_host() for v in values]
+        derivs = [d.copy_to_host() for d in derivs]
+    return package(spec, values, derivs)
+
+
+def package(spec, values, derivs):
+    kind = spec.types.return_kind
+    is_tuple = isinstance(spec.types.return_type, types.BaseTuple)
+    if not is_tuple:
+        return values[0], (derivs[0] if kind is not None else None)
+    items = kind.items if kind is not None else (None,) * len(values)
+    return tuple(values), tuple(d if k is not None else None for d, k in zip(derivs, items))
