@@ -26,8 +26,12 @@ def axes_for(primals, in_axes):
     return in_axes
 
 
+def shape_of(value):
+    return value.shape if hasattr(value, "shape") else np.shape(value)
+
+
 def batch_size(forward, primals, axes):
-    sizes = {np.shape(p)[0] for p, a in zip(primals, axes) if a == 0}
+    sizes = {shape_of(p)[0] for p, a in zip(primals, axes) if a == 0}
     if not sizes:
         raise FwdadError(f"{forward.__name__}.batch_jvp: no argument has a batch axis.\nWhat to do: "
                          "pass arrays whose first axis indexes the instances (in_axes=0).")
@@ -66,10 +70,10 @@ def source(spec, axes, active, dtypes, is_tuple, target):
     for m in range(len(dtypes)):
         suffix = f"[{m}]" if is_tuple else ""
         body.append(f"v{m}[i] = value{suffix}")
-        if spec.types.return_kind is not None:
-            kind = spec.types.return_kind.items[m] if is_tuple else spec.types.return_kind
-            if kind is not None:
-                body.append(f"d{m}[i] = tangent{suffix}")
+        kind = spec.types.return_kind
+        if kind is not None and is_tuple:
+            kind = kind.items[m]
+        body.append(f"d{m}[i] = tangent{suffix}" if kind is not None else f"d{m}[i] = 0.0")
     head = f"def batch({', '.join(args + tangents + outs)}):"
     if target == "cuda":
         lines = ["    i = cuda.grid(1)", f"    if i < v0.shape[0]:"] + ["        " + b for b in body]
@@ -106,10 +110,10 @@ def batch_jvp(forward, primals, tangents, in_axes=None):
     n = batch_size(forward, primals, axes)
     active = [j for j, t in enumerate(tangents) if t is not None]
     for j in active:
-        if np.shape(tangents[j]) != np.shape(primals[j]):
+        if shape_of(tangents[j]) != shape_of(primals[j]):
             raise TangentMismatchError(
                 f"{forward.__name__}.batch_jvp: the tangent of argument {forward.parameters[j]!r} has "
-                f"shape {np.shape(tangents[j])}, the argument {np.shape(primals[j])}.")
+                f"shape {shape_of(tangents[j])}, the argument {shape_of(primals[j])}.")
     samples = tuple(instance(p, a) for p, a in zip(primals, axes))
     for j in active:
         forward._check_tangent(j, samples[j], instance(tangents[j], axes[j]))
@@ -133,7 +137,7 @@ def run_on_device(forward, spec, kernel, dtypes, primals, tangents, active, n):
     to_device = lambda a: a if is_device_array(a) or not isinstance(a, np.ndarray) else numba_cuda.to_device(a)
     args = [to_device(p) for p in primals] + [to_device(tangents[j]) for j in active]
     values = [numba_cuda.device_array(n, d) for d in dtypes]
-    derivs = [numba_cuda.to_device(np.zeros(n, d if d.kind == "f" else np.float64)) for d in dtypes]
+    derivs = [numba_cuda.device_array(n, d if d.kind == "f" else np.float64) for d in dtypes]
     blocks = (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
     try:
         kernel[blocks, THREADS_PER_BLOCK](*args, *values, *derivs)

@@ -37,6 +37,7 @@ SPIN_SECONDS = 0.02            # busy-poll this long, then poll every POLL_SLEEP
 POLL_SLEEP = 0.0005
 PING, PONG = 7301, 7302        # tags of the liveness check run after a timeout
 HEADER = 3                     # message: [step, loss, parameter hash, ids (m), scalars (m)]
+UPDATE_FUNCTIONS = {}          # update source -> compiled update (it depends on no user function)
 _test_hooks = {}               # private, for tests: see `Trainer.run_hooks`
 
 
@@ -127,7 +128,7 @@ def install_abort_hook(comm):
 
 
 # ---- hashing -------------------------------------------------------------------------------------
-@numba.njit(error_model="numpy")
+@numba.njit(error_model="numpy", cache=True)
 def hash_words(words, h):
     """Fold 64-bit words into the running hash h (splitmix64 finalizer per word)."""
     for i in range(words.size):
@@ -199,13 +200,16 @@ def update_source(active, n_params, optimizer, clip, single):
         lines += [f"    fill(v{i}, table, seed, t * K + k, o{i}, distribution)",
                   f"    for e in range(g{i}f.size):",
                   f"        g{i}f[e] = (g{i}f[e] if k > 0 else g{i}f.dtype.type(0)) + g{i}f.dtype.type(tk) * v{i}f[e]"]
-    if not single:
-        lines += ["if K > 1:"] + [f"    g{i} /= K" for i in range(n_params)]
+    if not single:                      # loops, not `g /= K`: the same arithmetic, faster to compile
+        lines.append("if K > 1:")
+        for i in range(n_params):
+            lines += [f"    for e in range(g{i}f.size):", f"        g{i}f[e] = g{i}f[e] / K"]
     lines.append("rate = lr if decay == 0.0 else lr * np.exp(-decay * t)")
     if clip:
         lines += ["norm2 = 0.0"] + [f"norm2 += np.sum(g{i}.astype(np.float64) ** 2)" for i in range(n_params)]
         lines += ["if norm2 > clip * clip:", "    scale = clip / np.sqrt(norm2)"]
-        lines += [f"    g{i} *= g{i}.dtype.type(scale)" for i in range(n_params)]
+        for i in range(n_params):
+            lines += [f"    for e in range(g{i}f.size):", f"        g{i}f[e] *= g{i}f.dtype.type(scale)"]
     for i, p in enumerate(P):
         lines.append(f"for e in range({p}f.size):")
         g = f"tk * v{i}f[e]" if single else f"g{i}f[e]"
@@ -219,7 +223,7 @@ def render(name, head, lines):
     return "def {}({}):\n{}\n".format(name, head, "\n".join("    " + line for line in lines))
 
 
-@numba.njit(error_model="numpy")
+@numba.njit(error_model="numpy", cache=True)
 def assemble(recv, ts, weights, averaged, t, K):
     """Fill ts[k] from the gathered messages; (-1, loss) or (the first bad rank, nan).
 
@@ -527,10 +531,12 @@ class Trainer:
         sources = (evaluate_source(act, len(self.values), len(self.args), len(self.data)),
                    update_source(act, len(self.values), self.optimizer, self.settings["clip"],
                                  self.K == 1 and not self.settings["clip"]))
-        key = ("distributed", sources, id(spec))
-        if key not in forward._drivers:
-            forward._drivers[key] = tuple(compile_driver(s, n, ns) for s, n in zip(sources, ("evaluate", "update")))
-        self.evaluate_fn, self.update_fn = forward._drivers[key]
+        key = ("distributed evaluate", sources[0], id(spec))
+        if key not in forward._drivers:               # compiled once per configuration
+            forward._drivers[key] = compile_driver(sources[0], "evaluate", ns)
+        if sources[1] not in UPDATE_FUNCTIONS:        # calls no user code: shared by every function
+            UPDATE_FUNCTIONS[sources[1]] = compile_driver(sources[1], "update", ns)
+        self.evaluate_fn, self.update_fn = forward._drivers[key], UPDATE_FUNCTIONS[sources[1]]
         self.source = "\n".join(sources)
         self.v = [np.empty_like(a) for a in self.arrays]
         self.g = [np.zeros_like(a) for a in self.arrays]

@@ -55,7 +55,10 @@ def check_device_code(function, kinds, filename):
 
 
 def is_device_array(value):
-    return hasattr(value, "__cuda_array_interface__") and not isinstance(value, np.ndarray)
+    """A numba-cuda device array (or any __cuda_array_interface__ array, or the simulator's)."""
+    if isinstance(value, (np.ndarray, int, float, np.generic)) or value is None:
+        return False
+    return hasattr(value, "__cuda_array_interface__") or type(value).__name__ == "FakeCUDAArray"
 
 
 def host_like(value):
