@@ -72,6 +72,7 @@ class ForwardFunction:
         self._last = None
         self._dispatch = {}
         self._drivers = {}
+        self._tangent_njit = None
 
     def __repr__(self):
         return f"<fwdad.ForwardFunction {self.__name__} target={self.target!r}>"
@@ -283,6 +284,20 @@ class ForwardFunction:
         args = tuple(host_like(a) for a in self._arguments(args, {}))
         active = [i for i, a in enumerate(args) if is_float(a)] if active is None else list(active)
         return self.specialization(args, active).device_jvp
+
+    @property
+    def tangent_njit(self):
+        """Callable from your @numba.njit code: tangent_njit(*primals, *tangents) -> (value, tangent),
+        one tangent per parameter (None for the inactive ones), as f.jvp. See docs/api.md."""
+        if self._tangent_njit is None:
+            from .embed import tangent_njit
+            self._tangent_njit = tangent_njit(self)
+        return self._tangent_njit
+
+    @property
+    def primal_njit(self):
+        """The compiled primal as a Numba dispatcher, callable from your @numba.njit code."""
+        return self.unit.primal
 
     def cuda_primal(self):
         """The CUDA device function of the primal (callable from your @cuda.jit kernels)."""

@@ -1,0 +1,41 @@
+"""Calling fwdad from your own @numba.njit code: `f.tangent_njit` and `f.primal_njit`.
+
+`f.tangent_njit(*primals, *tangents)` takes one tangent per parameter, exactly like `f.jvp`,
+with None for the ones not differentiated, and returns (value, tangent). It is a Numba-callable
+function: inside compiled code Numba's types pick (and fwdad generates, on first use) the
+tangent code specialized for them, so a simulation loop calls value + JVP with no Python in
+between.
+"""
+from numba.core import types
+from numba.extending import overload
+
+
+def tangent_njit(forward):
+    """A function callable from @numba.njit code computing (value, J . tangents)."""
+    n = len(forward.parameters)
+    params = [f"p{i}" for i in range(n)] + [f"t{i}" for i in range(n)]
+    scope = {}
+    exec(f"def {forward.__name__}_tangent({', '.join(params)}):\n"
+         f"    raise NotImplementedError('call this from @numba.njit code; use .jvp from Python')\n", scope)
+    stub = scope[f"{forward.__name__}_tangent"]
+
+    def implementation(*arg_types):
+        primal_types = tuple(types.unliteral(t) for t in arg_types[:n])
+        active = [i for i, t in enumerate(arg_types[n:]) if not isinstance(t, (types.NoneType, types.Omitted))]
+        spec = forward.unit.specialization(primal_types, active)
+        call = [f"p{i}" for i in range(n)] + [f"t{i}" for i in sorted(spec.active)]
+        body = {"jvp": spec.jvp}
+        exec(f"def impl({', '.join(params)}):\n    return jvp({', '.join(call)})\n", body)
+        return body["impl"]
+
+    typing = {"implementation": implementation}      # Numba wants the stub's exact signature
+    exec(f"def typing_function({', '.join(params)}):\n"
+         f"    return implementation({', '.join(params)})\n", typing)
+    overload(stub, jit_options={"error_model": "numpy"})(typing["typing_function"])
+    return stub
+
+
+def primal_njit(forward):
+    """The compiled primal, callable from @numba.njit code (the Numba dispatcher itself)."""
+    return forward.unit.primal
+
