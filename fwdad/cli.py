@@ -59,7 +59,9 @@ def main(argv=None):
                    "'(np.ones(5), 2.0, 10)' (default: from annotations, floats otherwise)")
     p.set_defaults(run=show)
     from .reproduce import register as register_reproduce
+    from .bench.suites import register as register_bench
     register_reproduce(commands)
+    register_bench(commands)
     for register in _SUBCOMMANDS:
         register(commands)
     args = parser.parse_args(argv)

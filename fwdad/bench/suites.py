@@ -1,0 +1,282 @@
+"""`fwdad bench`: fwdad side by side with hand-written Numba, JAX and PyTorch, in one process.
+
+Sections (each a function returning rows into a harness.Table):
+  jvp      JVP time and R_f for Rosenbrock (n = 1e5), Lorenz Euler (2e4 steps), Lorenz RK4, the
+           paper's MLP (batch 64); R_b for the peers with a reverse mode
+  fgd      FGD steps/s on the paper's Beale and Rosenbrock runs
+  vector   exact gradient by vector mode vs n single-direction JVPs (Rosenbrock, n = 1000)
+  memory   peak memory of a JVP through a T-step simulation vs reverse mode, T = 1e3 ... 1e6
+  compile  first-call compile latency, and a fresh process with cache=True
+"""
+import json
+import os
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+
+from .. import fgd, forward_grad
+from . import peers, problems
+from .harness import LoopPeer, Peer, Table, limit_threads, machine, measure_loops, measure_peers, timeit
+
+SECTIONS = ("jvp", "fgd", "vector", "memory", "compile")
+PAPER_STEPS_PER_SECOND = 25_000 / 3.1        # the paper: 25,000 Rosenbrock iterations in about 3.1 s
+
+
+def mlp(W1, b1, W2, b2, W3, b3, X, Y):
+    """The paper's MLP with the loss written as plain NumPy (what fwdad differentiates)."""
+    h1 = np.maximum(X @ W1 + b1, np.float32(0.0))
+    h2 = np.maximum(h1 @ W2 + b2, np.float32(0.0))
+    z = h2 @ W3 + b3
+    total = np.float32(0.0)
+    for i in range(z.shape[0]):
+        m = z[i, 0]
+        for j in range(1, z.shape[1]):
+            m = max(m, z[i, j])
+        s = np.float32(0.0)
+        for j in range(z.shape[1]):
+            s += np.exp(z[i, j] - m)
+        total += m + np.log(s) - z[i, Y[i]]
+    return total / np.float32(z.shape[0])
+
+
+def fwdad_peer(function, primals, tangents):
+    f = forward_grad(function)
+    f.jvp(primals, tangents)
+    return Peer(jvp=lambda: f.jvp(primals, tangents), primal=lambda: f(*primals))
+
+
+def jvp_section(table, quick):
+    """JVP time, R_f and (peers) R_b per problem; the hand-written Numba JVP is the baseline."""
+    kw = dict(repeat=3 if quick else 7, min_time=0.02 if quick else 0.2, max_time=5 if quick else 30)
+    n = 10_000 if quick else 100_000
+    rng = np.random.default_rng(0)
+    x, v = rng.uniform(-2.0, 2.0, n), rng.standard_normal(n)
+    row = peers.suite("rosenbrock", n=n)
+    row["fwdad"] = fwdad_peer(problems.rosenbrock, (x,), (v,))
+    measure_peers(table, f"rosenbrock n={n}", order(row), **kw)
+    steps = 2_000 if quick else 20_000
+    p, dp = np.array(problems.LORENZ_PARAMS), np.array([1.0, 0.5, -0.3])
+    row = peers.suite("lorenz_euler", n=steps, include=("numba", "jax") if quick else ("numba", "jax", "torch"))
+    row["fwdad"] = fwdad_peer(problems.lorenz_euler, (*p, steps), (*dp, None))
+    measure_peers(table, f"lorenz_euler n={steps}", order(row), **kw)
+    row = peers.suite("lorenz_rk4", n=steps, include=("numba", "jax"))
+    row["fwdad"] = fwdad_peer(problems.lorenz_rk4, (*p, 1.0, 1.0, 1.0, steps, 0.001),
+                              (*dp, None, None, None, None, None))
+    measure_peers(table, f"lorenz_rk4 n={steps}", order(row), **kw)
+    params, X, Y = peers.mlp_data(batch=64)
+    tangents = peers.mlp_direction(params, 1)
+    row = peers.suite("mlp", batch=64)
+    row["fwdad"] = fwdad_peer(mlp, (*params, X, Y), (*tangents, None, None))
+    measure_peers(table, "mlp 784-1024-1024-10 b=64 f32", order(row), **kw)
+
+
+def order(row):
+    """fwdad first, then the peers (the baseline is the hand-written Numba row)."""
+    return {"fwdad": row.pop("fwdad"), **row}
+
+
+def fgd_section(table, quick):
+    """Steps per second of whole FGD runs with the paper's settings."""
+    kw = dict(repeat=3 if quick else 5, min_time=0.02 if quick else 0.2, max_time=5 if quick else 30)
+    for problem, function in (("beale", problems.beale), ("rosenbrock2", problems.rosenbrock2)):
+        settings = peers.FGD_SETTINGS[problem]
+        loops = peers.fgd_suite(problem, include=("numba", "jax") if quick else ("numba", "jax", "torch"),
+                                steps={"torch": 50, "jax step from Python": 200} if quick else None)
+
+        def run(function=function, settings=settings):
+            return fgd(function, settings["x0"], lr=settings["lr"], steps=settings["steps"], progress=False)
+        run()
+        loops = {"fwdad.fgd": LoopPeer(run=run, steps=settings["steps"]), **loops}
+        measure_loops(table, f"fgd {problem} ({settings['steps']} steps)", loops, **kw)
+    table.note(f"the paper reports about {PAPER_STEPS_PER_SECOND:,.0f} Rosenbrock FGD steps/s "
+               "(PyTorch, 25,000 iterations in about 3.1 s)")
+
+
+def vector_section(table, quick):
+    """value_and_grad (chunked vector mode) vs n separate single-direction JVPs."""
+    n = 1000
+    x = np.random.default_rng(0).uniform(-2.0, 2.0, n)
+    f = forward_grad(problems.rosenbrock)
+    jvp = f.specialization((x,), [0]).jvp
+    eye = np.eye(n)
+
+    def separate():
+        for i in range(n):
+            jvp(x, eye[i])
+    kw = dict(repeat=3 if quick else 7, min_time=0.02 if quick else 0.2)
+    f.value_and_grad(x)
+    table.add("gradient rosenbrock n=1000", "value_and_grad (vector mode)", timeit(lambda: f.value_and_grad(x), **kw))
+    table.add("gradient rosenbrock n=1000", "1000 single-direction JVPs", timeit(separate, **kw))
+    table.set_baseline("gradient rosenbrock n=1000", "1000 single-direction JVPs")
+
+
+MEMORY_CHILD = textwrap.dedent("""
+    import json, sys
+    method, T = sys.argv[1], int(sys.argv[2])
+    import numpy as np
+    from fwdad.bench import problems
+    p = (10.0, 28.0, 8.0 / 3.0)
+    if method == "fwdad":
+        import fwdad
+        f = fwdad.forward_grad(problems.lorenz_euler, cache=True)
+        f.jvp((*p, T), (1.0, 0.0, 0.0, None))
+    elif method == "numba primal":
+        import fwdad
+        fwdad.forward_grad(problems.lorenz_euler, cache=True)(*p, T)
+    elif method == "jax grad":
+        from fwdad.bench import peers
+        jax = peers.jax_setup()
+        g = jax.jit(jax.grad(peers.jax_lorenz_euler(T)["primal"]))
+        jax.block_until_ready(g(jax.numpy.asarray(p)))
+    elif method == "torch backward":
+        import torch
+        s = torch.tensor(p, dtype=torch.float64, requires_grad=True)
+        problems.lorenz_euler(s[0], s[1], s[2], T).backward()
+    with open("/proc/self/status") as status:
+        peak = [int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM")][0]
+    print(json.dumps({"peak_mib": peak}))
+""")
+
+
+def memory_section(table, quick, out=None):
+    """Peak resident memory of gradient information through a T-step loop, in a fresh process per point."""
+    Ts = [1_000, 10_000] if quick else [1_000, 10_000, 100_000, 1_000_000]
+    ok = peers.available()
+    methods = ["numba primal", "fwdad"] + (["jax grad"] if ok.get("jax") else []) + \
+        (["torch backward"] if ok.get("torch") else [])
+    limits = {"torch backward": 10_000 if quick else 100_000}
+    curves = {m: [] for m in methods}
+    for T in Ts:
+        for method in methods:
+            if T > limits.get(method, T):
+                curves[method].append(None)
+                continue
+            start = time.perf_counter()
+            run = subprocess.run([sys.executable, "-c", MEMORY_CHILD, method, str(T)],
+                                 capture_output=True, text=True, timeout=1800)
+            if run.returncode != 0:
+                curves[method].append(None)
+                table.note(f"memory {method} T={T} failed: {run.stderr.strip().splitlines()[-1:]}")
+                continue
+            peak = json.loads(run.stdout.strip().splitlines()[-1])["peak_mib"]
+            curves[method].append(peak)
+            table.add(f"memory T={T}", method, time.perf_counter() - start, peak_mib=peak)
+        table.set_baseline(f"memory T={T}", "numba primal")
+    if out is not None:
+        plot_memory(Ts, curves, out)
+    return {"T": Ts, "peak_mib": curves}
+
+
+def plot_memory(Ts, curves, out):
+    from ..reproduce.common import pyplot, save
+    plt = pyplot()
+    figure, ax = plt.subplots(figsize=(6.5, 4.5))
+    for method, values in curves.items():
+        points = [(T, v) for T, v in zip(Ts, values) if v is not None]
+        if points:
+            ax.plot(*zip(*points), "o-", label=method)
+    ax.set_xscale("log"), ax.set_xlabel("simulation steps T (Lorenz, Euler)")
+    ax.set_ylabel("peak resident memory (MiB)"), ax.legend(fontsize=8)
+    ax.set_title("Memory of one directional derivative / gradient through T steps")
+    save(figure, out, "bench_memory.png")
+
+
+COMPILE_CHILD = textwrap.dedent("""
+    import json, sys, time
+    start = time.perf_counter()
+    import fwdad
+    from fwdad.bench import problems
+    imported = time.perf_counter()
+    f = fwdad.forward_grad(problems.lorenz_euler, cache=sys.argv[1] == "cache")
+    f.jvp((10.0, 28.0, 2.5, 100), (1.0, 0.0, 0.0, None))
+    first = time.perf_counter()
+    g = fwdad.forward_grad(problems.rosenbrock, cache=sys.argv[1] == "cache")
+    import numpy as np
+    g.jvp((np.ones(10),), (np.ones(10),))
+    done = time.perf_counter()
+    print(json.dumps({"import": imported - start, "lorenz": first - imported, "rosenbrock": done - first,
+                      "total": done - start}))
+""")
+
+
+def compile_section(table, quick, cache_dir):
+    """First call in a fresh process without and with the on-disk cache (after a warm-up run)."""
+    environment = dict(os.environ, FWDAD_CACHE_DIR=cache_dir)
+    results = {}
+    for mode in ("nocache", "cache", "cache"):
+        run = subprocess.run([sys.executable, "-c", COMPILE_CHILD, mode], capture_output=True, text=True,
+                             env=environment, timeout=600)
+        if run.returncode != 0:
+            table.note(f"compile latency ({mode}) failed: {run.stderr.strip().splitlines()[-1:]}")
+            continue
+        results[mode] = json.loads(run.stdout.strip().splitlines()[-1])
+    if "nocache" in results:
+        r = results["nocache"]
+        table.add("first call (fresh process)", "lorenz_euler jvp, compiled", r["lorenz"], import_time=r["import"])
+        table.add("first call (fresh process)", "rosenbrock jvp, compiled", r["rosenbrock"])
+    if "cache" in results:
+        r = results["cache"]
+        table.add("first call (fresh process)", "lorenz_euler jvp, cache=True", r["lorenz"], import_time=r["import"])
+        table.add("first call (fresh process)", "rosenbrock jvp, cache=True", r["rosenbrock"])
+        table.add("first call (fresh process)", "import + both, cache=True", r["total"])
+    table.set_baseline("first call (fresh process)", "lorenz_euler jvp, compiled")
+    return results
+
+
+def run(sections=SECTIONS, quick=False, out="bench-out", threads=1, log=print):
+    """Run the chosen sections; print the table, write bench.json, bench.md and the plot."""
+    os.makedirs(out, exist_ok=True)
+    threads_note = limit_threads(threads)
+    table = Table(title="fwdad bench" + (" (quick)" if quick else ""),
+                  meta={"machine": machine(), "threads": threads_note})
+    extra = {}
+    if "jvp" in sections:
+        log("fwdad bench: JVPs (fwdad, hand-written Numba, JAX, PyTorch)")
+        jvp_section(table, quick)
+    if "fgd" in sections:
+        log("fwdad bench: forward gradient descent")
+        fgd_section(table, quick)
+    if "vector" in sections:
+        log("fwdad bench: vector mode")
+        vector_section(table, quick)
+    if "memory" in sections:
+        log("fwdad bench: memory vs work (fresh processes)")
+        extra["memory"] = memory_section(table, quick, out)
+    if "compile" in sections:
+        log("fwdad bench: compile latency (fresh processes)")
+        extra["compile"] = compile_section(table, quick, os.path.join(out, "cache"))
+    for row in table.rows:                    # JVPs and FGD loops: ratios to hand-written Numba
+        benchmark = row["benchmark"]
+        if benchmark.startswith(("rosenbrock", "lorenz", "mlp", "fgd")):
+            table.set_baseline(benchmark, "numba")
+    for note in peers.missing_notes():
+        table.note(note)
+    text = table.format()
+    log(text)
+    with open(os.path.join(out, "bench.json"), "w") as f:
+        f.write(table.to_json() if not extra else json.dumps({"table": json.loads(table.to_json()), **extra},
+                                                             indent=1, default=str))
+    with open(os.path.join(out, "bench.md"), "w") as f:
+        f.write(table.to_markdown())
+    return table
+
+
+def main(args):
+    sections = tuple(s.strip() for s in args.only.split(",")) if args.only else SECTIONS
+    unknown = set(sections) - set(SECTIONS)
+    if unknown:
+        raise SystemExit(f"fwdad bench: unknown sections {sorted(unknown)}; choose from {', '.join(SECTIONS)}")
+    run(sections, quick=args.quick, out=args.out, threads=args.threads)
+
+
+def register(commands):
+    p = commands.add_parser("bench", help="benchmarks side by side with hand-written Numba, JAX, PyTorch")
+    p.add_argument("--quick", action="store_true", help="small sizes, a minute or two")
+    p.add_argument("--out", default="bench-out", help="output directory (default: bench-out)")
+    p.add_argument("--only", default=None, help=f"comma-separated subset of {','.join(SECTIONS)}")
+    p.add_argument("--threads", type=int, default=1, help="BLAS/XLA/torch threads (default 1)")
+    p.set_defaults(run=main)
+
