@@ -57,7 +57,7 @@ def distributed_fgd(fn, params, *, comm=None, mode="directions", lr, steps, seed
                     momentum=0.9, decay=0.0, directions=1, clip=None, data=None, batch_size=None,
                     shuffle=True, every=None, callback=None, args=(), distribution="normal",
                     betas=(0.9, 0.999), eps=1e-8, progress=None, check_every=100,
-                    timeout=DEFAULT_TIMEOUT, abort_on_error=True):
+                    timeout=DEFAULT_TIMEOUT, abort_on_error=True, fallback=True):
     """fwdad.fgd spread over the ranks of `comm` (an mpi4py communicator, or "world").
 
     mode: "directions" (split the K directions of a step over the ranks) or "data" (split each
@@ -69,27 +69,40 @@ def distributed_fgd(fn, params, *, comm=None, mode="directions", lr, steps, seed
     names the ranks that did not answer a liveness check.
     abort_on_error: install a sys.excepthook that prints an uncaught exception and calls
     comm.Abort(), so one failing rank ends the job instead of leaving the others waiting.
-    Falls back to the local fgd when comm is None, has one rank, or is "world" without mpi4py.
+    Falls back to the local fgd when comm is None, has one rank, or is "world" without mpi4py
+    (fallback=False runs the MPI code path even on one rank: for benchmarks and debugging).
     """
     if mode not in MODES:
         raise FwdadError(f"fgd: unknown mode {mode!r}; choose 'directions' or 'data'.")
     comm = resolve_comm(comm)
-    if comm is None or (comm.Get_size() == 1 and not _test_hooks.get("force")):
+    if comm is None or (comm.Get_size() == 1 and fallback):
         return fgd(fn, params, lr=lr, steps=steps, seed=seed, optimizer=optimizer, momentum=momentum,
                    decay=decay, directions=directions, clip=clip, data=data, batch_size=batch_size,
                    shuffle=shuffle, every=every, callback=callback, args=args,
                    distribution=distribution, betas=betas, eps=eps, progress=progress)
+    validate(optimizer, distribution, directions)
     if abort_on_error:
         install_abort_hook(comm)
     settings = dict(lr=float(lr), momentum=float(momentum), decay=float(decay), clip=float(clip or 0.0),
                     beta1=float(betas[0]), beta2=float(betas[1]), eps=float(eps))
-    trainer = Trainer(fn, params, comm, mode, int(steps), seed, optimizer, int(directions), data,
-                      batch_size, bool(shuffle), tuple(args), distribution, settings,
-                      int(check_every or 0), float(timeout))
+    channel = Channel(comm, float(timeout))
     try:
+        trainer = Trainer(fn, params, channel, mode, int(steps), seed, optimizer, int(directions),
+                          data, batch_size, bool(shuffle), tuple(args), distribution, settings,
+                          int(check_every or 0))
         return trainer.train(every, callback, progress)
     finally:
-        trainer.channel.free()
+        channel.free()
+
+
+def validate(optimizer, distribution, directions):
+    """The argument errors every rank finds by itself, before any communication."""
+    if optimizer not in OPTIMIZERS:
+        raise FwdadError(f"fgd: unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
+    if distribution not in fwdrandom.DISTRIBUTIONS:
+        raise FwdadError(f"fgd: unknown distribution {distribution!r}")
+    if int(directions) < 1:
+        raise FwdadError("fgd: directions must be at least 1")
 
 
 def resolve_comm(comm):
@@ -273,9 +286,9 @@ class Channel:
         from mpi4py import MPI
         self.MPI, self.timeout = MPI, timeout
         self.rank, self.size = comm.Get_rank(), comm.Get_size()
-        self.comm = comm
-        self.comm = self.wait_dup(comm)
         self.replies = []
+        self.comm = comm                     # the liveness check of a timed-out Idup pings on it
+        self.comm = self.wait_dup(comm)      # fwdad's own messages never meet the program's
 
     def wait_dup(self, comm):
         if hasattr(comm, "Idup"):
@@ -379,23 +392,23 @@ HEADER_DTYPE = np.dtype([(name, kind) for name, kind, _ in CHECKED])
 
 
 def mismatches(table, describe):
-    """[(description, suspect ranks, per-rank values)] for each field whose ranks disagree.
+    """[(description, suspect ranks, per-rank values, reference value)] for each field whose
+    ranks disagree (compared bit for bit, so NaN equals NaN).
 
     The reference value of a field is the most common one (ties: rank 0's); the suspects are
     the ranks that hold another value.
     """
     found = []
     for name, _, label in describe:
-        values = [row[name] for row in table]
-        if all(v == values[0] for v in values):
+        keys = [np.asarray(row[name]).tobytes() for row in table]
+        if all(key == keys[0] for key in keys):
             continue
-        counts = {}
-        for v in values:
-            counts[v] = counts.get(v, 0) + 1
+        counts = {key: keys.count(key) for key in keys}
         best = max(counts.values())
-        reference = values[0] if counts[values[0]] == best else next(v for v in values if counts[v] == best)
-        suspects = [r for r, v in enumerate(values) if v != reference]
-        found.append((label, suspects, [show(v) for v in values], show(reference)))
+        reference = next(key for key in keys if counts[key] == best)    # ties: the lowest rank's
+        suspects = [r for r, key in enumerate(keys) if key != reference]
+        values = [show(row[name]) for row in table]
+        found.append((label, suspects, values, values[keys.index(reference)]))
     return found
 
 
@@ -411,19 +424,13 @@ def show(value):
 class Trainer:
     """One rank's state: parameters, its data shard, compiled step functions and the channel."""
 
-    def __init__(self, fn, params, comm, mode, steps, seed, optimizer, directions, data, batch_size,
-                 shuffle, args, distribution, settings, check_every, timeout):
+    def __init__(self, fn, params, channel, mode, steps, seed, optimizer, directions, data, batch_size,
+                 shuffle, args, distribution, settings, check_every):
         from .api import as_forward
-        if optimizer not in OPTIMIZERS:
-            raise FwdadError(f"fgd: unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-        if distribution not in fwdrandom.DISTRIBUTIONS:
-            raise FwdadError(f"fgd: unknown distribution {distribution!r}")
-        if directions < 1:
-            raise FwdadError("fgd: directions must be at least 1")
         self.forward, self.mode, self.steps, self.seed = as_forward(fn), mode, steps, np.uint64(seed)
         self.optimizer, self.K, self.distribution = optimizer, directions, distribution
         self.settings, self.check_every, self.shuffle = settings, check_every, shuffle
-        self.channel = Channel(comm, timeout)
+        self.channel = channel
         self.rank, self.size = self.channel.rank, self.channel.size
         self.values, self.rebuild = as_parameters(params)
         self.arrays = [v if isinstance(v, np.ndarray) else np.array([v], dtype=np.float64

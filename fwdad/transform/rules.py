@@ -254,11 +254,6 @@ class Instantiate(ast.NodeTransformer):
         self.generic_visit(node)
         return node.value if is_zero(node.value) else node
 
-    def visit_Attribute(self, node):
-        self.generic_visit(node)
-        return node.value if is_zero(node.value) else node
-
-
 class ReplaceZeros(ast.NodeTransformer):
     """Any zero term left where it cannot be dropped (e.g. a keyword value) becomes a typed 0."""
 
