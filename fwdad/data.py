@@ -113,8 +113,15 @@ def _latin1_bytes(text, encoding="latin1"):
     return text.encode("latin1")
 
 
-def _numpy_core():
-    return getattr(np, "_core", None) or np.core  # numpy.core, as old pickles say, is deprecated
+def _numpy_core_attribute(module, name):
+    """numpy's core `module.name` under NumPy 2 (numpy._core) and 1.x (numpy.core) alike."""
+    import importlib
+    for package in ("numpy._core", "numpy.core"):
+        try:
+            return getattr(importlib.import_module(f"{package}.{module}"), name)
+        except (ImportError, AttributeError):
+            continue
+    raise pickle.UnpicklingError(f"this NumPy has no {module}.{name}")
 
 
 class _ArrayUnpickler(pickle.Unpickler):
@@ -124,9 +131,9 @@ class _ArrayUnpickler(pickle.Unpickler):
         ("numpy", "dtype"): lambda: np.dtype,
         ("_codecs", "encode"): lambda: _latin1_bytes,
         **{(f"numpy.{core}.multiarray", "_reconstruct"):
-           lambda: _numpy_core().multiarray._reconstruct for core in ("core", "_core")},
+           lambda: _numpy_core_attribute("multiarray", "_reconstruct") for core in ("core", "_core")},
         **{(f"numpy.{core}.numeric", "_frombuffer"):
-           lambda: _numpy_core().numeric._frombuffer for core in ("core", "_core")},
+           lambda: _numpy_core_attribute("numeric", "_frombuffer") for core in ("core", "_core")},
     }
 
     def find_class(self, module, name):
