@@ -20,7 +20,7 @@ def f_jvp_vector(x, y, d_x, d_y):
     t1 = math.sin(z)
     for k in range(K):
         d_z = d_x[k] * y + x * d_y[k]
-        d_t1[k] = d_z * np.cos(z)
+        d_t1[k] = d_z * math.cos(z)
     return (t1, d_t1)
 """
 import ast
