@@ -212,7 +212,8 @@ def update_source(active, n_params, optimizer, clip, single):
     for i in range(0 if single else n_params):
         lines += [f"    fill(v{i}, table, seed, t * K + k, o{i}, distribution)",
                   f"    for e in range(g{i}f.size):",
-                  f"        g{i}f[e] = (g{i}f[e] if k > 0 else g{i}f.dtype.type(0)) + g{i}f.dtype.type(tk) * v{i}f[e]"]
+                  f"        g{i}f[e] = (g{i}f[e] if k > 0 else g{i}f.dtype.type(0)) "
+                  f"+ g{i}f.dtype.type(tk) * v{i}f[e]"]
     if not single:                      # loops, not `g /= K`: the same arithmetic, faster to compile
         lines.append("if K > 1:")
         for i in range(n_params):
@@ -305,7 +306,8 @@ class Channel:
 
     def allgather(self, send, recv, what, timeout=None):
         """recv[r] = rank r's `send` (byte copies; any dtype), or CollectiveTimeout."""
-        request = self.comm.Iallgather([send.view(np.uint8), self.MPI.BYTE], [recv.view(np.uint8), self.MPI.BYTE])
+        request = self.comm.Iallgather([send.view(np.uint8), self.MPI.BYTE],
+                                       [recv.view(np.uint8), self.MPI.BYTE])
         self.wait(request, what, timeout)
 
     def barrier(self, what, timeout=None):

@@ -30,6 +30,7 @@ class FGDResult:
     steps: int
     history: list = field(default_factory=list)
     trajectory: np.ndarray = None   # with trajectory=True: (steps + 1, total parameter count)
+    communication: dict = None      # with comm=: bytes sent and received per step, this rank's share
 
     @property
     def steps_per_second(self):
@@ -163,7 +164,7 @@ UPDATES = {          # {g} is the gradient component e: g0f[e], or jv * v0f[e] w
 def fgd(fn, params, *, lr, steps, seed=0, optimizer="sgd", momentum=0.9, decay=0.0, directions=1,
         clip=None, data=None, batch_size=None, shuffle=True, every=None, callback=None,
         gradient="forward", args=(), distribution="normal", betas=(0.9, 0.999), eps=1e-8,
-        progress=None, trajectory=False, comm=None, mode="directions"):
+        progress=None, trajectory=False, comm=None, mode="directions", **distributed):
     """Minimize fn(*params, *args, *batch) by forward gradient descent in one compiled loop.
 
     gradient: "forward" (the paper's estimator), "exact" (gradient descent with the exact
@@ -172,16 +173,23 @@ def fgd(fn, params, *, lr, steps, seed=0, optimizer="sgd", momentum=0.9, decay=0
     decay: the learning rate at step t is lr * exp(-decay * t).
     clip: rescale the gradient to this global 2-norm when it is larger.
     trajectory: also return the parameters after every step (result.trajectory, flattened).
-    comm: an mpi4py communicator to spread directions or data over ranks (fwdad.distributed).
+    comm: an mpi4py communicator to spread directions (mode="directions") or data (mode="data")
+    over ranks; further keywords (check_every, timeout, ...) go to fwdad.distributed.
     Time spent in callbacks and the progress bar is excluded from result.times and .seconds.
     """
+    if distributed and comm is None:
+        raise TypeError(f"fgd() got unexpected keyword arguments {sorted(distributed)}")
     if comm is not None:
+        if gradient != "forward" or trajectory:
+            raise FwdadError("fgd with comm= runs forward gradients only, without trajectory.\n"
+                             "What to do: leave gradient and trajectory at their defaults.")
         from .distributed import distributed_fgd
         return distributed_fgd(fn, params, comm=comm, mode=mode, lr=lr, steps=steps, seed=seed,
                                optimizer=optimizer, momentum=momentum, decay=decay,
                                directions=directions, clip=clip, data=data, batch_size=batch_size,
                                shuffle=shuffle, every=every, callback=callback, args=args,
-                               distribution=distribution, betas=betas, eps=eps, progress=progress)
+                               distribution=distribution, betas=betas, eps=eps, progress=progress,
+                               **distributed)
     from .api import as_forward
     if optimizer not in OPTIMIZERS:
         raise FwdadError(f"fgd: unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
