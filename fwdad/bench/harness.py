@@ -411,3 +411,29 @@ def _last_json_line(text):
         except ValueError:
             continue
     return None
+
+
+def reset_peak_rss():
+    """Reset this process's peak RSS (VmHWM) on Linux, so the next peak measures one step alone.
+
+    Returns False where that is not possible (then peaks include everything before).
+    """
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def rss_mib(field="VmRSS"):
+    """This process's current (VmRSS) or peak (VmHWM) resident memory in MiB, from /proc."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024

@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import fgd, forward_grad
 from . import peers, problems
+from ..reproduce.cost import MALLOC_RETURNS_MEMORY
 from .harness import LoopPeer, Peer, Table, limit_threads, machine, measure_loops, measure_peers, timeit
 
 SECTIONS = ("jvp", "fgd", "vector", "memory", "compile")
@@ -118,31 +119,33 @@ MEMORY_CHILD = textwrap.dedent("""
     method, T = sys.argv[1], int(sys.argv[2])
     import numpy as np
     from fwdad.bench import problems
+    from fwdad.bench.harness import reset_peak_rss, rss_mib
     p = (10.0, 28.0, 8.0 / 3.0)
-    if method == "fwdad":
+    if method in ("fwdad", "numba primal"):
         import fwdad
         f = fwdad.forward_grad(problems.lorenz_euler, cache=True)
-        f.jvp((*p, T), (1.0, 0.0, 0.0, None))
-    elif method == "numba primal":
-        import fwdad
-        fwdad.forward_grad(problems.lorenz_euler, cache=True)(*p, T)
+        run = (lambda: f.jvp((*p, T), (1.0, 0.0, 0.0, None))) if method == "fwdad" else (lambda: f(*p, T))
     elif method == "jax grad":
         from fwdad.bench import peers
         jax = peers.jax_setup()
         g = jax.jit(jax.grad(peers.jax_lorenz_euler(T)["primal"]))
-        jax.block_until_ready(g(jax.numpy.asarray(p)))
+        run = lambda: jax.block_until_ready(g(jax.numpy.asarray(p)))
     elif method == "torch backward":
         import torch
-        s = torch.tensor(p, dtype=torch.float64, requires_grad=True)
-        problems.lorenz_euler(s[0], s[1], s[2], T).backward()
-    with open("/proc/self/status") as status:
-        peak = [int(line.split()[1]) / 1024 for line in status if line.startswith("VmHWM")][0]
-    print(json.dumps({"peak_mib": peak}))
+        def run():
+            s = torch.tensor(p, dtype=torch.float64, requires_grad=True)
+            problems.lorenz_euler(s[0], s[1], s[2], T).backward()
+    run()                                      # compile and warm up; then measure one call alone
+    before = rss_mib()
+    reset_peak_rss()
+    run()
+    print(json.dumps({"peak_mib": rss_mib("VmHWM") - before}))
 """)
 
 
 def memory_section(table, quick, out=None):
-    """Peak resident memory of gradient information through a T-step loop, in a fresh process per point."""
+    """Working memory (peak minus resident before the call) of a derivative through a T-step loop,
+    in a fresh process per point, after a warm-up call (compilation is not counted)."""
     Ts = [1_000, 10_000] if quick else [1_000, 10_000, 100_000, 1_000_000]
     ok = peers.available()
     methods = ["numba primal", "fwdad"] + (["jax grad"] if ok.get("jax") else []) + \
@@ -156,7 +159,7 @@ def memory_section(table, quick, out=None):
                 continue
             start = time.perf_counter()
             run = subprocess.run([sys.executable, "-c", MEMORY_CHILD, method, str(T)],
-                                 capture_output=True, text=True, timeout=1800)
+                                 capture_output=True, text=True, timeout=1800, env=MALLOC_RETURNS_MEMORY)
             if run.returncode != 0:
                 curves[method].append(None)
                 table.note(f"memory {method} T={T} failed: {run.stderr.strip().splitlines()[-1:]}")
@@ -179,7 +182,8 @@ def plot_memory(Ts, curves, out):
         if points:
             ax.plot(*zip(*points), "o-", label=method)
     ax.set_xscale("log"), ax.set_xlabel("simulation steps T (Lorenz, Euler)")
-    ax.set_ylabel("peak resident memory (MiB)"), ax.legend(fontsize=8)
+    ax.set_ylabel("working memory of one call (MiB)"), ax.set_yscale("symlog", linthresh=1.0)
+    ax.legend(fontsize=8)
     ax.set_title("Memory of one directional derivative / gradient through T steps")
     save(figure, out, "bench_memory.png")
 

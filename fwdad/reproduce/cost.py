@@ -4,6 +4,7 @@ the function itself, with peak memory, for the paper's models and for MLPs of gr
     R_f = t(value + JVP) / t(value)        R_b = t(value + gradient) / t(value)
 """
 import json
+import os
 import subprocess
 import sys
 import textwrap
@@ -66,7 +67,8 @@ def peers(batch, repeats):
 MEMORY_CHILD = textwrap.dedent("""
     import json, sys
     import numpy as np
-    from fwdad.reproduce.cost import batch_for, loss_jvp, peak_rss_mib
+    from fwdad.bench.harness import reset_peak_rss, rss_mib
+    from fwdad.reproduce.cost import batch_for, loss_jvp
     from fwdad.models import init_mlp, mlp_sizes, mlp_value, mlp_value_and_grad
     method, batch, configs = sys.argv[1], int(sys.argv[2]), json.loads(sys.argv[3])
     f = loss_jvp()
@@ -75,43 +77,37 @@ MEMORY_CHILD = textwrap.dedent("""
         theta = init_mlp(sizes, 0)
         X, Y = batch_for(sizes, batch)
         v = np.ones_like(theta)
-        for _ in range(2):
-            if method == "value":
-                mlp_value(theta, sizes, X, Y)
-            elif method == "jvp":
-                f.jvp((theta, sizes, X, Y), (v, None, None, None))
-            else:
-                mlp_value_and_grad(theta, sizes, X, Y)
-        print(json.dumps({"parameters": int(theta.size), "peak_mib": peak_rss_mib()}), flush=True)
+        run = {"value": lambda: mlp_value(theta, sizes, X, Y),
+               "jvp": lambda: f.jvp((theta, sizes, X, Y), (v, None, None, None)),
+               "grad": lambda: mlp_value_and_grad(theta, sizes, X, Y)}[method]
+        run()                                  # compiled and warm: the peak below is one evaluation
+        before = rss_mib()
+        exact = reset_peak_rss()
+        run()
+        print(json.dumps({"parameters": int(theta.size), "extra_mib": rss_mib("VmHWM") - before,
+                          "exact": exact}), flush=True)
 """)
 
 
-def peak_rss_mib():
-    """Peak resident memory of this process (VmHWM, which exec resets; ru_maxrss elsewhere)."""
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith("VmHWM:"):
-                    return int(line.split()[1]) / 1024
-    except OSError:
-        pass
-    import resource
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+# glibc: serve arrays of 64 KiB and more with mmap and give freed memory back at once, so that
+# resident memory follows the arrays alive (a warm-up call's freed pages do not hide the next peak)
+MALLOC_RETURNS_MEMORY = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
 
 
 def memory(configs, batch):
-    """Peak RSS (MiB) per configuration for value, value + JVP and value + gradient, in fresh
-    processes that run the configurations in order of growing size (so each peak is its own)."""
+    """Working memory (MiB) of one evaluation of value, value + JVP and value + gradient: the peak
+    resident memory during the call minus what was resident before it (inputs, compiled code),
+    measured in a fresh process per method."""
     out = {}
     for method in ("value", "jvp", "grad"):
         run = subprocess.run([sys.executable, "-c", MEMORY_CHILD, method, str(batch),
                               json.dumps([list(map(int, s)) for s in configs])],
-                             capture_output=True, text=True, timeout=1800)
+                             capture_output=True, text=True, timeout=1800, env=MALLOC_RETURNS_MEMORY)
         if run.returncode != 0:
             return {"note": f"memory measurement failed: {run.stderr.strip().splitlines()[-1:]}"}
-        out[method] = [json.loads(line)["peak_mib"] for line in run.stdout.strip().splitlines()]
-    out["jvp_extra"] = [j - v for j, v in zip(out["jvp"], out["value"])]
-    out["grad_extra"] = [g - v for g, v in zip(out["grad"], out["value"])]
+        lines = [json.loads(line) for line in run.stdout.strip().splitlines()]
+        out[method] = [line["extra_mib"] for line in lines]
+        out["exact"] = all(line["exact"] for line in lines)
     return out
 
 
@@ -134,6 +130,9 @@ def run_cost(models, data_features, num_classes, settings, show_progress=None):
                 out["memory_note"] = mem["note"]
     if "mlp" in models and data_features == 784:
         out["peers"] = peers(settings.batch, settings.timing_repeats)
+        if not out["peers"]:
+            out["peers"] = {"note": "JAX and PyTorch are not installed (pip install '.[bench]'), so "
+                                    "their rows are left out."}
     return out
 
 
@@ -143,7 +142,7 @@ def report_cost(summary):
         memory_text = "-"
         if "memory_mib" in m:
             mem = m["memory_mib"]
-            memory_text = f"{mem['value']:.0f} / {mem['jvp']:.0f} / {mem['grad']:.0f}"
+            memory_text = f"{mem['value']:.1f} / {mem['jvp']:.1f} / {mem['grad']:.1f}"
         rows.append([f"fwdad ({model})", f"{m['value'] * 1e3:.3g}", f"{m['jvp'] * 1e3:.3g}",
                      f"{m['grad'] * 1e3:.3g}", fmt(m["R_f"]), fmt(m["R_b"]),
                      fmt(m["R_forward_gradient"]), memory_text])
@@ -156,10 +155,11 @@ def report_cost(summary):
     text = ["### Cost of a forward gradient and of backpropagation",
             f"Batch {summary['batch']}. Times in ms; R = time / time of the function alone. "
             "'value + gradient' is the hand-derived backpropagation in fwdad.models (Numba); "
-            "'forward gradient' adds sampling the direction to the JVP. Memory: peak resident MiB "
-            "of a fresh process running value / value + JVP / value + gradient.", "",
+            "'forward gradient' adds sampling the direction to the JVP. Memory: MiB of working "
+            "memory of one evaluation (its peak resident memory minus what was resident before: "
+            "inputs, parameters, compiled code).", "",
             table(["implementation", "value", "value + JVP", "value + gradient", "R_f", "R_b",
-                   "R (forward gradient)", "peak MiB (value / JVP / grad)"], rows), ""]
+                   "R (forward gradient)", "working MiB (value / JVP / grad)"], rows), ""]
     if summary.get("peers", {}).get("note"):
         text.append(summary["peers"]["note"] + "\n")
     return "\n".join(text) + "\n"
@@ -197,7 +197,7 @@ def figures_depth(out_dir, summary):
         ax.plot(depths, mem["value"], "k:", label="value")
         ax.plot(depths, mem["jvp"], "o-", label="value + JVP")
         ax.plot(depths, mem["grad"], "s--", label="value + gradient")
-        ax.set_xlabel("hidden layers of 1024 units"), ax.set_ylabel("peak resident memory (MiB)")
+        ax.set_xlabel("hidden layers of 1024 units"), ax.set_ylabel("working memory of one call (MiB)")
         ax.legend(fontsize=8)
     figure.suptitle(f"MLP depth scaling (batch {summary['batch']})")
     return [save(figure, out_dir, "depth.png")]
@@ -207,15 +207,15 @@ def report_depth(summary, figure_names):
     mem = summary.get("memory", {})
     rows = []
     for i, r in enumerate(summary["rows"]):
-        extra = [f"{mem['value'][i]:.0f}", f"{mem['jvp'][i]:.0f}", f"{mem['grad'][i]:.0f}"] \
+        extra = [f"{mem['value'][i]:.1f}", f"{mem['jvp'][i]:.1f}", f"{mem['grad'][i]:.1f}"] \
             if mem and "note" not in mem else ["-", "-", "-"]
         rows.append([str(r["depth"]), f"{r['parameters']:,}", f"{r['value'] * 1e3:.3g}", fmt(r["R_f"]),
                      fmt(r["R_b"])] + extra)
     text = ["### Depth scaling (the paper's Figure 6)",
             "MLPs with 1 to N hidden layers of 1024 units, batch "
             f"{summary['batch']}.", "",
-            table(["hidden layers", "parameters", "value (ms)", "R_f", "R_b", "peak MiB value",
-                   "peak MiB JVP", "peak MiB grad"], rows), ""]
+            table(["hidden layers", "parameters", "value (ms)", "R_f", "R_b", "working MiB value",
+                   "working MiB JVP", "working MiB grad"], rows), ""]
     if mem.get("note"):
         text.append(mem["note"])
     text += [f"![depth]({f})" for f in figure_names]
