@@ -1,11 +1,12 @@
 """The public API: @forward_grad, ForwardFunction, jvp and defjvp."""
 import functools
 import inspect
+import warnings
 import weakref
 
 import numba
 import numpy as np
-from numba.core.errors import NumbaError
+from numba.core.errors import NumbaError, NumbaPerformanceWarning
 
 from .compiler import USER_RULES, Compiler, numba_error
 from .errors import FwdadError, TangentMismatchError
@@ -133,12 +134,28 @@ class ForwardFunction:
         tangents = tangents + (None,) * (len(primals) - len(tangents))
         active = [i for i, t in enumerate(tangents) if t is not None]
         checked = [self._check_tangent(i, primals[i], tangents[i]) for i in active]
+        rule = USER_RULES.get(self.py_func)
+        if rule is not None:                       # the user's own rule wins, here too
+            full = [zero_like(p) if t is None else c for p, t, c in
+                    zip(primals, tangents, self._fill(active, checked, len(primals)))]
+            return self._compiler.unit(rule, primal_only=True).primal(*primals, *full)
         spec = self.specialization(primals, active)
         return self._run(spec, spec.jvp, primals + tuple(checked))
 
+    @staticmethod
+    def _fill(active, checked, n):
+        out = [None] * n
+        for i, value in zip(active, checked):
+            out[i] = value
+        return out
+
     def _run(self, spec, dispatcher, args):
         try:
-            return dispatcher(*args)
+            if getattr(dispatcher, "signatures", True):
+                return dispatcher(*args)
+            with warnings.catch_warnings():      # first call compiles: Numba's performance notes
+                warnings.simplefilter("ignore", NumbaPerformanceWarning)   # are about our code
+                return dispatcher(*args)
         except NumbaError as error:
             raise numba_error(error, spec.modules(), f"Numba cannot compile the tangent code "
                               f"fwdad generated for {self.__name__}") from None
@@ -226,6 +243,11 @@ class ForwardFunction:
                 jacobian = kind == "jacobian"
                 if not jacobian:
                     gradients.scalar_output_required(scalar, "value_and_grad")
+                elif scalar.types.return_kind is None or scalar.types.return_kind.shape == "tuple":
+                    raise FwdadError(
+                        f"{self.__name__}.jacobian needs a function returning one float scalar or "
+                        f"float array, not {scalar.types.return_type}.\nWhat to do: return one "
+                        "array (stack the outputs), or differentiate each output separately.")
                 if vector.vectorizable:
                     source, spec = gradients.value_and_grad_vector(vector, jacobian), vector
                 else:
@@ -372,6 +394,15 @@ class ForwardFunction:
                 seen.add(module.name)
                 texts.append(module.source)
         return "\n\n".join(texts)
+
+
+def zero_like(value):
+    """The zero tangent of an argument a rule receives for an inactive input (None for ints)."""
+    if isinstance(value, np.ndarray):
+        return np.zeros_like(value) if value.dtype.kind == "f" else None
+    if isinstance(value, (float, np.floating)):
+        return type(value)(0.0)
+    return None
 
 
 def is_float(value):

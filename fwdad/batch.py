@@ -18,11 +18,20 @@ THREADS_PER_BLOCK = 128
 
 
 def axes_for(primals, in_axes):
-    if in_axes is None:
-        return tuple(0 if isinstance(p, np.ndarray) or is_device_array(p) else None for p in primals)
-    in_axes = tuple(in_axes) if isinstance(in_axes, (tuple, list)) else (in_axes,) * len(primals)
+    """0 or None per argument. A single in_axes value applies to the arrays (scalars broadcast)."""
+    is_array = [isinstance(p, np.ndarray) or is_device_array(p) for p in primals]
+    if in_axes is None or not isinstance(in_axes, (tuple, list)):
+        axis = 0 if in_axes is None else in_axes
+        if axis not in (0, None):
+            raise FwdadError("batch_jvp: in_axes must be 0, None, or a tuple of them per argument.")
+        return tuple(axis if array else None for array in is_array)
+    in_axes = tuple(in_axes)
     if len(in_axes) != len(primals) or any(a not in (0, None) for a in in_axes):
         raise FwdadError("batch_jvp: in_axes must hold 0 or None for each argument.")
+    for i, (axis, array) in enumerate(zip(in_axes, is_array)):
+        if axis == 0 and not array:
+            raise FwdadError(f"batch_jvp: argument {i} is a scalar, so it has no batch axis.\n"
+                             "What to do: use None for it in in_axes (it is then shared by every instance).")
     return in_axes
 
 

@@ -23,7 +23,7 @@ from numba.core.errors import NumbaError
 from . import codegen, runtime
 from .version import __version__
 from .errors import CompilationError, FwdadError, UnsupportedSyntaxError, located
-from .frontend.activity import Activity, Summary, function_types, is_complex
+from .frontend.activity import Activity, Kind, Summary, function_types, is_complex
 from .frontend.fence import fence
 from .frontend.normalize import normalize
 from .frontend.parse import parse, python_function
@@ -65,6 +65,12 @@ class Compiler:
             return False
         module = getattr(func, "__module__", "") or ""
         return not module.startswith(LIBRARY_MODULES) or module.startswith(("fwdad.examples", "fwdad.models"))
+
+    def has_source(self, obj):
+        """A user function fwdad can read (for rules, which are only ever run as primals)."""
+        func = python_function(obj)
+        module = getattr(func, "__module__", "") or ""
+        return hasattr(func, "__code__") and not rules.has_rule(obj) and not module.startswith(LIBRARY_MODULES)
 
     def unit(self, func, primal_only=False):
         """The Unit of a user function (built once; recursion is reported).
@@ -134,7 +140,8 @@ class Unit:
         self.func = python_function(func)
         self.parsed = parse(self.func)
         fence(self.parsed.tree, self.parsed.filename)
-        self.normalized = normalize(self.parsed, compiler.is_user_function)
+        is_user = compiler.has_source if primal_only else compiler.is_user_function
+        self.normalized = normalize(self.parsed, is_user)
         compiler.show(f"normalize ({self.name})", ast.unparse(self.normalized.tree))
         callee = compiler.unit if primal_only else compiler.callee
         self.callees = {name: callee(f) for name, f in self.normalized.callees.items()}
@@ -238,17 +245,27 @@ class Unit:
         typemap = overload.type_annotation.typemap
         for variable, numba_type in typemap.items():
             if is_complex(numba_type) and not variable.startswith("$"):
-                raise located(CompilationError, self.parsed.filename, self.parsed.tree.lineno,
-                              f"{variable!r} is complex; fwdad differentiates real floats only.",
+                name = variable.split(".")[-1] if variable.startswith("arg.") else variable.split(".")[0]
+                raise located(CompilationError, self.parsed.filename, self.line_of(name),
+                              "a value on this line is complex; fwdad differentiates real floats only.",
                               "split the computation into real and imaginary parts")
         types = function_types(typemap, overload.signature.return_type, arg_types,
-                               self.parsed.filename, self.parsed.tree.lineno)
+                               self.parsed.filename, self.line_of)
         if self.cache:
             payload = pickle.dumps(types)
             path = self._types_path(arg_types)
             os.makedirs(os.path.dirname(path), exist_ok=True)
             codegen.write_atomically(path, hashlib.sha256(payload).digest() + payload)
         return types
+
+    def line_of(self, name):
+        """The user's line that first assigns `name` (the def line for parameters)."""
+        for node in ast.walk(self.normalized.tree):
+            if isinstance(node, (ast.Assign, ast.AugAssign)):
+                targets = node.targets if isinstance(node, ast.Assign) else [node.target]
+                if any(isinstance(t, ast.Name) and t.id == name for t in targets):
+                    return node.lineno
+        return self.parsed.tree.lineno
 
     def atom_type(self, atom, types):
         if isinstance(atom, ast.Name):
@@ -274,8 +291,8 @@ class RuleCallee:
         self.rule_unit = compiler.unit(rule, primal_only=True)
         try:
             self.primal = compiler.unit(func).primal
-        except FwdadError:
-            self.primal = func if isinstance(func, numba.core.dispatcher.Dispatcher) else numba.njit(func)
+        except FwdadError:                      # no source: Numba calls it directly (math.gamma)
+            self.primal = func
         self.digest = self.rule_unit.digest
 
     def summary(self, mask):
@@ -381,6 +398,9 @@ class Specialization:
     def kind_of_atom(self, atom):
         if isinstance(atom, ast.Name):
             return self.types.kinds.get(atom.id)
+        literal = atom.operand if isinstance(atom, ast.UnaryOp) else atom
+        if isinstance(literal, ast.Constant) and isinstance(literal.value, float):
+            return Kind("scalar", "float64")
         return None
 
     def is_view_call(self, call):

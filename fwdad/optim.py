@@ -138,7 +138,7 @@ def loop_source(spec, n_params, n_args, n_data, gradient, optimizer, sequential,
         body += ["if norm2 > clip * clip:", "    scale = clip / np.sqrt(norm2)"]
         body += [f"    g{i} *= g{i}.dtype.type(scale)" for i in range(n_params)]
     for i, p in enumerate(P):
-        g = f"jv * v{i}f[e]" if single else f"g{i}f[e]"
+        g = f"(jv * v{i}f[e])" if single else f"g{i}f[e]"
         body += [f"for e in range({p}f.size):"]
         body += ["    " + line.format(p=f"{p}f", g=g, m=f"m{i}f", s=f"s{i}f") for line in UPDATES[optimizer]]
     body += ["if path.shape[0] > t + 1:"]           # trajectory=True: record the parameters
@@ -251,8 +251,13 @@ def fgd_cuda(forward, params, *, data, gradient, clip, trajectory, progress, **o
                          "What to do: use target='parallel' or 'cpu' for these options.")
     values, rebuild = as_parameters(params)
     bar = progress_bar(options["steps"], progress, options["every"])
+    callback = options.pop("callback")
+    if callback is not None:                     # the caller's structure, as on the CPU
+        user = callback
+        callback = lambda step, current, losses: user(step, rebuild(
+            [c if isinstance(v, np.ndarray) else c[0] for c, v in zip(current, values)]), losses)
     final, losses, times, seconds, history = fgd_on_device(forward, values, tuple(options.pop("args")),
-                                                           bar=bar, **options)
+                                                           bar=bar, callback=callback, **options)
     if bar is not None:
         bar.close()
     return FGDResult(rebuild(final), losses, times, seconds, options["steps"], history)

@@ -240,12 +240,25 @@ def largest(x):
     return np.max(x)
 
 
+def power(x, y):
+    return x ** y
+
+
+def clipped(x):
+    return np.clip(x, -1.0, 1.0)
+
+
 def test_kink_conventions():
     x = np.array([-1.0, 0.0, 2.0])
     assert list(fwdad.jvp(relu, (x,), (np.ones(3),))[1]) == [0.0, 0.5, 1.0]
     assert list(fwdad.jvp(absolute, (x,), (np.ones(3),))[1]) == [-1.0, 1.0, 1.0]
     ties = np.array([1.0, 3.0, 3.0])
     assert fwdad.jvp(largest, (ties,), (np.array([5.0, 2.0, 4.0]),))[1] == 3.0
+    bounds = np.array([-1.0, 0.0, 1.0])
+    clip_tangent = list(fwdad.jvp(clipped, (bounds,), (np.ones(3),))[1])
+    assert fwdad.jvp(power, (0.0, 2.0), (0.0, 1.0))[1] == 0.0        # d(x**y)/dy at x = 0
     if jax is not None:
         assert list(jax.jvp(lambda v: jnp.maximum(v, 0.0), (x,), (np.ones(3),))[1]) == [0.0, 0.5, 1.0]
+        assert clip_tangent == list(jax.jvp(lambda v: jnp.clip(v, -1.0, 1.0), (bounds,), (np.ones(3),))[1])
+        assert float(jax.jvp(lambda a, b: a ** b, (0.0, 2.0), (0.0, 1.0))[1]) == 0.0
         assert float(jax.jvp(jnp.max, (ties,), (np.array([5.0, 2.0, 4.0]),))[1]) == 3.0

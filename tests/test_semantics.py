@@ -146,3 +146,88 @@ def sqrt_at_zero(x):
 def test_division_by_zero_gives_inf_as_in_numpy():
     value, tangent = fwdad.jvp(sqrt_at_zero, (0.0,), (1.0,))
     assert value == 0.0 and tangent == math.inf
+
+
+# ---- regressions found while writing the docs ------------------------------------------------------
+def scaled_sin(x, y):
+    return math.sin(x) * y
+
+
+@fwdad.defjvp(scaled_sin)
+def scaled_sin_rule(x, y, dx, dy):
+    return math.sin(x) * y, math.cos(x) * y * dx + math.sin(x) * dy
+
+
+def calls_rule_with_a_literal(x):
+    return scaled_sin(x, 2.0)
+
+
+def test_defjvp_rule_called_with_a_float_literal():
+    assert fwdad.jvp(calls_rule_with_a_literal, (0.5,), (1.0,))[1] == pytest.approx(2 * math.cos(0.5))
+
+
+def test_defjvp_rule_is_used_by_jvp_of_the_function_itself():
+    value, tangent = fwdad.jvp(exact_sigmoid, (0.2,), (2.0,))
+    assert tangent == pytest.approx(246.0) and value == pytest.approx(exact_sigmoid(0.2))
+
+
+def gamma_of(x):
+    return math.gamma(x)
+
+
+@fwdad.defjvp(gamma_of)
+def gamma_rule(x, dx):
+    g = math.gamma(x)
+    return g, dx * g * (math.log(x) - 0.5772156649015329 + x / (x * x + 1.0) * 0.0)   # digamma(1) here
+
+
+def uses_gamma(x):
+    return gamma_of(x) * 2.0
+
+
+def test_defjvp_for_a_function_without_source():
+    assert fwdad.jvp(uses_gamma, (1.0,), (1.0,))[0] == pytest.approx(2.0)
+
+
+def fill_from_active(x):
+    y = np.empty(3)
+    y.fill(x)
+    return y.sum()
+
+
+def test_fill_with_an_active_value():
+    assert fwdad.jvp(fill_from_active, (0.3,), (1.0,))[1] == pytest.approx(3.0)
+    assert fwdad.forward_grad(fill_from_active).value_and_grad(0.3)[1][0] == pytest.approx(3.0)
+
+
+def two_outputs_array(x, s):
+    return x * s, np.sum(x)
+
+
+def test_jacobian_of_a_tuple_output_is_a_clear_error():
+    with pytest.raises(fwdad.FwdadError, match="one float scalar or float array"):
+        fwdad.forward_grad(two_outputs_array).jacobian(np.ones(3), 2.0)
+
+
+def affine(x, a):
+    return x * a + 1.0
+
+
+def test_batch_jvp_single_in_axes_applies_to_arrays():
+    f = fwdad.forward_grad(affine)
+    values, tangents = f.batch_jvp((np.arange(3.0), 2.0), (np.ones(3), 0.5), in_axes=0)
+    np.testing.assert_allclose(values, np.arange(3.0) * 2 + 1)
+    np.testing.assert_allclose(tangents, 2.0 + 0.5 * np.arange(3.0))
+    with pytest.raises(fwdad.FwdadError, match="is a scalar"):
+        f.batch_jvp((np.arange(3.0), 2.0), (np.ones(3), 0.5), in_axes=(0, 0))
+
+
+def rosen2(x, y):
+    return (1.0 - x) ** 2 + 100.0 * (y - x * x) ** 2
+
+
+def test_fgd_single_direction_bit_identical_on_cpu_and_parallel():
+    runs = [fwdad.fgd(fwdad.forward_grad(rosen2, target=t), (-1.0, 0.0), lr=5e-4, steps=500, seed=3,
+                      progress=False) for t in ("cpu", "parallel")]
+    np.testing.assert_array_equal(runs[0].losses, runs[1].losses)
+    assert runs[0].params == runs[1].params

@@ -106,8 +106,8 @@ def direction_kernel_source(spec, n_args, active, scalar_params=()):
         else:
             if a.kind.ndim != 1:
                 raise CompilationError("forward_gradient on the CUDA target supports scalar and 1-D "
-                                       "array arguments.\nWhat to do: pass a flat parameter vector "
-                                       "and reshape it inside the function.")
+                                       "array arguments.\nWhat to do: pass 1-D parameter arrays and "
+                                       "index them as x[i * m + j] inside the function.")
             lines += [f"    v{a.i} = V{a.i}[k]", f"    for e in range(v{a.i}.shape[0]):",
                       f"        v{a.i}[e] = sample(table, key, offsets[{number}] + e, distribution)"]
             tangents.append(f"v{a.i}")
@@ -226,7 +226,7 @@ def fgd_on_device(forward, values, args, *, lr, steps, seed, optimizer, momentum
             for v in values]
     if any(h.ndim != 1 for h in host):
         raise CompilationError("fgd on the CUDA target takes scalar and 1-D array parameters.\n"
-                               "What to do: pass a flat parameter vector and reshape it inside the function.")
+                               "What to do: pass 1-D parameter arrays and index them as x[i * m + j].")
     scalars = tuple(j for j, v in enumerate(values) if not isinstance(v, np.ndarray))
     sample_args = tuple(values) + tuple(args)
     spec = forward.specialization(sample_args, list(range(len(values))))

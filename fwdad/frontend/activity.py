@@ -63,7 +63,7 @@ class FunctionTypes:
 SSA_NAME = re.compile(r"^(?:arg\.)?([A-Za-z_][A-Za-z0-9_]*)(?:\.\d+)*$")
 
 
-def function_types(typemap, return_type, arg_types, filename, lineno):
+def function_types(typemap, return_type, arg_types, filename, line_of=lambda name: 0):
     """Merge Numba's SSA versions (`x`, `x.1`, `arg.x`) into one entry per source variable."""
     numba_types, kinds = {}, {}
     for key, numba_type in typemap.items():
@@ -74,10 +74,10 @@ def function_types(typemap, return_type, arg_types, filename, lineno):
         kind = kind_of(numba_type)
         previous = kinds.get(name)
         if kind is not None and previous is not None and previous.shape != kind.shape:
-            raise located(CompilationError, filename, lineno,
-                          f"the variable {name!r} is a {previous.shape} in one place and a "
-                          f"{kind.shape} in another; fwdad gives each variable one tangent.",
-                          "use two different names")
+            raise located(CompilationError, filename, line_of(name),
+                          f"the variable {name!r} is a {previous.shape} in one place and "
+                          f"{'an' if kind.shape == 'array' else 'a'} {kind.shape} in another; fwdad "
+                          "gives each variable one tangent.", "use two different names")
         if kind is not None and (previous is None or kind.dtype == "float64"):
             kinds[name] = kind
         if name not in numba_types or kind is not None:
@@ -202,9 +202,13 @@ class Activity:
             if self.is_varied(statement.value):
                 changed |= self.mark(statement.target.id)
         elif isinstance(statement, ast.Expr) and isinstance(statement.value, ast.Call):
-            summary = self.user_call(statement.value)
+            call = statement.value
+            summary = self.user_call(call)
             if summary is not None:
-                changed |= self.mark_arguments(statement.value, summary)
+                changed |= self.mark_arguments(call, summary)
+            elif isinstance(call.func, ast.Attribute) and call.func.attr == "fill" and \
+                    isinstance(call.func.value, ast.Name) and any(self.is_varied(a) for a in call.args):
+                changed |= self.mark(call.func.value.id)
         return changed
 
     def mark_arguments(self, call, summary):

@@ -6,8 +6,9 @@ tangents, so a term whose tangent is zero (an inactive operand) is dropped when 
 is instantiated: `dx * y + x * dy` becomes `x * d_y` when `x` is inactive.
 A rule of None means the result is piecewise constant: its tangent is zero.
 
-Conventions at non-differentiable points follow JAX: abs'(0) = 1, ties of max/min split
-the tangent evenly, sign/floor/ceil/round/trunc have zero tangent, sqrt'(0) = inf.
+Conventions at non-differentiable points follow JAX: abs'(0) = 1, ties of max/min/clip split
+the tangent evenly, sign/floor/ceil/round/trunc have zero tangent, sqrt'(0) = inf, and
+d(x ** y)/dy = 0 at x = 0. docs/conventions.md lists them all (hypot at the origin differs).
 """
 import ast
 import copy
@@ -23,7 +24,7 @@ OPERATORS = {
     ast.Sub: "dx - dy",
     ast.Mult: "dx * y + x * dy",
     ast.Div: "dx / y - z * dy / y",
-    ast.Pow: "dx * y * x ** (y - 1) + dy * z * np.log(x)",
+    ast.Pow: "dx * y * x ** (y - 1) + dy * z * np.log(x + (x == 0))",
     ast.Mod: "dx - dy * np.floor(x / y)",
     ast.MatMult: "dx @ y + x @ dy",
     ast.FloorDiv: None,
@@ -38,7 +39,7 @@ IN_PLACE = {
     ast.Sub: ["dz -= dy"],
     ast.Mult: ["dz *= y", "dz += z * dy"],
     ast.Div: ["dz -= z / y * dy", "dz /= y"],
-    ast.Pow: ["dz *= y * z ** (y - 1)", "dz += z ** y * np.log(z) * dy"],
+    ast.Pow: ["dz *= y * z ** (y - 1)", "dz += z ** y * np.log(z + (z == 0)) * dy"],
 }
 
 FUNCTIONS = {}
@@ -74,7 +75,7 @@ rule("dx / (3.0 * z * z)",                              np.cbrt)
 rule("(dx + dx) * x",                                   np.square)
 rule("-dx * z * z",                                     np.reciprocal)
 rule("-dx",                                             np.negative)
-rule("dx * y * x ** (y - 1) + dy * z * np.log(x)",      math.pow, np.power)
+rule("dx * y * x ** (y - 1) + dy * z * np.log(x + (x == 0))", math.pow, np.power)
 rule("(x * dx + y * dy) / z",                           math.hypot, np.hypot)
 rule("dx * 1.1283791670955126 * np.exp(-x * x)",        math.erf)
 rule("-dx * 1.1283791670955126 * np.exp(-x * x)",       math.erfc)
@@ -116,7 +117,9 @@ rule("dx * ((x < y) + 0.5 * (x == y)) + dy * ((y < x) + 0.5 * (x == y))", np.min
 rule("np.where((x > y) | np.isnan(y), dx, dy)",         np.fmax)
 rule("np.where((x < y) | np.isnan(y), dx, dy)",         np.fmin)
 rule("np.where(x, dy, dw)",                             np.where)
-rule("dx * ((x >= y) & (x <= w)) + dy * (x < y) + dw * (x > w)", np.clip)
+rule("(dx * ((x > y) + 0.5 * (x == y)) + dy * ((y > x) + 0.5 * (x == y))) * ((np.maximum(x, y) < w) "
+     "+ 0.5 * (np.maximum(x, y) == w)) + dw * ((w < np.maximum(x, y)) + 0.5 * (np.maximum(x, y) == w))",
+     np.clip)                                           # clip = minimum(maximum(x, lo), hi)
 # log(x) and log(x, base)
 rule("dx / x",                                          np.log)
 FUNCTIONS[math.log] = {1: "dx / x", 2: "dx / (x * np.log(y)) - dy * z / (y * np.log(y))"}
