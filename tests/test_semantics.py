@@ -231,3 +231,22 @@ def test_fgd_single_direction_bit_identical_on_cpu_and_parallel():
                       progress=False) for t in ("cpu", "parallel")]
     np.testing.assert_array_equal(runs[0].losses, runs[1].losses)
     assert runs[0].params == runs[1].params
+
+
+def gamma_builtin_rule(x, dx):
+    g = math.gamma(x)
+    return g, dx * g * (-0.5772156649015329)        # digamma(1): exact at x = 1
+
+
+def uses_builtin_gamma(x):
+    return math.gamma(x) * 2.0
+
+
+def test_defjvp_directly_on_a_builtin():
+    fwdad.defjvp(math.gamma, gamma_builtin_rule)
+    try:
+        value, tangent = fwdad.jvp(uses_builtin_gamma, (1.0,), (1.0,))
+    finally:
+        from fwdad.compiler import USER_RULES
+        USER_RULES.pop(math.gamma, None)
+    assert value == pytest.approx(2.0) and tangent == pytest.approx(-2 * 0.5772156649015329)

@@ -8,7 +8,7 @@ A rule of None means the result is piecewise constant: its tangent is zero.
 
 Conventions at non-differentiable points follow JAX: abs'(0) = 1, ties of max/min/clip split
 the tangent evenly, sign/floor/ceil/round/trunc have zero tangent, sqrt'(0) = inf, and
-d(x ** y)/dy = 0 at x = 0. docs/conventions.md lists them all (hypot at the origin differs).
+d(x ** y)/dy = 0 at x = 0, hypot at the origin averages. docs/conventions.md lists them all.
 """
 import ast
 import copy
@@ -76,7 +76,7 @@ rule("(dx + dx) * x",                                   np.square)
 rule("-dx * z * z",                                     np.reciprocal)
 rule("-dx",                                             np.negative)
 rule("dx * y * x ** (y - 1) + dy * z * np.log(x + (x == 0))", math.pow, np.power)
-rule("(x * dx + y * dy) / z",                           math.hypot, np.hypot)
+rule("(x * dx + y * dy) / (z + (z == 0)) + (z == 0) * 0.5 * (dx + dy)", math.hypot, np.hypot)
 rule("dx * 1.1283791670955126 * np.exp(-x * x)",        math.erf)
 rule("-dx * 1.1283791670955126 * np.exp(-x * x)",       math.erfc)
 rule("dx * math.copysign(1.0, x) * math.copysign(1.0, y)", math.copysign)
