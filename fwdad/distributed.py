@@ -27,7 +27,8 @@ import numpy as np
 from . import random as fwdrandom
 from .errors import FwdadError
 from .gradients import actives, compile_driver, namespace, offsets, scalar_output_required, writes_arguments
-from .optim import (OPTIMIZERS, UPDATES, FGDResult, as_parameters, fgd, progress_bar, shuffle_epoch)
+from .optim import (OPTIMIZERS, UPDATES, FGDResult, as_parameters, fgd, progress_bar, run_in_chunks,
+                    shuffle_epoch)
 from .version import __version__
 
 MODES = ("directions", "data")
@@ -627,33 +628,18 @@ class Trainer:
     # -- the loop --
     def train(self, every, callback, progress):
         steps = self.steps
-        losses, times = np.zeros(steps, np.float64), np.zeros(steps, np.float64)
+        losses = np.zeros(steps, np.float64)
         every = int(every) if every else None
         bar = progress_bar(steps, progress, every) if self.rank == 0 else None
         if bar is not None and every is None:
             every = max(1, steps // 100)
         chunk = every or max(steps, 1)
         self.warm_up()
-        history, done, paused = [], 0, 0.0
-        start = time.perf_counter()
-        while done < steps:
-            n = min(chunk, steps - done)
+
+        def run(done, n):
             for t in range(done, done + n):
                 losses[t] = self.step(t)
-            elapsed = time.perf_counter() - start - paused
-            previous = times[done - 1] if done else 0.0
-            times[done:done + n] = previous + (elapsed - previous) * np.arange(1, n + 1) / n
-            done += n
-            outside = time.perf_counter()
-            if bar is not None:
-                bar.update(n)
-                bar.set_postfix(loss=f"{losses[done - 1]:.4g}")
-            if callback is not None:
-                history.append(callback(done, self.current(), losses[:done]))
-            paused += time.perf_counter() - outside
-        if bar is not None:
-            bar.close()
-        seconds = time.perf_counter() - start - paused
+        times, seconds, history = run_in_chunks(steps, chunk, run, self.current, losses, callback, bar)
         self.final_check()
         result = FGDResult(self.current(), losses, times, seconds, steps, history)
         result.communication = self.communication()

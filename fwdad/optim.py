@@ -215,12 +215,26 @@ def fgd(fn, params, *, lr, steps, seed=0, optimizer="sgd", momentum=0.9, decay=0
     plan.path[0] = plan.flat()
     plan.run(loop, losses, 0, 0, seed, directions, distribution, lr, decay, momentum, beta1, beta2,
              eps, clip)                         # zero steps: compiles the loop outside the timing
-    history, done, paused = [], 0, 0.0
+    run = lambda done, n: plan.run(loop, losses, done, n, seed, directions, distribution, lr, decay,
+                                   momentum, beta1, beta2, eps, clip)
+    times, seconds, history = run_in_chunks(int(steps), chunk, run, plan.current, losses, callback, bar)
+    result = FGDResult(plan.current(), losses, times, seconds, int(steps), history)
+    if trajectory:
+        result.trajectory = plan.path
+    return result
+
+
+def run_in_chunks(steps, chunk, run, current, losses, callback=None, bar=None):
+    """Call run(done, n) for consecutive chunks of n steps: (times, seconds, history).
+
+    times[t] is the wall time at the end of step t (interpolated inside a chunk); the callback
+    and the progress bar run between chunks and their time is left out of times and seconds.
+    """
+    times, history, done, paused = np.zeros(steps), [], 0, 0.0
     start = time.perf_counter()
     while done < steps:
-        n = min(chunk, int(steps) - done)
-        plan.run(loop, losses, done, n, seed, directions, distribution, lr, decay, momentum, beta1,
-                 beta2, eps, clip)
+        n = min(chunk, steps - done)
+        run(done, n)
         elapsed = time.perf_counter() - start - paused
         previous = times[done - 1] if done else 0.0
         times[done:done + n] = previous + (elapsed - previous) * np.arange(1, n + 1) / n
@@ -230,15 +244,11 @@ def fgd(fn, params, *, lr, steps, seed=0, optimizer="sgd", momentum=0.9, decay=0
             bar.update(n)
             bar.set_postfix(loss=f"{losses[done - 1]:.4g}")
         if callback is not None:
-            history.append(callback(done, plan.current(), losses[:done]))
+            history.append(callback(done, current(), losses[:done]))
         paused += time.perf_counter() - outside
     if bar is not None:
         bar.close()
-    seconds = time.perf_counter() - start - paused
-    result = FGDResult(plan.current(), losses, times, seconds, int(steps), history)
-    if trajectory:
-        result.trajectory = plan.path
-    return result
+    return times, time.perf_counter() - start - paused, history
 
 
 def fgd_cuda(forward, params, *, data, gradient, clip, trajectory, progress, **options):
@@ -251,6 +261,8 @@ def fgd_cuda(forward, params, *, data, gradient, clip, trajectory, progress, **o
                          "What to do: use target='parallel' or 'cpu' for these options.")
     values, rebuild = as_parameters(params)
     bar = progress_bar(options["steps"], progress, options["every"])
+    if bar is not None and options["every"] is None:
+        options["every"] = max(1, options["steps"] // 100)
     callback = options.pop("callback")
     if callback is not None:                     # the caller's structure, as on the CPU
         user = callback
@@ -258,8 +270,6 @@ def fgd_cuda(forward, params, *, data, gradient, clip, trajectory, progress, **o
             [c if isinstance(v, np.ndarray) else c[0] for c, v in zip(current, values)]), losses)
     final, losses, times, seconds, history = fgd_on_device(forward, values, tuple(options.pop("args")),
                                                            bar=bar, callback=callback, **options)
-    if bar is not None:
-        bar.close()
     return FGDResult(rebuild(final), losses, times, seconds, options["steps"], history)
 
 

@@ -219,7 +219,7 @@ def fgd_on_device(forward, values, args, *, lr, steps, seed, optimizer, momentum
     """Forward gradient descent with parameters on the GPU: per step, one kernel draws the K
     directions and runs the JVPs, one kernel per parameter array applies the update."""
     import math
-    import time
+    from ..optim import run_in_chunks
     from ..random import DISTRIBUTIONS
     numba_cuda = cuda()
     host = [np.atleast_1d(np.asarray(v, dtype=np.float64 if isinstance(v, float) else None)).copy()
@@ -243,33 +243,32 @@ def fgd_on_device(forward, values, args, *, lr, steps, seed, optimizer, momentum
     losses = numba_cuda.to_device(np.zeros(steps))
     table, code = device_table(), DISTRIBUTIONS[distribution]
     offsets, _ = kernels.offsets(sample_args)
-    times, history, start, paused = np.zeros(steps), [], time.perf_counter(), 0.0
-    chunk = every or steps
-    for t in range(steps):
-        first = t * directions
-        vals, ts = kernels.jvps(params + constants, sample_args, seed, first, directions, code, table)
-        rate = lr * math.exp(-decay * t)
-        for j, (p, (m, s)) in enumerate(zip(params, state)):
-            blocks = (p.shape[0] + 127) // 128
-            update[blocks, 128](p, ts, vals, np.uint64(seed), first, directions, code, table,
-                                int(offsets[j]), rate, OPTIMIZER_CODES[optimizer], momentum, betas[0],
-                                betas[1], eps, t, m, s, losses, j == 0)
-        if (t + 1) % chunk == 0 or t + 1 == steps:
-            numba_cuda.synchronize()
-            elapsed = time.perf_counter() - start - paused
-            done = t + 1
-            previous_done = done - (done % chunk or chunk)
-            previous = times[previous_done - 1] if previous_done else 0.0
-            times[previous_done:done] = previous + (elapsed - previous) * np.arange(1, done - previous_done + 1) / (done - previous_done)
-            outside = time.perf_counter()
-            if bar is not None:
-                bar.update(done - previous_done)
-            if callback is not None:
-                current = [p.copy_to_host() for p in params]
-                history.append(callback(done, current, losses.copy_to_host()[:done]))
-            paused += time.perf_counter() - outside
-    numba_cuda.synchronize()
-    seconds = time.perf_counter() - start - paused
+
+    def run(done, n):
+        for t in range(done, done + n):
+            first = t * directions
+            vals, ts = kernels.jvps(params + constants, sample_args, seed, first, directions, code, table)
+            rate = lr * math.exp(-decay * t)
+            for j, (p, (m, s)) in enumerate(zip(params, state)):
+                blocks = (p.shape[0] + 127) // 128
+                update[blocks, 128](p, ts, vals, np.uint64(seed), first, directions, code, table,
+                                    int(offsets[j]), rate, OPTIMIZER_CODES[optimizer], momentum, betas[0],
+                                    betas[1], eps, t, m, s, losses, j == 0)
+        numba_cuda.synchronize()
+
+    host_losses = LossesOnDevice(losses)
+    current = lambda: [p.copy_to_host() for p in params]
+    times, seconds, history = run_in_chunks(steps, every or steps, run, current, host_losses, callback, bar)
     final = [p.copy_to_host() for p in params]
     final = [f[0] if j in scalars else f.astype(values[j].dtype, copy=False) for j, f in enumerate(final)]
     return final, losses.copy_to_host(), times, seconds, history
+
+
+class LossesOnDevice:
+    """The device's loss record as run_in_chunks reads it (copied to the host when sliced)."""
+
+    def __init__(self, device_losses):
+        self.device = device_losses
+
+    def __getitem__(self, index):
+        return self.device.copy_to_host()[index]
