@@ -1,6 +1,8 @@
 """The public API: @forward_grad, ForwardFunction, jvp and defjvp."""
 import functools
 import inspect
+import os
+import traceback
 import warnings
 import weakref
 
@@ -105,7 +107,7 @@ class ForwardFunction:
         args = self._arguments(args, kwargs)
         unit = self.unit
         try:
-            return unit.primal(*args)
+            return with_cache_recovery(unit.primal, args, lambda: flush_caches(unit))
         except NumbaError as error:
             raise numba_error(error, [unit.module], f"Numba cannot compile {self.__name__}") from None
 
@@ -155,7 +157,7 @@ class ForwardFunction:
                 return dispatcher(*args)
             with warnings.catch_warnings():      # first call compiles: Numba's performance notes
                 warnings.simplefilter("ignore", NumbaPerformanceWarning)   # are about our code
-                return dispatcher(*args)
+                return with_cache_recovery(dispatcher, args, lambda: flush_caches(spec))
         except NumbaError as error:
             raise numba_error(error, spec.modules(), f"Numba cannot compile the tangent code "
                               f"fwdad generated for {self.__name__}") from None
@@ -394,6 +396,43 @@ class ForwardFunction:
                 seen.add(module.name)
                 texts.append(module.source)
         return "\n\n".join(texts)
+
+
+def with_cache_recovery(dispatcher, args, flush):
+    """Call a dispatcher; if Numba's on-disk cache turns out to be corrupt, empty it and retry.
+
+    A corrupt cache entry is rebuilt, never loaded (and never the user's problem)."""
+    try:
+        return dispatcher(*args)
+    except Exception as error:
+        frames = traceback.extract_tb(error.__traceback__)
+        if not any(frame.filename.endswith(os.path.join("numba", "core", "caching.py")) for frame in frames):
+            raise
+        flush()
+        return dispatcher(*args)
+
+
+def flush_caches(compiled, seen=None):
+    """Empty Numba's on-disk index of every dispatcher a Unit or Specialization runs through."""
+    from .compiler import Specialization, Unit
+    seen = set() if seen is None else seen
+    if id(compiled) in seen:
+        return
+    seen.add(id(compiled))
+    dispatchers = []
+    if isinstance(compiled, Unit):
+        dispatchers.append(compiled.primal)
+        for callee in compiled.callees.values():
+            flush_caches(callee, seen)
+    elif isinstance(compiled, Specialization):
+        dispatchers += [d for _, d in compiled.compiled.values()]
+        flush_caches(compiled.unit, seen)
+        for callee in compiled.calls.bindings.values():
+            flush_caches(callee, seen)
+    for dispatcher in dispatchers:
+        cache = getattr(dispatcher, "_cache", None)
+        if cache is not None and hasattr(cache, "flush"):
+            cache.flush()
 
 
 def zero_like(value):

@@ -87,3 +87,24 @@ def test_corrupted_cache_entry_is_rebuilt(project):
     second = run(project, cache)
     assert second["primal_compiled"] == 1          # the corrupt types were not loaded: re-typed
     assert second["value"] == first["value"] and second["tangent"] == first["tangent"]
+
+
+def test_corrupted_numba_cache_is_rebuilt_not_loaded(project):
+    cache = project / "cache"
+    first = run(project, cache)
+    corrupted = 0
+    for root, _, files in os.walk(cache):
+        for name in files:
+            if name.endswith((".nbi", ".nbc")):
+                path = os.path.join(root, name)
+                data = bytearray(open(path, "rb").read())
+                for i in range(0, len(data), 7):
+                    data[i] ^= 0x5A
+                open(path, "wb").write(bytes(data))
+                corrupted += 1
+    assert corrupted
+    second = run(project, cache)              # rebuilt, same numbers
+    third = run(project, cache)               # and cached again
+    assert second["jvp_misses"] == 1 and third["jvp_hits"] == 1
+    assert first["value"] == second["value"] == third["value"]
+    assert first["tangent"] == second["tangent"] == third["tangent"]
