@@ -10,3 +10,14 @@ sys.path.insert(0, os.path.dirname(__file__))
 @pytest.fixture
 def rng():
     return np.random.default_rng(20260226)
+
+
+def pytest_addoption(parser):
+    """Options of the long fuzz profile: pytest -m fuzz_long --fuzz-examples=N (tests/test_fuzz.py)."""
+    group = parser.getgroup("fuzz", "differential fuzzing (tests/test_fuzz.py)")
+    group.addoption("--fuzz-examples", type=int, default=2000, help="programs in the long profile")
+    group.addoption("--fuzz-seed", type=int, default=0, help="seed of the long profile")
+    group.addoption("--fuzz-shrink", action="store_true",
+                    help="stop at the first failure and minimize it (default: collect them all)")
+    group.addoption("--fuzz-jobs", type=int, default=1, help="child processes of the long profile at a time")
+    group.addoption("--fuzz-report", default=None, help="write the long profile's failures to this file")

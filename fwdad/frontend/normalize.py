@@ -168,7 +168,9 @@ class Normalizer:
                 raise self.error("a default parameter value that is not a number or None",
                                  "pass the argument explicitly")
             name = self.bind(target, node.func)
-            return ast.Call(ast.Name(name, ast.Load()), [self.argument(a) for a in arguments], [])
+            # every argument of a user call becomes an atom (even len(x)): its type is then known
+            atoms = [self.argument(a) if isinstance(a, (ast.Tuple, ast.List)) else self.atom(a) for a in arguments]
+            return ast.Call(ast.Name(name, ast.Load()), atoms, [])
         if isinstance(node.func, ast.Attribute) and not self.resolve.is_global_chain(node.func):
             func = ast.Attribute(self.atom(node.func.value), node.func.attr, ast.Load())   # a method
         else:
@@ -189,16 +191,23 @@ class Normalizer:
         return self.bound[key]
 
     def link(self, node):
-        """`node` kept whole, with calls to user functions bound to their plain names."""
-        node = copy.deepcopy(node)
-        for parent in ast.walk(node):
-            if isinstance(parent, ast.Call):
-                target = self.resolve(parent.func)
-                if target is not MISSING and self.is_user_function(target):
-                    parent.args = positional_arguments(target, parent, self.filename, self.error)
-                    parent.keywords = []
-                    parent.func = ast.Name(self.bind(target, parent.func), ast.Load())
-        return node
+        """`node` kept whole, with calls to user functions bound to their plain names (and
+        math.log(x, b) written log(x) / log(b), which Numba needs)."""
+        normalizer = self
+
+        class Link(ast.NodeTransformer):
+            def visit_Call(self, call):
+                self.generic_visit(call)
+                target = normalizer.resolve(call.func)
+                if target is math.log and len(call.args) == 2:
+                    one = [ast.Call(call.func, [a], []) for a in call.args]
+                    return ast.BinOp(one[0], ast.Div(), one[1])
+                if target is not MISSING and normalizer.is_user_function(target):
+                    call.args = positional_arguments(target, call, normalizer.filename, normalizer.error)
+                    call.keywords = []
+                    call.func = ast.Name(normalizer.bind(target, call.func), ast.Load())
+                return call
+        return Link().visit(copy.deepcopy(node))
 
     # ---- statements ----------------------------------------------------------------------
     def statement(self, node):

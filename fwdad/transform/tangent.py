@@ -55,8 +55,8 @@ class TangentPass:
     def __init__(self, normalized, kinds, varied, active_params, resolve, calls, filename, modules,
                  return_kind, names):
         self.tree = normalized.tree
-        self.kinds = kinds
-        self.varied = varied
+        self.kinds = dict(kinds)            # copies: the pass may add a temporary or two
+        self.varied = set(varied)
         self.active_params = active_params
         self.resolve = resolve            # AST func -> object (MISSING when local/unknown)
         self.calls = calls                # Calls: user functions and defjvp rules
@@ -237,10 +237,23 @@ class TangentPass:
         return [statement] + self.write_item(array, target.slice, value)
 
     def statement_AugAssign(self, statement):
-        target = statement.target.id
+        target, value = statement.target.id, statement.value
         if target not in self.varied:
             return [statement]
-        return self.in_place(target, type(statement.op), statement.value) + [statement]
+        if isinstance(value, ast.Name) and value.id == target:      # `a *= a`: the rule reads d_a
+            old = self.names.fresh(f"{target}_before")                # after updating it, so it gets
+            self.kinds[old] = self.kinds[target]                      # a copy of the old a first
+            self.varied.add(old)
+            copy_old = [assign(old, name(target))] + self.copy_tangent(old, target)
+            return copy_old + self.in_place(target, type(statement.op), name(old)) + [statement]
+        return self.in_place(target, type(statement.op), value) + [statement]
+
+    def copy_tangent(self, target, source):
+        """d_target = a copy of d_source that later in-place updates of d_source leave alone."""
+        tangent = name(self.d(source))
+        if self.kinds[source].shape == "array":
+            tangent = ast.Call(ast.Attribute(tangent, "copy", ast.Load()), [], [])
+        return [assign(self.d(target), tangent)]
 
     def statement_Expr(self, statement):
         call = statement.value

@@ -1,0 +1,664 @@
+"""Random valid programs in fwdad's subset, as Python source text: a hypothesis strategy.
+
+A program is a module of 1-3 functions; a later function may call the earlier ones and the
+last one is the entry point. Parameters are float scalars, float64 arrays of length N and
+ints; results are a float, an array of length N or a tuple. Bodies mix expressions (with
+math and NumPy calls), if/elif/else, for and while loops with break/continue, element reads
+and writes, early returns and tuple unpacking, drawn from the small weighted grammar below.
+
+Every program is valid by construction, so CPython runs it without an exception:
+- operations stay in their domains: log and sqrt of `e * e + 1.0` or `abs(e) + 0.5`,
+  division by `e * e + 1.0`, float exponents only on positive bases, exp of a bounded value;
+- indices stay in bounds: constants in [-N, N), loop variables known to lie in [0, N) and
+  `(int expression) % N` otherwise;
+- loops terminate (while loops count, and check their counter first) and values carried
+  around a loop are updated through bounded or contracting forms, so results stay finite;
+- a variable is visible only in the block that defines it (and the blocks nested in it), and
+  keeps one kind (float, int or array) for its whole life, as Numba's typing wants.
+
+Shrinking (hypothesis) moves every choice towards the first, simplest production.
+"""
+import ast
+import re
+from dataclasses import dataclass, field
+
+from hypothesis import strategies as st
+
+N = 4                                          # the length of every array
+FLOAT, INT, ARRAY = "float", "int", "array"
+FLOAT_CONSTANTS = ("0.5", "2.0", "1.5", "0.25", "3.0", "-0.75", "1.0", "-2.0")
+PARAMETER_NAMES = {FLOAT: "abcd", ARRAY: "xyzu", INT: "nmpq"}
+
+LOG_BASE = "math.log({e} * {e} + 1.0, 2.0)"
+# Constructs that the `avoid` argument of programs() can leave out, each while a known fwdad bug
+# with that construct is open (see tests/test_fuzz_regressions.py).
+AVOIDABLE = {
+    "log_base_in_test": "math.log(x, base) inside an if or while test",
+    "inactive_call_argument": "len(x) or x.shape[0] as an argument of a call to a generated function",
+    "in_place_self_operand": "an augmented assignment whose operand is its target (a *= a)",
+}
+
+# Templates: {e} {f} are float subexpressions, {s} a small float one, {a} {b} arrays, {t} a
+# bounded float, {n} an int, {c} a constant, {x} an array variable, {m} math or np, {q} a test.
+FLOAT_FORMS = {
+    "from_int": ["float({n})", "{n} * 0.5"],
+    "arithmetic": ["{e} + {f}", "{e} - {f}", "{e} * {f}"],
+    "division": ["{e} / ({f} * {f} + 1.0)", "{e} / (abs({f}) + 0.5)", "{e} / 2.0", "{e} / -3.0"],
+    "negate": ["-{e}"],
+    "power": ["{e} ** 2", "{e} ** 3", "({e} * {e} + 1.0) ** 1.5", "(abs({e}) + 0.5) ** 0.5",
+              "(abs({e}) + 0.5) ** -1.5", "(abs({e}) + 0.5) ** {t}", "1.5 ** {t}"],
+    "math_call": ["{m}.sin({e})", "{m}.cos({e})", "{m}.tanh({e})", "math.atan({e})", "{m}.exp({t})",
+                  "{m}.log({e} * {e} + 1.0)", "math.log(abs({e}) + 0.5)", "{m}.sqrt({e} * {e} + 1.0)",
+                  "math.sqrt(abs({e}) + 0.5)", "math.log1p({e} * {e})", "math.atan2({e}, {f} ** 2 + 0.5)",
+                  "math.hypot({e}, {f})", "math.erf({e})", "math.expm1({t})", "math.asinh({e})",
+                  "math.acosh({e} * {e} + 1.5)", "math.asin({t} * 0.9)", "math.atanh({t} * 0.9)",
+                  LOG_BASE, "math.pow(abs({e}) + 0.5, 1.3)"],
+    "builtin": ["abs({e})", "min({e}, {f})", "max({e}, {f})", "max({e}, {f}, {c})"],
+    "ternary": ["{e} if {q} else {f}"],
+    # piecewise constant: zero tangent, and jumps that the finite differences must skip
+    "truncate": ["float(int({e}))", "float(math.floor({e}))"],
+}
+BOUNDED_FORMS = ["math.sin({e})", "math.tanh({e})", "math.cos({e})", "{e} / ({e} * {e} + 1.0)"]
+REDUCTION_FORMS = ["np.sum({a})", "np.mean({a})", "np.max({a})", "np.min({a})", "np.dot({a}, {b})",
+                   "({a}) @ ({b})", "np.sum(np.outer({a}, {b}))", "np.sum({x}{p} {o} {y}{r})",
+                   "np.max(np.sin({x}{p}) {o} {y}{r})", "np.min({x}{p} {o} {y}{r})"]
+ARRAY_FORMS = {
+    "arithmetic": ["{a} + {b}", "{a} - {b}", "{a} * {b}"],
+    "with_scalar": ["{a} + {s}", "{s} - {a}", "{a} * {s}", "{s} * {a}"],
+    "division": ["{a} / ({b} * {b} + 1.0)", "{a} / ({s} ** 2 + 1.0)"],
+    "negate": ["-{a}", "{a} ** 2"],
+    "ufunc": ["np.sin({a})", "np.cos({a})", "np.tanh({a})", "np.arctan({a})", "np.exp(np.sin({a}))",
+              "np.log({a} * {a} + 1.0)", "np.sqrt(np.abs({a}) + 0.5)", "np.abs({a})", "np.square({a})",
+              "np.cumsum({a})", "np.arcsinh({a})", "np.hypot({a}, {b})"],
+    "select": ["np.maximum({a}, {c})", "np.minimum({a}, {s})", "np.maximum({a}, {b})",
+               "np.clip({a}, -1.0, 1.0)", "np.where({a} > {s}, {b}, {a})"],
+    "reorder": ["{x}[::-1]", "np.concatenate(({x}[1:], {x}[:1]))", "np.outer({a}, {b}) @ {x}", "{x}.copy()"],
+}
+RETURN_KINDS = ((FLOAT,), (ARRAY,), (FLOAT, FLOAT), (FLOAT, ARRAY), (ARRAY, FLOAT), (FLOAT, INT))
+
+# Per flavor, how often each production is chosen. "vector" programs use whole-array NumPy
+# expressions and never write into arrays (the JAX oracle runs them); "loops" programs work
+# element by element; "mixed" programs do both.
+WEIGHTS = {
+    "loops":  dict(array_expr=1, element_write=4, buffer=3, loop=5, reduction=1, array_param=2),
+    "vector": dict(array_expr=5, element_write=0, buffer=0, loop=2, reduction=4, array_param=3),
+    "mixed":  dict(array_expr=3, element_write=2, buffer=2, loop=3, reduction=3, array_param=3),
+}
+
+
+@dataclass
+class Function:
+    name: str
+    params: list                   # [(name, kind)]
+    returns: tuple                 # kinds of the results; one kind means a bare value
+
+
+@dataclass
+class Program:
+    source: str
+    functions: list
+    flavor: str
+    features: set = field(default_factory=set)
+
+    @property
+    def entry(self):
+        return self.functions[-1]
+
+    @property
+    def jax_compatible(self):
+        """No writes into arrays, so the same source runs on immutable jax.numpy arrays."""
+        return not self.features & {"element_write", "array_in_place"}
+
+
+class Scope:
+    """The variables visible in a block: name -> kind, plus facts the grammar needs."""
+
+    def __init__(self, variables, returns, bounded=(), carried=(), loop_depth=0, parent=None):
+        self.variables = dict(variables)
+        self.returns = returns
+        self.parent = parent
+        self.bounded = set(bounded)       # int variables known to lie in [0, N)
+        self.carried = set(carried)       # variables that live across the innermost loop
+        self.loop_depth = loop_depth
+
+    def child(self, loop=False):
+        carried = set(self.variables) if loop else self.carried
+        return Scope(self.variables, self.returns, self.bounded, carried,
+                     self.loop_depth + (1 if loop else 0), parent=self)
+
+    def of(self, kind):
+        return sorted(name for name, k in self.variables.items() if k == kind)
+
+
+def indent(lines):
+    return ["    " + line for line in lines]
+
+
+def parens(text):
+    return f"({text})"
+
+
+class Builder:
+    """Draws one program; each method is one nonterminal of the grammar."""
+
+    def __init__(self, draw, flavor, max_functions=3, max_statements=5, avoid=frozenset()):
+        self.draw, self.flavor = draw, flavor
+        self.max_functions, self.max_statements = max_functions, max_statements
+        self.avoid = frozenset(avoid)
+        unknown = self.avoid - set(AVOIDABLE)
+        assert not unknown, f"unknown constructs to avoid: {unknown}"
+        self.weights = WEIGHTS[flavor]
+        self.functions = []
+        self.features = set()
+        self.counter = 0
+        self.in_test = False             # drawing an if/while test
+
+    # ---- choices -------------------------------------------------------------------------------
+    def choose(self, options):
+        """One of the values in `options` [(weight, value)], zero weights left out."""
+        options = [(w, v) for w, v in options if w > 0]
+        k = self.draw(st.integers(0, sum(w for w, _ in options) - 1))
+        for weight, value in options:
+            if k < weight:
+                return value
+            k -= weight
+        raise AssertionError("unreachable")
+
+    def one_of(self, values):
+        return self.draw(st.sampled_from(values))
+
+    def chance(self, percent):
+        return self.draw(st.integers(0, 99)) < percent
+
+    def fresh(self, prefix):
+        self.counter += 1
+        return f"{prefix}{self.counter}"
+
+    # ---- the module ----------------------------------------------------------------------------
+    def program(self):
+        count = self.draw(st.integers(1, self.max_functions))
+        texts = [self.function(f"f{k}", entry=k == count - 1) for k in range(count)]
+        source = "import math\nimport numpy as np\n\n\n" + "\n\n\n".join(texts) + "\n"
+        source = ast.unparse(ast.parse(source)) + "\n"       # minimal parentheses, one style
+        return Program(source, self.functions, self.flavor, self.features)
+
+    def function(self, name, entry):
+        params = self.parameters(entry)
+        returns = self.one_of(RETURN_KINDS)
+        self.counter = 0
+        self.parameters_of_current = {p for p, _ in params}
+        self.called = set()
+        scope = Scope(params, returns)
+        body = []
+        if not scope.of(FLOAT):                 # an accumulator that inner blocks can export to
+            body.append("s0 = 0.0")
+            scope.variables["s0"] = FLOAT
+        body += self.block(scope, self.draw(st.integers(1, self.max_statements)), depth=0)
+        body += self.call_the_uncalled(scope)
+        body += [self.return_statement(scope)]
+        self.functions.append(Function(name, params, returns))
+        signature = ", ".join(p for p, _ in params)
+        return "\n".join([f"def {name}({signature}):"] + indent(body))
+
+    def parameters(self, entry):
+        count = self.draw(st.integers(1, 4))
+        kinds = [self.choose([(3, FLOAT), (self.weights["array_param"], ARRAY), (1, INT)])
+                 for _ in range(count)]
+        if entry and kinds.count(INT) == count:
+            kinds[0] = FLOAT                    # something to differentiate
+        names, used = [], {kind: 0 for kind in PARAMETER_NAMES}
+        for kind in kinds:
+            names.append((PARAMETER_NAMES[kind][used[kind]], kind))
+            used[kind] += 1
+        return names
+
+    # ---- statements ----------------------------------------------------------------------------
+    def block(self, scope, count, depth):
+        lines = []
+        for _ in range(count):
+            lines += self.statement(scope, depth)
+        if scope.parent is not None:
+            lines += self.export(scope)
+        return lines or ["pass"]
+
+    def export(self, scope):
+        """Fold a block's own variables into a float of the enclosing block, so they matter."""
+        terms = self.live_terms(scope, scope.parent.variables)
+        targets = scope.parent.of(FLOAT)
+        if not terms or not targets or not self.chance(85):
+            return []
+        target = self.one_of(targets)
+        if target in scope.carried:
+            forms = ["{v} = 0.5 * {v} + math.sin({e})", "{v} += math.tanh({e})"]
+        else:
+            forms = ["{v} += {e}", "{v} = 0.5 * {v} + {e}"]
+        return [self.one_of(forms).format(v=target, e=" + ".join(terms))]
+
+    def live_terms(self, scope, exclude):
+        """Float terms of the variables of `scope` not in `exclude`: the parameters (they may have
+        been updated) and the six most recent locals."""
+        names = [n for n, k in scope.variables.items() if n not in exclude and k in (FLOAT, ARRAY)]
+        parameters = sorted(n for n in names if n in self.parameters_of_current)
+        local = sorted((n for n in names if n not in self.parameters_of_current), key=lambda n: int(n[1:]))
+        return [f"np.sum({n})" if scope.variables[n] == ARRAY else n for n in parameters + local[-6:]]
+
+    def statement(self, scope, depth):
+        w = self.weights
+        nested = 3 if depth < 2 else 0
+        in_loop = scope.loop_depth > 0
+        arrays = bool(scope.of(ARRAY))
+        kind = self.choose([
+            (6, "assign_float"),
+            (w["array_expr"] if arrays else 0, "assign_array"),
+            (4, "update_float"),
+            (w["element_write"] if arrays else 0, "element_write"),
+            (w["buffer"], "buffer"),
+            (w["array_expr"] // 2 if arrays and self.flavor != "vector" else 0, "update_array"),
+            (nested, "if"),
+            (w["loop"] if depth < 2 else 0, "for"),
+            (1 if depth < 2 else 0, "while"),
+            (2 if arrays and depth < 2 else 0, "for_each"),
+            (2, "unpack"),
+            (3 if in_loop else 0, "break_or_continue"),
+            (1 if depth > 0 else 0, "early_return"),
+            (2 if self.callees_writing_arrays(scope) else 0, "call_statement"),
+        ])
+        return getattr(self, "s_" + kind)(scope, depth)
+
+    def s_assign_float(self, scope, depth):
+        name = self.fresh("s")
+        value = self.float_expr(scope, 3)
+        scope.variables[name] = FLOAT
+        return [f"{name} = {value}"]
+
+    def s_assign_array(self, scope, depth):
+        name = self.fresh("w")
+        if self.chance(8):
+            value = self.one_of(scope.of(ARRAY))                 # an alias
+        else:
+            value = self.array_expr(scope, 3)
+        scope.variables[name] = ARRAY
+        return [f"{name} = {value}"]
+
+    def s_update_float(self, scope, depth):
+        """Rebind or update an existing float; across a loop only through bounded forms."""
+        if not scope.of(FLOAT):
+            return self.s_assign_float(scope, depth)
+        name = self.one_of(scope.of(FLOAT))
+        if name in scope.carried:
+            forms = ["{v} = 0.5 * {v} + math.sin({e})", "{v} += math.tanh({e})", "{v} *= math.cos({e})",
+                     "{v} = math.tanh({e})", "{v} /= {e} * {e} + 1.0", "{v} -= 0.25 * {v}"]
+        else:
+            forms = ["{v} = {e}", "{v} += {e}", "{v} -= {e}", "{v} *= {e}", "{v} /= {e} * {e} + 1.0",
+                     "{v} **= 2"]
+        return [self.fill(self.one_of(forms), v=lambda: name, e=lambda: self.operand(name, self.float_expr(scope, 2)))]
+
+    def operand(self, target, value):
+        """`value` as the operand of `target op= value`, kept apart from `target` if asked to."""
+        if value == target and "in_place_self_operand" in self.avoid:
+            return f"{value} * 1.0"
+        return value
+
+    def s_update_array(self, scope, depth):
+        """An in-place update of a whole array (`w += ...`): it writes through aliases."""
+        name = self.one_of(scope.of(ARRAY))
+        self.features.add("array_in_place")
+        if name in scope.carried:
+            forms = ["{v} += np.sin({e})", "{v} *= np.cos({e})", "{v} *= 0.5"]
+        else:
+            forms = ["{v} += {e}", "{v} -= {e}", "{v} *= {e}", "{v} /= {e} * {e} + 1.0"]
+        return [self.fill(self.one_of(forms), v=lambda: name, e=lambda: self.operand(name, self.array_expr(scope, 2)))]
+
+    def s_element_write(self, scope, depth):
+        name = self.one_of(scope.of(ARRAY))
+        self.features.add("element_write")
+        if name in scope.carried:
+            forms = ["{v}[{i}] = math.tanh({e})", "{v}[{i}] += math.sin({e})", "{v}[{i}] *= math.cos({e})",
+                     "{v}[{i}] = 0.5 * {v}[{i}] + math.sin({e})", "{v}[1:] = np.sin({x}[:-1])"]
+        else:
+            forms = ["{v}[{i}] = {e}", "{v}[{i}] += {e}", "{v}[{i}] -= {e}", "{v}[{i}] *= {e}",
+                     "{v}[:] = {x} * 0.5"]
+        return [self.fill(self.one_of(forms), v=lambda: name, i=lambda: self.index(scope),
+                          e=lambda: self.float_expr(scope, 2), x=lambda: self.one_of(scope.of(ARRAY)))]
+
+    def s_buffer(self, scope, depth):
+        """A new array: zeros, ones, a copy, or np.empty filled at once by a loop."""
+        name = self.fresh("w")
+        arrays = scope.of(ARRAY)
+        like = self.one_of(arrays) if arrays else None
+        forms = [f"np.zeros({N})", f"np.ones({N})"]
+        if like:
+            forms += [f"np.zeros_like({like})", f"np.ones_like({like})", f"{like}.copy()", "empty"]
+        form = self.one_of(forms)
+        self.features.add("buffer")
+        if form != "empty":
+            scope.variables[name] = ARRAY
+            return [f"{name} = {form}"]
+        loop = self.fresh("i")
+        inner = scope.child(loop=True)
+        inner.variables[loop] = INT
+        inner.bounded.add(loop)
+        fill = self.float_expr(inner, 2)
+        self.features.add("element_write")
+        scope.variables[name] = ARRAY
+        return [f"{name} = np.empty_like({like})", f"for {loop} in range(len({name})):",
+                f"    {name}[{loop}] = {fill}"]
+
+    def s_if(self, scope, depth):
+        lines = [f"if {self.condition(scope, 2)}:"]
+        lines += indent(self.block(scope.child(), self.draw(st.integers(1, 3)), depth + 1))
+        for _ in range(self.choose([(3, 0), (2, 1), (1, 2)])):
+            lines += [f"elif {self.condition(scope, 2)}:"]
+            lines += indent(self.block(scope.child(), self.draw(st.integers(1, 2)), depth + 1))
+        if self.chance(60):
+            lines += ["else:"] + indent(self.block(scope.child(), self.draw(st.integers(1, 2)), depth + 1))
+        return lines
+
+    def s_for(self, scope, depth):
+        loop = self.fresh("i")
+        inner = scope.child(loop=True)
+        inner.variables[loop] = INT
+        ints = scope.of(INT)
+        arrays = scope.of(ARRAY)
+        bounded = [f"range({N})", "range(1, 3)", f"range({N - 1}, -1, -1)", f"range(0, {N}, 2)"]
+        if arrays:
+            bounded.append(f"range(len({self.one_of(arrays)}))")
+        unbounded = [f"range({i})" for i in ints] + [f"range({i}, 0, -1)" for i in ints]
+        unbounded += ["range(2, 7, 3)"]
+        if self.chance(70):
+            header = self.one_of(bounded)
+            inner.bounded.add(loop)
+        else:
+            header = self.one_of(unbounded)
+        body = self.block(inner, self.draw(st.integers(1, 3)), depth + 1)
+        return [f"for {loop} in {header}:"] + indent(body)
+
+    def s_for_each(self, scope, depth):
+        """for v in x / for i, v in enumerate(x) / for p, q in zip(x, y)."""
+        arrays = scope.of(ARRAY)
+        inner = scope.child(loop=True)
+        first = self.one_of(arrays)
+        form = self.choose([(2, "plain"), (1, "enumerate"), (1, "zip")])
+        v = self.fresh("v")
+        inner.variables[v] = FLOAT
+        if form == "plain":
+            header = f"for {v} in {first}:"
+        elif form == "enumerate":
+            i = self.fresh("i")
+            inner.variables[i] = INT
+            inner.bounded.add(i)
+            header = f"for {i}, {v} in enumerate({first}):"
+        else:
+            v2 = self.fresh("v")
+            inner.variables[v2] = FLOAT
+            header = f"for {v}, {v2} in zip({first}, {self.one_of(arrays)}):"
+        return [header] + indent(self.block(inner, self.draw(st.integers(1, 3)), depth + 1))
+
+    def s_while(self, scope, depth):
+        """A while loop bounded by a counter that is checked before anything can `continue`."""
+        counter = self.fresh("k")
+        limit = self.draw(st.integers(1, 5))
+        scope.variables[counter] = INT
+        inner = scope.child(loop=True)
+        if self.chance(50):
+            head = [f"while {counter} < {limit} and {self.condition(scope, 1)}:", f"    {counter} += 1"]
+        else:
+            head = ["while True:", f"    {counter} += 1", f"    if {counter} > {limit}:", "        break"]
+        body = self.block(inner, self.draw(st.integers(1, 3)), depth + 1)
+        return [f"{counter} = 0"] + head + indent(body)
+
+    def s_unpack(self, scope, depth):
+        floats = [n for n in scope.of(FLOAT) if n not in scope.carried or not scope.loop_depth]
+        callees = [f for f in self.functions if f.returns[0] in (FLOAT, ARRAY) and len(f.returns) == 2]
+        form = self.choose([(3, "pair"), (2 if len(floats) >= 2 else 0, "swap"),
+                            (3 if callees else 0, "call")])
+        if form == "swap":
+            p, q = self.draw(st.permutations(floats))[:2]
+            return [f"{p}, {q} = {q}, {p}"]
+        if form == "pair":
+            p, q = self.fresh("s"), self.fresh("s")
+            value = f"{self.float_expr(scope, 2)}, {self.float_expr(scope, 2)}"
+            scope.variables[p] = scope.variables[q] = FLOAT
+            return [f"{p}, {q} = {value}"]
+        callee = self.one_of(callees)
+        names = [self.fresh({FLOAT: "s", ARRAY: "w", INT: "j"}[k]) for k in callee.returns]
+        call = self.call(scope, callee)
+        for name, kind in zip(names, callee.returns):
+            scope.variables[name] = kind
+        return [f"{', '.join(names)} = {call}"]
+
+    def s_break_or_continue(self, scope, depth):
+        return [f"if {self.condition(scope, 1)}:", "    " + self.one_of(["break", "continue"])]
+
+    def s_early_return(self, scope, depth):
+        return [f"if {self.condition(scope, 1)}:", "    " + self.return_statement(scope)]
+
+    def callees_writing_arrays(self, scope):
+        return [f for f in self.functions if any(k == ARRAY for _, k in f.params)] if scope.of(ARRAY) else []
+
+    def s_call_statement(self, scope, depth):
+        """A call whose result is dropped: it matters only through the arrays it writes into."""
+        callee = self.one_of(self.callees_writing_arrays(scope))
+        return [self.call(scope, callee, plain_arrays=True)]
+
+    def return_statement(self, scope):
+        """Return values of the function's kinds; the first also adds up the live locals."""
+        parts = [self.expression(scope, kind, 2) for kind in scope.returns]
+        terms = self.live_terms(scope, ())
+        if terms and scope.returns[0] != INT:
+            parts[0] = f"{parens(parts[0])} + ({' + '.join(terms)})"
+        return "return " + ", ".join(parts)
+
+    # ---- expressions ---------------------------------------------------------------------------
+    def expression(self, scope, kind, depth):
+        if kind == FLOAT:
+            return self.float_expr(scope, depth)
+        if kind == ARRAY:
+            return self.array_expr(scope, depth)
+        return self.int_expr(scope)
+
+    def float_expr(self, scope, depth):
+        floats, arrays = scope.of(FLOAT), scope.of(ARRAY)
+        leaf = depth <= 0
+        callees = [f for f in self.functions if f.returns == (FLOAT,)]
+        kind = self.choose([
+            (6 if floats else 0, "variable"),
+            (1 if floats or arrays else 3, "constant"),
+            (4 if arrays else 0, "element"),
+            (1 if scope.of(INT) else 0, "from_int"),
+            (0 if leaf else 6, "arithmetic"),
+            (0 if leaf else 2, "division"),
+            (0 if leaf else 1, "negate"),
+            (0 if leaf else 2, "power"),
+            (0 if leaf else 4, "math_call"),
+            (0 if leaf else 2, "builtin"),
+            (0 if leaf else 1, "ternary"),
+            (0 if leaf or not arrays else self.weights["reduction"], "reduction"),
+            (0 if leaf or not callees else 2, "call"),
+            (0 if leaf else 1, "truncate"),
+        ])
+        if kind == "variable":
+            return self.one_of(floats)
+        if kind == "constant":
+            return self.one_of(FLOAT_CONSTANTS)
+        if kind == "element":
+            if not leaf and self.chance(10):
+                return f"{parens(self.array_expr(scope, depth - 1))}[{self.index(scope)}]"
+            return f"{self.one_of(arrays)}[{self.index(scope)}]"
+        if kind == "reduction":
+            return self.reduction(scope, depth)
+        if kind == "call":
+            return self.call(scope, self.one_of(callees))
+        forms = FLOAT_FORMS[kind]
+        if kind == "math_call" and self.in_test and "log_base_in_test" in self.avoid:
+            forms = [f for f in forms if f != LOG_BASE]
+        return parens(self.fill(self.one_of(forms), **self.makers(scope, depth)))
+
+    def makers(self, scope, depth):
+        """How to draw each placeholder of a template: {e} {f} floats, {a} {b} arrays, ..."""
+        return dict(e=lambda: self.float_expr(scope, depth - 1), f=lambda: self.float_expr(scope, depth - 1),
+                    s=lambda: self.float_expr(scope, min(depth - 1, 1)),
+                    a=lambda: self.array_expr(scope, depth - 1), b=lambda: self.array_expr(scope, depth - 1),
+                    t=lambda: self.bounded_float(scope, depth - 1), n=lambda: self.int_expr(scope),
+                    c=lambda: self.one_of(FLOAT_CONSTANTS), x=lambda: self.one_of(scope.of(ARRAY)),
+                    m=lambda: self.one_of(["math", "np"]) if self.chance(30) else "math",
+                    q=lambda: self.condition(scope, depth - 1))
+
+    def fill(self, template, **makers):
+        """`template` with each distinct {placeholder} drawn once, in order of appearance."""
+        values = {}
+        for name in re.findall(r"\{(\w+)\}", template):
+            if name not in values:
+                values[name] = makers[name]()
+        return template.format(**values)
+
+    def bounded_float(self, scope, depth):
+        return self.fill(self.one_of(BOUNDED_FORMS), e=lambda: self.float_expr(scope, depth))
+
+    def reduction(self, scope, depth):
+        """A float from arrays: sum/mean/max/min, dot products and reductions of slices."""
+        form = self.one_of(REDUCTION_FORMS)
+        first, second = self.one_of([("[1:]", "[:-1]"), ("[::2]", "[1::2]"), ("[:2]", "[2:]")])
+        makers = self.makers(scope, depth)
+        makers.update(y=lambda: self.one_of(scope.of(ARRAY)), p=lambda: first, r=lambda: second,
+                      o=lambda: self.one_of(["-", "*", "+"]))
+        return self.fill(form, **makers)
+
+    def array_expr(self, scope, depth):
+        arrays = scope.of(ARRAY)
+        if not arrays:
+            return self.one_of([f"np.ones({N})", f"np.zeros({N})"])
+        leaf = depth <= 0
+        callees = [f for f in self.functions if f.returns == (ARRAY,)]
+        kind = self.choose([
+            (4, "variable"),
+            (0 if leaf else 5, "arithmetic"),
+            (0 if leaf else 2, "with_scalar"),
+            (0 if leaf else 1, "division"),
+            (0 if leaf else 1, "negate"),
+            (0 if leaf else 4, "ufunc"),
+            (0 if leaf else 2, "select"),
+            (0 if leaf else 1, "reorder"),
+            (0 if leaf or not callees else 2, "call"),
+        ])
+        if kind == "variable":
+            return self.one_of(arrays)
+        if kind == "call":
+            return self.call(scope, self.one_of(callees))
+        return parens(self.fill(self.one_of(ARRAY_FORMS[kind]), **self.makers(scope, depth)))
+
+    def int_expr(self, scope, lengths=True):
+        ints, arrays = scope.of(INT), scope.of(ARRAY)
+        kind = self.choose([(3, "constant"), (3 if ints else 0, "variable"),
+                            (1 if arrays and lengths else 0, "length"), (1 if ints else 0, "arithmetic")])
+        if kind == "constant":
+            return str(self.draw(st.integers(0, 3)))
+        if kind == "variable":
+            return self.one_of(ints)
+        if kind == "length":
+            return self.one_of([f"len({self.one_of(arrays)})", f"{self.one_of(arrays)}.shape[0]"])
+        return parens(f"{self.one_of(ints)} {self.one_of(['+', '-', '*'])} {self.draw(st.integers(1, 2))}")
+
+    def index(self, scope):
+        """An index that is in bounds for an array of length N."""
+        bounded = sorted(scope.bounded & set(scope.variables))
+        kind = self.choose([(3, "constant"), (4 if bounded else 0, "loop"), (2 if scope.of(INT) else 0, "modulo")])
+        if kind == "constant":
+            return str(self.draw(st.integers(-N, N - 1)))
+        if kind == "loop":
+            i = self.one_of(bounded)
+            return self.one_of([i, f"-1 - {i}", f"{i} - 1", f"{N - 1} - {i}", f"({i} + 1) % {N}"])
+        return parens(f"{self.int_expr(scope)} % {N}")
+
+    def condition(self, scope, depth):
+        outer, self.in_test = self.in_test, True
+        try:
+            return self.test(scope, depth)
+        finally:
+            self.in_test = outer
+
+    def test(self, scope, depth):
+        kind = self.choose([(5, "compare"), (1 if scope.of(INT) else 0, "parity"),
+                            (0 if depth <= 0 else 1, "and_or"), (0 if depth <= 0 else 1, "not")])
+        if kind == "compare":
+            op = self.one_of(["<", ">", "<=", ">="])
+            return f"{self.float_expr(scope, 1)} {op} {self.float_expr(scope, 1)}"
+        if kind == "parity":
+            return f"{self.one_of(scope.of(INT))} % 2 == {self.draw(st.integers(0, 1))}"
+        if kind == "and_or":
+            return parens(f"{self.condition(scope, depth - 1)} {self.one_of(['and', 'or'])} "
+                          f"{self.condition(scope, depth - 1)}")
+        return f"not {parens(self.condition(scope, depth - 1))}"
+
+    def call_the_uncalled(self, scope):
+        """Calls of the earlier functions this one has not called yet, so that their code matters."""
+        lines = []
+        for callee in self.functions:
+            if callee.name not in self.called:
+                names = [self.fresh({FLOAT: "s", ARRAY: "w", INT: "j"}[k]) for k in callee.returns]
+                lines.append(f"{', '.join(names)} = {self.call(scope, callee)}")
+                scope.variables.update(zip(names, callee.returns))
+        return lines
+
+    def call(self, scope, callee, plain_arrays=False):
+        """A call of an earlier function with arguments of the kinds it takes."""
+        self.called.add(callee.name)
+        args = []
+        for _, kind in callee.params:
+            if kind == ARRAY and (plain_arrays or self.chance(60)):
+                args.append(self.one_of(scope.of(ARRAY)) if scope.of(ARRAY) else f"np.ones({N})")
+            elif kind == INT:
+                args.append(self.int_expr(scope, lengths="inactive_call_argument" not in self.avoid))
+            else:
+                args.append(self.expression(scope, kind, 1))
+        return f"{callee.name}({', '.join(args)})"
+
+
+@st.composite
+def programs(draw, flavor=None, max_functions=3, max_statements=5, avoid=frozenset()):
+    """A random valid Program.
+
+    flavor: "loops", "vector" or "mixed" (drawn if None); max_functions: functions in the
+    module; max_statements: top-level statements per function; avoid: names from AVOIDABLE.
+    """
+    if flavor is None:
+        flavor = draw(st.sampled_from(["mixed", "loops", "vector"]))
+    return Builder(draw, flavor, max_functions, max_statements, avoid).program()
+
+
+# ---- the same program on jax.numpy ------------------------------------------------------------
+JAX_MATH = {"fabs": "abs", "atan": "arctan", "atan2": "arctan2", "asin": "arcsin", "acos": "arccos",
+            "asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh", "pow": "power"}
+
+
+class ToJax(ast.NodeTransformer):
+    """np.* -> jnp.*, math.* -> jnp.*, float(e) -> e * 1.0, x.copy() kept (jnp arrays have it)."""
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        func = node.func
+        if isinstance(func, ast.Name) and func.id == "float":
+            return ast.BinOp(node.args[0], ast.Mult(), ast.Constant(1.0))
+        if isinstance(func, ast.Attribute) and isinstance(func.value, ast.Name) and func.value.id == "math":
+            if func.attr == "log" and len(node.args) == 2:
+                log = lambda a: ast.Call(ast.Attribute(ast.Name("jnp", ast.Load()), "log", ast.Load()), [a], [])  # noqa: E731
+                return ast.BinOp(log(node.args[0]), ast.Div(), log(node.args[1]))
+            if func.attr == "erf":
+                node.func = ast.Attribute(ast.Name("jax_special", ast.Load()), "erf", ast.Load())
+                return node
+            func.attr = JAX_MATH.get(func.attr, func.attr)
+            func.value.id = "jnp"
+        return node
+
+    def visit_Name(self, node):
+        if node.id == "np":
+            node.id = "jnp"
+        return node
+
+
+def jax_source(source):
+    """The module `source` with jax.numpy in place of numpy and math (for jax.jvp)."""
+    tree = ToJax().visit(ast.parse(source))
+    header = "import jax.numpy as jnp\nimport jax.scipy.special as jax_special\n"
+    body = [n for n in tree.body if not isinstance(n, ast.Import)]
+    return header + ast.unparse(ast.fix_missing_locations(ast.Module(body, []))) + "\n"

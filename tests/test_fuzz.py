@@ -1,0 +1,511 @@
+"""Differential fuzzing (issue 9): random valid programs, each compiled by fwdad and checked.
+
+Oracles, for every program (tests/fuzz/generator.py) at a few random points:
+  (a) the compiled primal `f(*args)` and `f.jvp(...)[0]` equal plain CPython (NaN/inf alike),
+      and leave the arguments exactly as CPython leaves them (unchanged unless the program
+      writes into them; then the tangents are not touched either unless an input changed);
+  (b) the JVP along a random direction equals central finite differences (a point where the
+      differences at h and h/10 disagree is near a kink or a jump, and is skipped);
+  (c) with JAX installed, for programs that never write into an array, the value and JVP equal
+      `jax.jvp` of the same source run on jax.numpy.
+A program that plain `numba.njit` cannot compile either, or where plain Numba and CPython
+disagree the same way fwdad does, is outside the common subset and is skipped (not a bug).
+
+Profiles:
+  pytest tests/test_fuzz.py                                   fast, fixed seed, in CI
+  pytest tests/test_fuzz.py -m fuzz_long --fuzz-examples=N    long; options --fuzz-seed=S,
+      --fuzz-shrink (stop and minimize at the first failure instead of collecting them all)
+"""
+import ast
+import concurrent.futures
+import copy
+import hashlib
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+import warnings
+from dataclasses import dataclass, field
+
+import numba
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, Phase, event, given, note, reject, seed, settings, strategies as st
+
+import fwdad
+from fuzz.generator import ARRAY, FLOAT, N, jax_source, programs
+from helpers import central_difference
+
+try:
+    import jax
+    jax.config.update("jax_enable_x64", True)
+except ImportError:          # the JAX oracle is optional
+    jax = None
+
+FAST_EXAMPLES = 50
+FAST_SIZE = dict(max_functions=2, max_statements=4)     # smaller programs compile faster
+# Constructs left out of generated programs while the fwdad bug they trigger is open; each is
+# pinned by a strict xfail in tests/test_fuzz_regressions.py. Remove an entry once fixed.
+AVOID = frozenset()           # constructs left out while a bug they trigger is open (none now)
+PRIMAL_TOLERANCE = dict(rtol=1e-9, atol=1e-11)
+JAX_TOLERANCE = dict(rtol=1e-9, atol=1e-11)
+STEPS = (1e-4, 1e-5)          # the central differences' two step sizes
+LARGE = 1e8                   # values beyond this are not finite-differenced
+MODULE_DIR = tempfile.mkdtemp(prefix="fwdad-fuzz-")
+
+
+class FuzzFailure(AssertionError):
+    """An oracle disagrees with fwdad: the message holds the program and the inputs."""
+
+
+class NotComparable(Exception):
+    """This point cannot be judged: CPython overflows, or Numba itself differs from CPython."""
+
+
+class Unusable(Exception):
+    """This program cannot be judged: plain Numba cannot compile it either."""
+
+
+# ---- loading the generated source -----------------------------------------------------------------
+def load_module(source, prefix="fwdad_fuzz"):
+    """Import `source` from a real file (fwdad reads functions' source), once per distinct text."""
+    name = f"{prefix}_{hashlib.sha256(source.encode()).hexdigest()[:16]}"
+    if name not in sys.modules:
+        path = os.path.join(MODULE_DIR, name + ".py")
+        with open(path, "w") as out:
+            out.write(source)
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]
+
+
+class TwoArgumentLog(ast.NodeTransformer):
+    """math.log(x, b) -> math.log(x) / math.log(b): Numba has only the one-argument form."""
+
+    def visit_Call(self, node):
+        self.generic_visit(node)
+        if ast.unparse(node.func) == "math.log" and len(node.args) == 2:
+            return ast.BinOp(*(ast.Call(node.func, [a], []) for a in node.args[:1]), ast.Div(),
+                             ast.Call(node.func, [node.args[1]], []))
+        return node
+
+
+def plain_numba(source, entry):
+    """The entry function with every function of `source` compiled by plain numba.njit."""
+    namespace = {"__name__": "fwdad_fuzz_plain"}
+    tree = ast.fix_missing_locations(TwoArgumentLog().visit(ast.parse(source)))
+    exec(compile(tree, "<fuzz plain numba>", "exec"), namespace)
+    for name, value in list(namespace.items()):
+        if callable(value) and getattr(value, "__module__", None) == "fwdad_fuzz_plain":
+            namespace[name] = numba.njit(error_model="numpy")(value)
+    return namespace[entry]
+
+
+# ---- values -----------------------------------------------------------------------------------------
+def draw_arguments(kinds, rng):
+    out = []
+    for kind in kinds:
+        if kind == FLOAT:
+            out.append(float(rng.uniform(-2.0, 2.0)))
+        elif kind == ARRAY:
+            out.append(rng.uniform(-2.0, 2.0, N))
+        else:
+            out.append(int(rng.integers(0, 6)))
+    return out
+
+
+def draw_tangents(args, rng):
+    return [None if isinstance(a, int) else
+            (rng.normal(size=np.shape(a)) if isinstance(a, np.ndarray) else float(rng.normal()))
+            for a in args]
+
+
+def leaves(tree):
+    if isinstance(tree, tuple):
+        return [leaf for item in tree for leaf in leaves(item)]
+    return [tree]
+
+
+def is_float_leaf(value):
+    return isinstance(value, (float, np.floating)) or (isinstance(value, np.ndarray) and value.dtype.kind == "f")
+
+
+def same_structure(a, b):
+    if isinstance(a, tuple) or isinstance(b, tuple):
+        return (isinstance(a, tuple) and isinstance(b, tuple) and len(a) == len(b)
+                and all(same_structure(x, y) for x, y in zip(a, b)))
+    return np.shape(a) == np.shape(b)
+
+
+def differences(actual, expected, rtol, atol):
+    """Descriptions of the leaves of `actual` that differ from `expected` (NaN equals NaN)."""
+    if not same_structure(actual, expected):
+        return [f"structure: got {describe(actual)}, expected {describe(expected)}"]
+    out = []
+    for k, (a, e) in enumerate(zip(leaves(actual), leaves(expected))):
+        if e is None or a is None:
+            continue
+        a64, e64 = np.asarray(a, np.float64), np.asarray(e, np.float64)
+        if not np.allclose(a64, e64, rtol=rtol, atol=atol, equal_nan=True):
+            out.append(f"leaf {k}: got {a64!r}, expected {e64!r}")
+    return out
+
+
+def describe(tree):
+    if isinstance(tree, tuple):
+        return "(" + ", ".join(describe(t) for t in tree) + ")"
+    return f"{type(tree).__name__}{list(np.shape(tree)) if np.ndim(tree) else ''}"
+
+
+def largest(tree):
+    values = [np.max(np.abs(np.asarray(v, np.float64))) for v in leaves(tree)
+              if v is not None and np.size(v) and is_float_leaf(v)]
+    return max(values, default=0.0)
+
+
+def finite(tree):
+    return all(np.all(np.isfinite(np.asarray(v, np.float64))) for v in leaves(tree) if v is not None)
+
+
+# ---- the oracles ------------------------------------------------------------------------------------
+@dataclass
+class Stats:
+    """What one program's check did (summed over a run for the report)."""
+    programs: int = 0
+    points: int = 0
+    fd_checked: int = 0
+    kinks: int = 0
+    jax_checked: int = 0
+    skipped: dict = field(default_factory=dict)
+
+    def skip(self, why):
+        self.skipped[why] = self.skipped.get(why, 0) + 1
+
+    def add(self, other):
+        for name in ("programs", "points", "fd_checked", "kinks", "jax_checked"):
+            setattr(self, name, getattr(self, name) + getattr(other, name))
+        for why, count in other.skipped.items():
+            self.skipped[why] = self.skipped.get(why, 0) + count
+
+
+class Checker:
+    """Runs the oracles on one program: source text, entry function, its parameters' kinds.
+
+    `jax_comparable`: the program never writes into an array, so JAX can run it too.
+    """
+
+    def __init__(self, source, entry, kinds, jax_comparable=False):
+        self.source, self.entry, self.kinds = source, entry, list(kinds)
+        self.jax_comparable = jax_comparable and jax is not None
+        self.jax_function = None
+        self.module = load_module(source)
+        self.py = getattr(self.module, entry)
+        self.stats = Stats(programs=1)
+        self.ff = self.compiled("@fwdad.forward_grad", lambda: fwdad.forward_grad(self.py))
+
+    def fail(self, what, args=None, tangents=None, details=()):
+        text = [f"fuzz oracle failed: {what}", "--- program ---", self.source.rstrip(),
+                f"--- entry: {self.entry}{tuple(self.kinds)}"]
+        if args is not None:
+            text.append(f"--- args: {fmt(args)}")
+        if tangents is not None:
+            text.append(f"--- tangents: {fmt(tangents)}")
+        text += list(details)
+        raise FuzzFailure("\n".join(text))
+
+    def run_python(self, args):
+        """CPython's result and the arguments after the call; NotComparable if CPython overflows."""
+        args = copy.deepcopy(args)
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                value = self.py(*args)
+        except (OverflowError, ZeroDivisionError) as error:
+            raise NotComparable(f"CPython raises {type(error).__name__}") from None
+        except Exception:                   # noqa: BLE001 - the generator made an invalid program
+            self.fail("generator bug: CPython cannot run the program", args,
+                      details=[traceback.format_exc(limit=-3)])
+        return value, args
+
+    def compiled(self, what, call):
+        """Run fwdad; a program Numba itself cannot compile is skipped, any other error fails."""
+        try:
+            return call()
+        except Exception as error:          # noqa: BLE001 - every error is judged below
+            if self.numba_cannot_compile():
+                raise Unusable("plain Numba cannot compile it") from None
+            self.fail(f"{what} raised {type(error).__name__} on a program plain Numba compiles",
+                      details=[traceback.format_exc(limit=-6)])
+
+    def numba_cannot_compile(self):
+        try:
+            plain_numba(self.source, self.entry)(*draw_arguments(self.kinds, np.random.default_rng(0)))
+        except Exception:                   # noqa: BLE001
+            return True
+        return False
+
+    def numba_agrees_with(self, value, args):
+        """Does plain Numba give `value` too (then the difference from CPython is Numba's)?"""
+        try:
+            plain = plain_numba(self.source, self.entry)(*copy.deepcopy(args))
+        except Exception:                   # noqa: BLE001
+            return False
+        return not differences(value, plain, **PRIMAL_TOLERANCE)
+
+    def check(self, seed_value, points=3, args=None):
+        """The oracles at `points` random points (or at `args`); returns Stats."""
+        rng = np.random.default_rng(seed_value)
+        for _ in range(points if args is None else 1):
+            point = draw_arguments(self.kinds, rng) if args is None else list(args)
+            tangents = draw_tangents(point, rng)
+            try:
+                self.check_point(point, tangents)
+            except NotComparable as why:
+                self.stats.skip(str(why))
+        return self.stats
+
+    def check_point(self, args, tangents):
+        expected, args_after = self.run_python(args)
+        self.stats.points += 1
+        tangent = self.check_primal(args, tangents, expected, args_after)
+        if not finite(expected) or largest(expected) > LARGE:
+            raise NotComparable("result too large or not finite for differences")
+        self.check_differences(args, tangents, tangent)
+        if self.jax_comparable:
+            self.check_jax(args, tangents, tangent)
+
+    def check_primal(self, args, tangents, expected, args_after):
+        """Oracle (a): values and argument side effects of f(...) and f.jvp(...) equal CPython's.
+
+        Returns the JVP's tangent.
+        """
+        primal_args = copy.deepcopy(args)
+        value = self.compiled("the compiled primal", lambda: self.ff(*primal_args))
+        jvp_args, jvp_tangents = copy.deepcopy(args), copy.deepcopy(tangents)
+        jvp_value, tangent = self.compiled("f.jvp", lambda: self.ff.jvp(jvp_args, jvp_tangents))
+        for what, got, after in (("f(*args)", value, primal_args), ("f.jvp(...)[0]", jvp_value, jvp_args)):
+            diff = differences(got, expected, **PRIMAL_TOLERANCE)
+            if diff:
+                if self.numba_agrees_with(got, args):
+                    raise NotComparable("plain Numba differs from CPython too")
+                self.fail(f"{what} differs from CPython", args, tangents, diff)
+            diff = differences(tuple(after), tuple(args_after), **PRIMAL_TOLERANCE)
+            if diff:
+                self.fail(f"{what} leaves its arguments different from CPython's", args, tangents,
+                          ["--- arguments after the call:"] + diff)
+        unchanged = not differences(tuple(args_after), tuple(args), rtol=0.0, atol=0.0)
+        if unchanged and differences(tuple(jvp_tangents), tuple(tangents), rtol=0.0, atol=0.0):
+            self.fail("f.jvp modified a tangent although the program writes into no argument",
+                      args, tangents)
+        return tangent
+
+    def check_differences(self, args, tangents, tangent):
+        """Oracle (b): the JVP equals central differences, unless the point is near a kink."""
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                coarse, fine = (central_difference(self.py, args, tangents, h) for h in STEPS)
+        except (OverflowError, ZeroDivisionError, ValueError):
+            raise NotComparable("CPython raises near the point") from None
+        if not same_structure(tangent, fine):
+            self.fail("the JVP's structure differs from the output's", args, tangents,
+                      [f"tangent {describe(tangent)}, output {describe(fine)}"])
+        problems = []
+        for k, (t, c, f) in enumerate(zip(leaves(tangent), leaves(coarse), leaves(fine))):
+            if f is None:
+                continue
+            t, c, f = (np.asarray(v, np.float64) for v in (t, c, f))
+            if not (np.all(np.isfinite(c)) and np.all(np.isfinite(f))):
+                raise NotComparable("differences not finite")
+            scale = max(1.0, np.max(np.abs(f), initial=0.0), np.max(np.abs(c), initial=0.0))
+            noise = np.max(np.abs(c - f), initial=0.0)
+            if noise > 1e-6 * scale:
+                self.stats.kinks += 1
+                raise NotComparable("near a kink")
+            error = np.max(np.abs(t - f), initial=0.0)
+            if not error <= 1e-6 * scale + 10 * noise:
+                problems.append(f"leaf {k}: JVP {t!r}, central difference {f!r} (h={STEPS[1]}), "
+                                f"{c!r} (h={STEPS[0]})")
+        if problems:
+            self.fail("the JVP differs from central differences", args, tangents, problems)
+        self.stats.fd_checked += 1
+
+    def check_jax(self, args, tangents, tangent):
+        """Oracle (c): the JVP equals jax.jvp of the same source run on jax.numpy."""
+        if self.jax_function is None:
+            namespace = {}
+            exec(compile(jax_source(self.source), "<fuzz jax>", "exec"), namespace)
+            self.jax_function = namespace[self.entry]
+        active = [i for i, a in enumerate(args) if not isinstance(a, int)]
+
+        def partial(*floats):
+            full = list(args)
+            for i, value in zip(active, floats):
+                full[i] = value
+            return self.jax_function(*full)
+
+        try:
+            _, jax_tangent = jax.jvp(partial, tuple(args[i] for i in active), tuple(tangents[i] for i in active))
+        except Exception as error:          # noqa: BLE001 - JAX rejecting a program is not fwdad's bug
+            self.stats.skip(f"jax.jvp raises {type(error).__name__}")
+            return
+        jax_leaves = [None if t is None else np.asarray(j)
+                      for t, j in zip(leaves(tangent), jax.tree_util.tree_leaves(jax_tangent))]
+        diff = differences(tangent, rebuild(tangent, jax_leaves), **JAX_TOLERANCE)
+        if diff:
+            self.fail("the JVP differs from jax.jvp", args, tangents, diff)
+        self.stats.jax_checked += 1
+
+
+def rebuild(tree, flat):
+    """`flat` (a list of leaves) in the tuple structure of `tree`."""
+    flat = list(flat)
+
+    def build(node):
+        if isinstance(node, tuple):
+            return tuple(build(n) for n in node)
+        return flat.pop(0)
+    return build(tree)
+
+
+def fmt(values):
+    return "(" + ", ".join(np.array2string(v, precision=17, separator=", ") if isinstance(v, np.ndarray)
+                           else repr(v) for v in values) + ")"
+
+
+def check_program(program, seed_value):
+    """Every oracle on a generated Program at a few random points; returns Stats."""
+    kinds = [k for _, k in program.entry.params]
+    return Checker(program.source, program.entry.name, kinds, program.jax_compatible).check(seed_value)
+
+
+def check_source(source, entry, kinds, seed_value=0, args=None, jax_comparable=False, points=3):
+    """Every oracle on hand-written source (the regression tests); raises FuzzFailure."""
+    return Checker(source, entry, kinds, jax_comparable).check(seed_value, points, args)
+
+
+# ---- the profiles ------------------------------------------------------------------------------------
+def fuzz(examples, run_seed=None, shrink=False, collect=False, program_options=None):
+    """Check `examples` generated programs; returns (Stats, failure messages).
+
+    run_seed None: hypothesis's derandomized sequence (the same on every machine). shrink: on a
+    failure, minimize it (each step compiles a program, so this can take minutes). collect:
+    record failures and go on instead of stopping at the first.
+    """
+    total, failures = Stats(), []
+    options = dict(avoid=AVOID, **(program_options or {}))
+    phases = [Phase.explicit, Phase.generate] + ([Phase.shrink] if shrink else [])
+
+    @settings(max_examples=examples, deadline=None, database=None, derandomize=run_seed is None,
+              phases=phases, suppress_health_check=list(HealthCheck), report_multiple_bugs=False)
+    @given(program=programs(**options), seed_value=st.integers(0, 2 ** 32 - 1))
+    def run(program, seed_value):
+        note(program.source)
+        try:
+            stats = check_program(program, seed_value)
+        except Unusable as why:
+            event(f"skipped program: {why}")
+            total.skip(f"program: {why}")
+            reject()
+        except FuzzFailure as failure:
+            total.programs += 1
+            if not collect:
+                raise
+            failures.append(str(failure))
+            return
+        total.add(stats)
+
+    if run_seed is not None:
+        run = seed(run_seed)(run)
+    run()
+    return total, failures
+
+
+def summary(total, failures, elapsed, label):
+    lines = [f"{label}: {total.programs} programs, {total.points} points, {total.fd_checked} checked "
+             f"against central differences, {total.jax_checked} against jax.jvp, {total.kinks} points "
+             f"near kinks skipped, {len(failures)} failures, {elapsed:.0f} s"]
+    lines += [f"  skipped {count:6d}  {why}" for why, count in sorted(total.skipped.items(), key=lambda kv: -kv[1])]
+    kinds = {}
+    for failure in failures:
+        first = failure.split("\n")[0].split("] ")[-1]
+        kinds[first] = kinds.get(first, 0) + 1
+    lines += [f"  failed  {count:6d}  {kind}" for kind, count in sorted(kinds.items(), key=lambda kv: -kv[1])]
+    return "\n".join(lines)
+
+
+def test_fuzz_fast(request):
+    """A fixed sequence of smaller programs (about a minute); --fuzz-shrink minimizes a failure."""
+    start = time.time()
+    total, _ = fuzz(FAST_EXAMPLES, shrink=request.config.getoption("--fuzz-shrink"),
+                    program_options=FAST_SIZE)
+    print("\n" + summary(total, [], time.time() - start, "fuzz fast"))
+    assert total.fd_checked > FAST_EXAMPLES // 2        # the oracles did run
+
+
+# Numba never frees compiled code (a few MB per program), so the long profile runs its programs
+# in chunks, each in a fresh Python process.
+CHUNK = 250
+CHILD = """
+import dataclasses, json, sys, warnings
+sys.path.insert(0, {tests!r})
+warnings.simplefilter("ignore")
+import test_fuzz
+total, failures = test_fuzz.fuzz({examples}, run_seed={seed}, collect=True)
+with open({out!r}, "w") as out:
+    json.dump(dict(stats=dataclasses.asdict(total), failures=failures), out)
+"""
+
+
+def fuzz_chunk(examples, chunk_seed, directory):
+    """Run `examples` programs in a child process; (Stats, failures, chunk_seed)."""
+    out = os.path.join(directory, f"chunk-{chunk_seed}.json")
+    code = CHILD.format(tests=os.path.dirname(os.path.abspath(__file__)), examples=examples,
+                        seed=chunk_seed, out=out)
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    if done.returncode != 0 or not os.path.exists(out):
+        return Stats(), [f"fuzz chunk {chunk_seed} crashed (exit {done.returncode}):\n"
+                         f"{done.stderr[-4000:]}"], chunk_seed
+    with open(out) as result:
+        data = json.load(result)
+    return Stats(**data["stats"]), data["failures"], chunk_seed
+
+
+def fuzz_in_chunks(examples, run_seed, jobs=1):
+    """`examples` programs in chunks of CHUNK, `jobs` child processes at a time."""
+    sizes = [min(CHUNK, examples - start) for start in range(0, examples, CHUNK)]
+    seeds = [run_seed * 100_000 + k for k in range(len(sizes))]
+    total, failures = Stats(), []
+    with tempfile.TemporaryDirectory(prefix="fwdad-fuzz-chunks-") as directory, \
+            concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
+        for stats, found, chunk_seed in pool.map(lambda a: fuzz_chunk(*a, directory), zip(sizes, seeds)):
+            total.add(stats)
+            failures += [f"[chunk seed {chunk_seed}] {text}" for text in found]
+    return total, failures
+
+
+@pytest.mark.fuzz_long
+def test_fuzz_long(request):
+    """pytest -m fuzz_long --fuzz-examples=N [--fuzz-seed=S] [--fuzz-jobs=J] [--fuzz-report=FILE].
+
+    Failures are collected, not minimized. To minimize the first failure of a chunk, rerun that
+    chunk in this process: --fuzz-shrink --fuzz-seed=<chunk seed> --fuzz-examples=250.
+    """
+    option = request.config.getoption
+    start = time.time()
+    if option("--fuzz-shrink"):
+        total, failures = fuzz(option("--fuzz-examples"), run_seed=option("--fuzz-seed"), shrink=True)
+    else:
+        total, failures = fuzz_in_chunks(option("--fuzz-examples"), option("--fuzz-seed"), option("--fuzz-jobs"))
+    text = summary(total, failures, time.time() - start, f"fuzz long (seed {option('--fuzz-seed')})")
+    print("\n" + text)
+    if option("--fuzz-report"):
+        with open(option("--fuzz-report"), "w") as out:
+            out.write(text + "\n" + "".join(f"\n===== failure {k}\n{f}\n" for k, f in enumerate(failures)))
+    assert not failures, f"{len(failures)} fuzz failures; the first:\n{failures[0]}"
