@@ -75,6 +75,7 @@ class ForwardFunction:
         self._last = None
         self._dispatch = {}
         self._drivers = {}
+        self._warm = set()
         self._tangent_njit = None
 
     def __repr__(self):
@@ -153,11 +154,13 @@ class ForwardFunction:
 
     def _run(self, spec, dispatcher, args):
         try:
-            if getattr(dispatcher, "signatures", True):
+            if id(dispatcher) in self._warm:
                 return dispatcher(*args)
             with warnings.catch_warnings():      # first call compiles: Numba's performance notes
                 warnings.simplefilter("ignore", NumbaPerformanceWarning)   # are about our code
-                return with_cache_recovery(dispatcher, args, lambda: flush_caches(spec))
+                result = with_cache_recovery(dispatcher, args, lambda: flush_caches(spec))
+            self._warm.add(id(dispatcher))
+            return result
         except NumbaError as error:
             raise numba_error(error, spec.modules(), f"Numba cannot compile the tangent code "
                               f"fwdad generated for {self.__name__}") from None

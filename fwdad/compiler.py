@@ -438,6 +438,9 @@ class Specialization:
         return self.compiled["cpu"][0] if "cpu" in self.compiled else None
 
     def dispatcher(self, target):
+        built = self.compiled.get(target)
+        if built is not None:
+            return built[1]
         with self.unit.compiler.lock:
             if target not in self.compiled:
                 self.compiled[target] = self._build(target)

@@ -63,6 +63,7 @@ class Normalizer:
         self.callees = {}
         self.bound = {}               # id(function) -> bound name
         self.out = []
+        self.reads = None              # element reads already computed in this statement
         self.line = parsed.tree.lineno
 
     # ---- helpers -------------------------------------------------------------------------
@@ -79,9 +80,10 @@ class Normalizer:
     def nested(self, statements):
         """Normalize a block into a fresh list (restoring the current one afterwards)."""
         saved, self.out = self.out, []
+        reads, self.reads = self.reads, None           # reads in a branch stay in the branch
         for statement in statements:
             self.statement(statement)
-        block, self.out = self.out, saved
+        block, self.out, self.reads = self.out, saved, reads
         return block or [ast.Pass()]
 
     # ---- expressions ---------------------------------------------------------------------
@@ -112,7 +114,15 @@ class Normalizer:
         """An atom with the value of `node`, emitting statements that compute it."""
         if self.is_atom(node):
             return node
+        key = ast.dump(node) if isinstance(node, ast.Subscript) and self.reads is not None else None
+        if key in (self.reads or {}):                  # x[i] read twice in one statement: once
+            return ast.Name(self.reads[key], ast.Load())
         value = self.operation(node)
+        if key is not None and not isinstance(value, ast.Name):
+            name = self.names.temp()
+            self.assign(name, value)
+            self.reads[key] = name
+            return ast.Name(name, ast.Load())
         if isinstance(value, ast.Name):
             return value
         name = self.names.temp()
@@ -215,7 +225,20 @@ class Normalizer:
         handler = getattr(self, "statement_" + type(node).__name__, None)
         if handler is None:
             raise self.error(f"the statement {type(node).__name__} is not supported")
+        saved, self.reads = self.reads, ({} if self.reads_are_pure(node) else None)
         handler(node)
+        self.reads = saved
+
+    def reads_are_pure(self, node):
+        """Whether equal element reads within this simple statement may share one temporary
+        (no call in it could write into an array between them)."""
+        if isinstance(node, (ast.If, ast.For, ast.While)):
+            return False
+        for call in (n for n in ast.walk(node) if isinstance(n, ast.Call)):
+            target = self.resolve(call.func)
+            if target is MISSING or self.is_user_function(target):
+                return False
+        return True
 
     def statement_Assign(self, node):
         if len(node.targets) == 1:
