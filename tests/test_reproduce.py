@@ -45,6 +45,8 @@ def test_losses_fall(report):
         assert np.isfinite(run["val_loss"]).all() and 0 <= run["val_accuracy"][-1] <= 1
     cost = results["cost"]["models"]
     assert cost["mlp"]["R_f"] > 1 and cost["mlp"]["R_b"] > 1
+    assert all(cost[m]["memory_mib"]["jvp"] >= 0 for m in ("logreg", "mlp"))
+    assert len(results["depth"]["memory"]["grad"]) == 1
 
 
 def test_backprop_matches_fwdad_exact_gradient():

@@ -44,7 +44,7 @@ class Settings:
         """Seconds, for the test suite."""
         return cls("tiny", runs=2, beale_steps=100, rosenbrock_steps=500,
                    mnist_steps={"logreg": 60, "mlp": 6}, learning_rates=(0.01,), eval_every=20,
-                   eval_samples=200, timing_repeats=1, depths=(1,), memory=False)
+                   eval_samples=200, timing_repeats=1, depths=(1,))
 
     def as_dict(self):
         return asdict(self)

@@ -125,7 +125,7 @@ def run_cost(models, data_features, num_classes, settings, show_progress=None):
         mem = memory([configs[m] for m in models], settings.batch)
         for i, model in enumerate(models):
             if "note" not in mem:
-                out["models"][model]["memory_mib"] = {k: mem[k][i] for k in mem}
+                out["models"][model]["memory_mib"] = {k: mem[k][i] for k in ("value", "jvp", "grad")}
             else:
                 out["memory_note"] = mem["note"]
     if "mlp" in models and data_features == 784:
