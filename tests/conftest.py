@@ -20,4 +20,6 @@ def pytest_addoption(parser):
     group.addoption("--fuzz-shrink", action="store_true",
                     help="stop at the first failure and minimize it (default: collect them all)")
     group.addoption("--fuzz-jobs", type=int, default=1, help="child processes of the long profile at a time")
+    group.addoption("--fuzz-size", choices=["full", "fast"], default="full",
+                    help="program size of the long profile: full, or the fast profile's smaller programs")
     group.addoption("--fuzz-report", default=None, help="write the long profile's failures to this file")

@@ -3,18 +3,24 @@
 Oracles, for every program (tests/fuzz/generator.py) at a few random points:
   (a) the compiled primal `f(*args)` and `f.jvp(...)[0]` equal plain CPython (NaN/inf alike),
       and leave the arguments exactly as CPython leaves them (unchanged unless the program
-      writes into them; then the tangents are not touched either unless an input changed);
+      writes into them); f.jvp leaves the tangents alone unless the program writes into an
+      argument (found by running CPython on read-only copies);
   (b) the JVP along a random direction equals central finite differences (a point where the
       differences at h and h/10 disagree is near a kink or a jump, and is skipped);
   (c) with JAX installed, for programs that never write into an array, the value and JVP equal
       `jax.jvp` of the same source run on jax.numpy.
+Then (a) again at one point with a NaN or an infinity in an argument.
 A program that plain `numba.njit` cannot compile either, or where plain Numba and CPython
 disagree the same way fwdad does, is outside the common subset and is skipped (not a bug).
 
 Profiles:
-  pytest tests/test_fuzz.py                                   fast, fixed seed, in CI
-  pytest tests/test_fuzz.py -m fuzz_long --fuzz-examples=N    long; options --fuzz-seed=S,
-      --fuzz-shrink (stop and minimize at the first failure instead of collecting them all)
+  pytest tests/test_fuzz.py                 fast: a fixed sequence of 75 smaller programs (~1.5 min);
+                                            --fuzz-shrink minimizes a failure (minutes)
+  pytest tests/test_fuzz.py -m fuzz_long --fuzz-examples=N [--fuzz-seed=S] [--fuzz-jobs=J]
+                                            [--fuzz-size=full|fast] [--fuzz-report=FILE]
+      long: full-size (or fast-size) programs in chunks of 200, each chunk in a fresh process
+      (Numba never frees compiled code); failures are collected and reported, not minimized. --fuzz-shrink instead
+      runs in this process and stops at the first failure to minimize it.
 """
 import ast
 import concurrent.futures
@@ -46,8 +52,8 @@ try:
 except ImportError:          # the JAX oracle is optional
     jax = None
 
-FAST_EXAMPLES = 50
-FAST_SIZE = dict(max_functions=2, max_statements=4)     # smaller programs compile faster
+FAST_EXAMPLES = 75
+FAST_SIZE = dict(max_functions=2, max_statements=3, max_depth=1, expression_depth=2)   # compile faster
 # Constructs left out of generated programs while the fwdad bug they trigger is open; each is
 # pinned by a strict xfail in tests/test_fuzz_regressions.py. Remove an entry once fixed.
 AVOID = frozenset()           # constructs left out while a bug they trigger is open (none now)
@@ -120,6 +126,19 @@ def draw_arguments(kinds, rng):
     return out
 
 
+def with_special_value(args, rng):
+    """`args` with one float, or one element of an array, replaced by NaN, inf or -inf."""
+    floats = [i for i, a in enumerate(args) if not isinstance(a, int)]
+    if floats:
+        i = floats[rng.integers(len(floats))]
+        value = (np.nan, np.inf, -np.inf)[rng.integers(3)]
+        if isinstance(args[i], np.ndarray):
+            args[i][rng.integers(N)] = value
+        else:
+            args[i] = float(value)
+    return args
+
+
 def draw_tangents(args, rng):
     return [None if isinstance(a, int) else
             (rng.normal(size=np.shape(a)) if isinstance(a, np.ndarray) else float(rng.normal()))
@@ -180,6 +199,7 @@ class Stats:
     programs: int = 0
     points: int = 0
     fd_checked: int = 0
+    special: int = 0
     kinks: int = 0
     jax_checked: int = 0
     skipped: dict = field(default_factory=dict)
@@ -188,7 +208,7 @@ class Stats:
         self.skipped[why] = self.skipped.get(why, 0) + 1
 
     def add(self, other):
-        for name in ("programs", "points", "fd_checked", "kinks", "jax_checked"):
+        for name in ("programs", "points", "fd_checked", "special", "kinks", "jax_checked"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for why, count in other.skipped.items():
             self.skipped[why] = self.skipped.get(why, 0) + count
@@ -219,19 +239,36 @@ class Checker:
         text += list(details)
         raise FuzzFailure("\n".join(text))
 
-    def run_python(self, args):
-        """CPython's result and the arguments after the call; NotComparable if CPython overflows."""
+    def run_python(self, args, special=False):
+        """CPython's result and the arguments after the call; NotComparable if CPython overflows
+        (or, with NaN and infinite arguments, raises ValueError as math.floor(nan) does)."""
         args = copy.deepcopy(args)
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 value = self.py(*args)
-        except (OverflowError, ZeroDivisionError) as error:
+        except (OverflowError, ZeroDivisionError) + ((ValueError,) if special else ()) as error:
             raise NotComparable(f"CPython raises {type(error).__name__}") from None
         except Exception:                   # noqa: BLE001 - the generator made an invalid program
             self.fail("generator bug: CPython cannot run the program", args,
                       details=[traceback.format_exc(limit=-3)])
         return value, args
+
+    def writes_arguments(self, args):
+        """Does the program write into an argument at this point (even the value it had)?"""
+        frozen = copy.deepcopy(args)
+        for a in frozen:
+            if isinstance(a, np.ndarray):
+                a.setflags(write=False)
+        try:
+            with np.errstate(all="ignore"), warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.py(*frozen)
+        except ValueError as error:
+            return "read-only" in str(error)
+        except Exception:                   # noqa: BLE001 - run_python judged the call already
+            pass
+        return False
 
     def compiled(self, what, call):
         """Run fwdad; a program Numba itself cannot compile is skipped, any other error fails."""
@@ -258,8 +295,9 @@ class Checker:
             return False
         return not differences(value, plain, **PRIMAL_TOLERANCE)
 
-    def check(self, seed_value, points=3, args=None):
-        """The oracles at `points` random points (or at `args`); returns Stats."""
+    def check(self, seed_value, points=3, args=None, special=True):
+        """The oracles at `points` random points (or at `args`), then the primal oracle at one
+        point with a NaN or an infinity in an argument; returns Stats."""
         rng = np.random.default_rng(seed_value)
         for _ in range(points if args is None else 1):
             point = draw_arguments(self.kinds, rng) if args is None else list(args)
@@ -268,12 +306,21 @@ class Checker:
                 self.check_point(point, tangents)
             except NotComparable as why:
                 self.stats.skip(str(why))
+        if special and args is None:
+            point = with_special_value(draw_arguments(self.kinds, rng), rng)
+            try:
+                self.check_point(point, draw_tangents(point, rng), special=True)
+            except NotComparable as why:
+                self.stats.skip(f"special point: {why}")
         return self.stats
 
-    def check_point(self, args, tangents):
-        expected, args_after = self.run_python(args)
+    def check_point(self, args, tangents, special=False):
+        expected, args_after = self.run_python(args, special)
         self.stats.points += 1
         tangent = self.check_primal(args, tangents, expected, args_after)
+        if special:
+            self.stats.special += 1
+            return
         if not finite(expected) or largest(expected) > LARGE:
             raise NotComparable("result too large or not finite for differences")
         self.check_differences(args, tangents, tangent)
@@ -299,8 +346,8 @@ class Checker:
             if diff:
                 self.fail(f"{what} leaves its arguments different from CPython's", args, tangents,
                           ["--- arguments after the call:"] + diff)
-        unchanged = not differences(tuple(args_after), tuple(args), rtol=0.0, atol=0.0)
-        if unchanged and differences(tuple(jvp_tangents), tuple(tangents), rtol=0.0, atol=0.0):
+        if differences(tuple(jvp_tangents), tuple(tangents), rtol=0.0, atol=0.0) and \
+                not self.writes_arguments(args):
             self.fail("f.jvp modified a tangent although the program writes into no argument",
                       args, tangents)
         return tangent
@@ -429,8 +476,9 @@ def fuzz(examples, run_seed=None, shrink=False, collect=False, program_options=N
 
 def summary(total, failures, elapsed, label):
     lines = [f"{label}: {total.programs} programs, {total.points} points, {total.fd_checked} checked "
-             f"against central differences, {total.jax_checked} against jax.jvp, {total.kinks} points "
-             f"near kinks skipped, {len(failures)} failures, {elapsed:.0f} s"]
+             f"against central differences, {total.jax_checked} against jax.jvp, {total.special} with "
+             f"NaN/inf arguments against CPython, {total.kinks} points near kinks skipped, "
+             f"{len(failures)} failures, {elapsed:.0f} s"]
     lines += [f"  skipped {count:6d}  {why}" for why, count in sorted(total.skipped.items(), key=lambda kv: -kv[1])]
     kinds = {}
     for failure in failures:
@@ -451,23 +499,23 @@ def test_fuzz_fast(request):
 
 # Numba never frees compiled code (a few MB per program), so the long profile runs its programs
 # in chunks, each in a fresh Python process.
-CHUNK = 250
+CHUNK = 200
 CHILD = """
 import dataclasses, json, sys, warnings
 sys.path.insert(0, {tests!r})
 warnings.simplefilter("ignore")
 import test_fuzz
-total, failures = test_fuzz.fuzz({examples}, run_seed={seed}, collect=True)
+total, failures = test_fuzz.fuzz({examples}, run_seed={seed}, collect=True, program_options={options!r})
 with open({out!r}, "w") as out:
     json.dump(dict(stats=dataclasses.asdict(total), failures=failures), out)
 """
 
 
-def fuzz_chunk(examples, chunk_seed, directory):
+def fuzz_chunk(examples, chunk_seed, directory, options=None):
     """Run `examples` programs in a child process; (Stats, failures, chunk_seed)."""
     out = os.path.join(directory, f"chunk-{chunk_seed}.json")
     code = CHILD.format(tests=os.path.dirname(os.path.abspath(__file__)), examples=examples,
-                        seed=chunk_seed, out=out)
+                        seed=chunk_seed, out=out, options=options)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if done.returncode != 0 or not os.path.exists(out):
         return Stats(), [f"fuzz chunk {chunk_seed} crashed (exit {done.returncode}):\n"
@@ -477,35 +525,51 @@ def fuzz_chunk(examples, chunk_seed, directory):
     return Stats(**data["stats"]), data["failures"], chunk_seed
 
 
-def fuzz_in_chunks(examples, run_seed, jobs=1):
-    """`examples` programs in chunks of CHUNK, `jobs` child processes at a time."""
+def fuzz_in_chunks(examples, run_seed, jobs=1, options=None, progress=None):
+    """`examples` programs in chunks of CHUNK, `jobs` child processes at a time; progress(total,
+    failures) after each chunk (a long run stopped early keeps what it found)."""
     sizes = [min(CHUNK, examples - start) for start in range(0, examples, CHUNK)]
     seeds = [run_seed * 100_000 + k for k in range(len(sizes))]
     total, failures = Stats(), []
     with tempfile.TemporaryDirectory(prefix="fwdad-fuzz-chunks-") as directory, \
             concurrent.futures.ThreadPoolExecutor(max(1, jobs)) as pool:
-        for stats, found, chunk_seed in pool.map(lambda a: fuzz_chunk(*a, directory), zip(sizes, seeds)):
+        chunks = [pool.submit(fuzz_chunk, size, chunk_seed, directory, options)
+                  for size, chunk_seed in zip(sizes, seeds)]
+        for chunk in concurrent.futures.as_completed(chunks):
+            stats, found, chunk_seed = chunk.result()
             total.add(stats)
             failures += [f"[chunk seed {chunk_seed}] {text}" for text in found]
+            if progress:
+                progress(total, failures)
     return total, failures
 
 
 @pytest.mark.fuzz_long
 def test_fuzz_long(request):
-    """pytest -m fuzz_long --fuzz-examples=N [--fuzz-seed=S] [--fuzz-jobs=J] [--fuzz-report=FILE].
+    """pytest -m fuzz_long --fuzz-examples=N [--fuzz-seed=S] [--fuzz-jobs=J] [--fuzz-size=fast|full]
+    [--fuzz-report=FILE].
 
-    Failures are collected, not minimized. To minimize the first failure of a chunk, rerun that
-    chunk in this process: --fuzz-shrink --fuzz-seed=<chunk seed> --fuzz-examples=250.
+    Failures are collected, not minimized; the report is rewritten after every chunk. To minimize
+    the first failure of a chunk, rerun that chunk in this process: --fuzz-shrink --fuzz-seed=<chunk
+    seed> --fuzz-examples=200.
     """
     option = request.config.getoption
     start = time.time()
+    options = FAST_SIZE if option("--fuzz-size") == "fast" else None
+    label = f"fuzz long (seed {option('--fuzz-seed')}, {option('--fuzz-size')}-size programs)"
+
+    def report(total, failures):
+        text = summary(total, failures, time.time() - start, label)
+        if option("--fuzz-report"):
+            with open(option("--fuzz-report"), "w") as out:
+                out.write(text + "\n" + "".join(f"\n===== failure {k}\n{f}\n" for k, f in enumerate(failures)))
+        return text
+
     if option("--fuzz-shrink"):
-        total, failures = fuzz(option("--fuzz-examples"), run_seed=option("--fuzz-seed"), shrink=True)
+        total, failures = fuzz(option("--fuzz-examples"), run_seed=option("--fuzz-seed"), shrink=True,
+                               program_options=options)
     else:
-        total, failures = fuzz_in_chunks(option("--fuzz-examples"), option("--fuzz-seed"), option("--fuzz-jobs"))
-    text = summary(total, failures, time.time() - start, f"fuzz long (seed {option('--fuzz-seed')})")
-    print("\n" + text)
-    if option("--fuzz-report"):
-        with open(option("--fuzz-report"), "w") as out:
-            out.write(text + "\n" + "".join(f"\n===== failure {k}\n{f}\n" for k, f in enumerate(failures)))
+        total, failures = fuzz_in_chunks(option("--fuzz-examples"), option("--fuzz-seed"), option("--fuzz-jobs"),
+                                         options, progress=report)
+    print("\n" + report(total, failures))
     assert not failures, f"{len(failures)} fuzz failures; the first:\n{failures[0]}"

@@ -1,13 +1,13 @@
 """Failures found by the differential fuzzer (tests/test_fuzz.py), minimized, one test each.
 
 Each test runs every fuzz oracle (CPython, central differences, JAX where it applies) on the
-minimized program. The three causes found so far are fixed (the comment above each test names
+minimized program. The five causes found so far are fixed (the comment above each test names
 the component); a newly found failure goes here as xfail(strict=True, reason=...) until fixed.
 """
 import numpy as np
 import pytest
 
-from test_fuzz import FuzzFailure, check_source
+from test_fuzz import check_source
 
 LEN_ARGUMENT = '''
 import numpy as np
@@ -101,9 +101,54 @@ def f(x):
 '''
 
 
-# was: fwdad/transform/tangent.py in-place rules read d_a after updating it when y is a itself
+# was: fwdad/transform/tangent.py in-place rules read d_a after updating it when y is a itself;
+# now the update that reads d_y is computed first
 @pytest.mark.parametrize("source, args", [(SQUARE_IN_PLACE, [0.7]), (POWER_IN_PLACE, [0.7]),
                                           (ARRAY_SQUARE_IN_PLACE, [np.array([0.5, -1.0, 2.0, 0.3])])],
                          ids=["mult", "pow", "array"])
 def test_in_place_update_by_itself(source, args):
     check_source(source, "f", ["array" if isinstance(args[0], np.ndarray) else "float"], args=args)
+
+
+DOT_METHOD_ACTIVE_ARGUMENT = '''
+import numpy as np
+
+
+def f(x):
+    w = np.arange(4.0)
+    return w.dot(x)
+'''
+
+DOT_METHOD_INACTIVE = '''
+import numpy as np
+
+
+def f(a):
+    w = np.ones(4)
+    a = w.dot(w)
+    return a
+'''
+
+
+# was: fwdad/transform/rules.py Instantiate kept the call `dx.dot(y)` of a zero receiver: `0.0(y)`
+@pytest.mark.parametrize("source, kinds", [(DOT_METHOD_ACTIVE_ARGUMENT, ["array"]), (DOT_METHOD_INACTIVE, ["float"])],
+                         ids=["active-argument", "both-inactive"])
+def test_dot_method_of_an_inactive_array(source, kinds):
+    check_source(source, "f", kinds, points=1)
+
+
+ARRAY_ALIAS_IN_PLACE = '''
+import numpy as np
+
+
+def f(x):
+    w = x.copy()
+    v = w
+    w *= v
+    return np.sum(w)
+'''
+
+
+# was: fwdad/transform/tangent.py copied d_y only when y was the target's own name, not an alias
+def test_in_place_update_by_an_alias():
+    check_source(ARRAY_ALIAS_IN_PLACE, "f", ["array"], args=[np.array([0.5, -1.0, 2.0, 3.0])])

@@ -239,6 +239,8 @@ class Instantiate(ast.NodeTransformer):
 
     def visit_Call(self, node):
         self.generic_visit(node)
+        if is_zero(node.func):          # dx.dot(y) with dx zero: METHODS are linear in the receiver
+            return ast.Name(ZERO, ast.Load())
         carriers = [a for a in node.args if getattr(a, "has_tangent", False) or is_zero(a)]
         if carriers and all(is_zero(a) for a in carriers):
             return ast.Name(ZERO, ast.Load())

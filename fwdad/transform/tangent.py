@@ -105,9 +105,23 @@ class TangentPass:
         return [assign(ast.Subscript(name(self.d(array)), copy.deepcopy(index), ast.Store()), tangent)]
 
     def in_place(self, target, op, value):
-        return rules.instantiate_in_place(
-            op, name(target), self.ref(name(target)), value, self.ref(value), self.modules,
+        """Tangent updates for `target op= value`. A later update that reads the operand's
+        tangent gets it computed first: that tangent may be the target's own (`a *= a`, or
+        `w *= v` after `v = w`), which the earlier update changes."""
+        operand_tangent = self.ref(value)
+        updates = rules.instantiate_in_place(
+            op, name(target), self.ref(name(target)), value, operand_tangent, self.modules,
             lambda: self.scalar_zero(self.dtype(target)), self.cast(self.dtype(target)))
+        if operand_tangent is None or len(updates) < 2:
+            return updates
+        reads = ast.dump(operand_tangent)
+        hoisted = []
+        for update in updates[1:]:
+            if any(ast.dump(node) == reads for node in ast.walk(update.value)):
+                term = self.names.fresh(f"{self.d(target)}_term")
+                hoisted.append(assign(term, update.value))
+                update.value = name(term)
+        return hoisted + updates
 
     def fill(self, array, value):
         value = self.ref(value) or self.scalar_zero(self.dtype(array))
@@ -240,20 +254,7 @@ class TangentPass:
         target, value = statement.target.id, statement.value
         if target not in self.varied:
             return [statement]
-        if isinstance(value, ast.Name) and value.id == target:      # `a *= a`: the rule reads d_a
-            old = self.names.fresh(f"{target}_before")                # after updating it, so it gets
-            self.kinds[old] = self.kinds[target]                      # a copy of the old a first
-            self.varied.add(old)
-            copy_old = [assign(old, name(target))] + self.copy_tangent(old, target)
-            return copy_old + self.in_place(target, type(statement.op), name(old)) + [statement]
         return self.in_place(target, type(statement.op), value) + [statement]
-
-    def copy_tangent(self, target, source):
-        """d_target = a copy of d_source that later in-place updates of d_source leave alone."""
-        tangent = name(self.d(source))
-        if self.kinds[source].shape == "array":
-            tangent = ast.Call(ast.Attribute(tangent, "copy", ast.Load()), [], [])
-        return [assign(self.d(target), tangent)]
 
     def statement_Expr(self, statement):
         call = statement.value

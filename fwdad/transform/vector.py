@@ -171,9 +171,6 @@ class VectorTangentPass(TangentPass):
     def in_place(self, target, op, value):
         return [self.loop(super().in_place(target, op, value))]
 
-    def copy_tangent(self, target, source):
-        return [assign(self.d(target), ast.Call(ast.Attribute(name(self.d(source)), "copy", ast.Load()), [], []))]
-
     def fill(self, array, value):
         tangent = self.ref(name(array))
         store = ast.Subscript(tangent.value, tangent.slice, ast.Store())

@@ -36,6 +36,8 @@ AVOIDABLE = {
     "log_base_in_test": "math.log(x, base) inside an if or while test",
     "inactive_call_argument": "len(x) or x.shape[0] as an argument of a call to a generated function",
     "in_place_self_operand": "an augmented assignment whose operand is its target (a *= a)",
+    "dot_method": "the method form a.dot(b) of a dot product (np.dot(a, b) stays)",
+    "in_place_alias_operand": "w *= v where v is another name of the array w (v = w before)",
 }
 
 # Templates: {e} {f} are float subexpressions, {s} a small float one, {a} {b} arrays, {t} a
@@ -43,7 +45,8 @@ AVOIDABLE = {
 FLOAT_FORMS = {
     "from_int": ["float({n})", "{n} * 0.5"],
     "arithmetic": ["{e} + {f}", "{e} - {f}", "{e} * {f}"],
-    "division": ["{e} / ({f} * {f} + 1.0)", "{e} / (abs({f}) + 0.5)", "{e} / 2.0", "{e} / -3.0"],
+    "division": ["{e} / ({f} * {f} + 1.0)", "{e} / (abs({f}) + 0.5)", "{e} / 2.0", "{e} / -3.0",
+                 "{e} % 1.5", "{e} % ({f} * {f} + 0.5)"],
     "negate": ["-{e}"],
     "power": ["{e} ** 2", "{e} ** 3", "({e} * {e} + 1.0) ** 1.5", "(abs({e}) + 0.5) ** 0.5",
               "(abs({e}) + 0.5) ** -1.5", "(abs({e}) + 0.5) ** {t}", "1.5 ** {t}"],
@@ -52,16 +55,24 @@ FLOAT_FORMS = {
                   "math.sqrt(abs({e}) + 0.5)", "math.log1p({e} * {e})", "math.atan2({e}, {f} ** 2 + 0.5)",
                   "math.hypot({e}, {f})", "math.erf({e})", "math.expm1({t})", "math.asinh({e})",
                   "math.acosh({e} * {e} + 1.5)", "math.asin({t} * 0.9)", "math.atanh({t} * 0.9)",
-                  LOG_BASE, "math.pow(abs({e}) + 0.5, 1.3)"],
+                  LOG_BASE, "math.pow(abs({e}) + 0.5, 1.3)", "math.pow(abs({e}) + 0.5, {t})",
+                  "math.fabs({e})", "math.copysign({e}, {f})", "math.log2({e} * {e} + 1.0)",
+                  "math.log10(abs({e}) + 0.5)", "math.cosh({t})", "math.sinh({e} / ({e} * {e} + 1.0))",
+                  "math.erfc({e})", "np.float64({e})", "np.cbrt({e} * {e} + 1.0)",
+                  "np.arctan2({e}, {f})", "np.logaddexp({e}, {t})"],
     "builtin": ["abs({e})", "min({e}, {f})", "max({e}, {f})", "max({e}, {f}, {c})"],
     "ternary": ["{e} if {q} else {f}"],
     # piecewise constant: zero tangent, and jumps that the finite differences must skip
-    "truncate": ["float(int({e}))", "float(math.floor({e}))"],
+    "truncate": ["float(int({e}))", "float(math.floor({e}))", "float(math.ceil({e}))", "{e} // 0.5",
+                 "float(math.trunc({e}))", "np.floor({e})", "np.sign({e}) * {f}"],
 }
 BOUNDED_FORMS = ["math.sin({e})", "math.tanh({e})", "math.cos({e})", "{e} / ({e} * {e} + 1.0)"]
 REDUCTION_FORMS = ["np.sum({a})", "np.mean({a})", "np.max({a})", "np.min({a})", "np.dot({a}, {b})",
                    "({a}) @ ({b})", "np.sum(np.outer({a}, {b}))", "np.sum({x}{p} {o} {y}{r})",
-                   "np.max(np.sin({x}{p}) {o} {y}{r})", "np.min({x}{p} {o} {y}{r})"]
+                   "np.max(np.sin({x}{p}) {o} {y}{r})", "np.min({x}{p} {o} {y}{r})",
+                   "({a}).sum()", "({a}).mean()", "({a}).max()", "({a}).min()", "({a}).dot({b})",
+                   "np.prod(np.cos({a}))", "np.linalg.norm({a})", "np.amax({a})", "np.amin({a})",
+                   "np.sum({x}[1:3] * {y}[-2:])", "np.dot({x}[::-1], {y})"]
 ARRAY_FORMS = {
     "arithmetic": ["{a} + {b}", "{a} - {b}", "{a} * {b}"],
     "with_scalar": ["{a} + {s}", "{s} - {a}", "{a} * {s}", "{s} * {a}"],
@@ -69,10 +80,19 @@ ARRAY_FORMS = {
     "negate": ["-{a}", "{a} ** 2"],
     "ufunc": ["np.sin({a})", "np.cos({a})", "np.tanh({a})", "np.arctan({a})", "np.exp(np.sin({a}))",
               "np.log({a} * {a} + 1.0)", "np.sqrt(np.abs({a}) + 0.5)", "np.abs({a})", "np.square({a})",
-              "np.cumsum({a})", "np.arcsinh({a})", "np.hypot({a}, {b})"],
+              "np.cumsum({a})", "np.arcsinh({a})", "np.hypot({a}, {b})", "abs({a})", "np.exp2(np.sin({a}))",
+              "np.log1p({a} * {a})", "np.expm1(np.tanh({a}))", "np.reciprocal({a} * {a} + 1.0)",
+              "np.cbrt({a} * {a} + 0.5)", "(np.abs({a}) + 0.5) ** {b}", "np.power(np.abs({a}) + 0.5, {s})",
+              "np.floor({a})", "np.sign({a}) * {b}", "np.log2({a} * {a} + 1.0)", "np.arctan2({a}, {b})",
+              "np.fmax({a}, {b})", "np.fmin({a}, {c})", "({a}).cumsum()", "np.negative({a})",
+              "np.logaddexp({a}, np.sin({b}))", "{a} % 1.5"],
     "select": ["np.maximum({a}, {c})", "np.minimum({a}, {s})", "np.maximum({a}, {b})",
                "np.clip({a}, -1.0, 1.0)", "np.where({a} > {s}, {b}, {a})"],
-    "reorder": ["{x}[::-1]", "np.concatenate(({x}[1:], {x}[:1]))", "np.outer({a}, {b}) @ {x}", "{x}.copy()"],
+    "reorder": ["{x}[::-1]", "np.concatenate(({x}[1:], {x}[:1]))", "np.outer({a}, {b}) @ {x}", "{x}.copy()",
+                "np.hstack(({a}[:2], {b}[2:]))", "np.ravel({a})", "({a}).reshape(4)", "np.copy({a})",
+                "np.dot(np.outer({a}, {b}), {x})", "{x}[np.array([3, 0, 2, 1])]"],
+    "fill": ["np.full(4, {s})", "np.full_like({x}, {s})", "np.linspace({s}, {f}, 4)",
+             "np.where({a} > {s}, {s}, {b})", "np.zeros(4) + {s}", "np.ones_like({x}) * {s}"],
 }
 RETURN_KINDS = ((FLOAT,), (ARRAY,), (FLOAT, FLOAT), (FLOAT, ARRAY), (ARRAY, FLOAT), (FLOAT, INT))
 
@@ -141,9 +161,12 @@ def parens(text):
 class Builder:
     """Draws one program; each method is one nonterminal of the grammar."""
 
-    def __init__(self, draw, flavor, max_functions=3, max_statements=5, avoid=frozenset()):
+    def __init__(self, draw, flavor, max_functions=3, max_statements=5, max_depth=2, expression_depth=3,
+                 avoid=frozenset()):
         self.draw, self.flavor = draw, flavor
-        self.max_functions, self.max_statements = max_functions, max_statements
+        self.max_functions, self.max_statements, self.max_depth = max_functions, max_statements, max_depth
+        self.expression_depth = expression_depth       # of an assigned value
+        self.operand_depth = expression_depth - 1      # of an operand, a test part, a returned value
         self.avoid = frozenset(avoid)
         unknown = self.avoid - set(AVOIDABLE)
         assert not unknown, f"unknown constructs to avoid: {unknown}"
@@ -188,6 +211,7 @@ class Builder:
         self.counter = 0
         self.parameters_of_current = {p for p, _ in params}
         self.called = set()
+        self.aliases = {}                       # array name -> the name it is another name of
         scope = Scope(params, returns)
         body = []
         if not scope.of(FLOAT):                 # an accumulator that inner blocks can export to
@@ -244,7 +268,8 @@ class Builder:
 
     def statement(self, scope, depth):
         w = self.weights
-        nested = 3 if depth < 2 else 0
+        deeper = depth < self.max_depth
+        nested = 3 if deeper else 0
         in_loop = scope.loop_depth > 0
         arrays = bool(scope.of(ARRAY))
         kind = self.choose([
@@ -255,9 +280,9 @@ class Builder:
             (w["buffer"], "buffer"),
             (w["array_expr"] // 2 if arrays and self.flavor != "vector" else 0, "update_array"),
             (nested, "if"),
-            (w["loop"] if depth < 2 else 0, "for"),
-            (1 if depth < 2 else 0, "while"),
-            (2 if arrays and depth < 2 else 0, "for_each"),
+            (w["loop"] if deeper else 0, "for"),
+            (1 if deeper else 0, "while"),
+            (2 if arrays and deeper else 0, "for_each"),
             (2, "unpack"),
             (3 if in_loop else 0, "break_or_continue"),
             (1 if depth > 0 else 0, "early_return"),
@@ -267,7 +292,7 @@ class Builder:
 
     def s_assign_float(self, scope, depth):
         name = self.fresh("s")
-        value = self.float_expr(scope, 3)
+        value = self.float_expr(scope, self.expression_depth)
         scope.variables[name] = FLOAT
         return [f"{name} = {value}"]
 
@@ -275,8 +300,9 @@ class Builder:
         name = self.fresh("w")
         if self.chance(8):
             value = self.one_of(scope.of(ARRAY))                 # an alias
+            self.aliases[name] = self.aliases.get(value, value)
         else:
-            value = self.array_expr(scope, 3)
+            value = self.array_expr(scope, self.expression_depth)
         scope.variables[name] = ARRAY
         return [f"{name} = {value}"]
 
@@ -291,11 +317,15 @@ class Builder:
         else:
             forms = ["{v} = {e}", "{v} += {e}", "{v} -= {e}", "{v} *= {e}", "{v} /= {e} * {e} + 1.0",
                      "{v} **= 2"]
-        return [self.fill(self.one_of(forms), v=lambda: name, e=lambda: self.operand(name, self.float_expr(scope, 2)))]
+        value = lambda: self.operand(name, self.float_expr(scope, self.operand_depth))      # noqa: E731
+        return [self.fill(self.one_of(forms), v=lambda: name, e=value)]
 
     def operand(self, target, value):
         """`value` as the operand of `target op= value`, kept apart from `target` if asked to."""
         if value == target and "in_place_self_operand" in self.avoid:
+            return f"{value} * 1.0"
+        root = lambda n: self.aliases.get(n, n)          # noqa: E731
+        if value != target and root(value) == root(target) and "in_place_alias_operand" in self.avoid:
             return f"{value} * 1.0"
         return value
 
@@ -307,7 +337,8 @@ class Builder:
             forms = ["{v} += np.sin({e})", "{v} *= np.cos({e})", "{v} *= 0.5"]
         else:
             forms = ["{v} += {e}", "{v} -= {e}", "{v} *= {e}", "{v} /= {e} * {e} + 1.0"]
-        return [self.fill(self.one_of(forms), v=lambda: name, e=lambda: self.operand(name, self.array_expr(scope, 2)))]
+        value = lambda: self.operand(name, self.array_expr(scope, self.operand_depth))      # noqa: E731
+        return [self.fill(self.one_of(forms), v=lambda: name, e=value)]
 
     def s_element_write(self, scope, depth):
         name = self.one_of(scope.of(ARRAY))
@@ -317,32 +348,34 @@ class Builder:
                      "{v}[{i}] = 0.5 * {v}[{i}] + math.sin({e})", "{v}[1:] = np.sin({x}[:-1])"]
         else:
             forms = ["{v}[{i}] = {e}", "{v}[{i}] += {e}", "{v}[{i}] -= {e}", "{v}[{i}] *= {e}",
-                     "{v}[:] = {x} * 0.5"]
+                     "{v}[{i}] /= {e} * {e} + 1.0", "{v}[{i}] **= 2", "{v}[:] = {x} * 0.5",
+                     "{v}[1:3] = {x}[:2] * {e}", "{v}[::2] = {e}", "{v}[-2:] += {x}[:2]"]
         return [self.fill(self.one_of(forms), v=lambda: name, i=lambda: self.index(scope),
-                          e=lambda: self.float_expr(scope, 2), x=lambda: self.one_of(scope.of(ARRAY)))]
+                          e=lambda: self.float_expr(scope, self.operand_depth),
+                          x=lambda: self.one_of(scope.of(ARRAY)))]
 
     def s_buffer(self, scope, depth):
         """A new array: zeros, ones, a copy, or np.empty filled at once by a loop."""
         name = self.fresh("w")
         arrays = scope.of(ARRAY)
         like = self.one_of(arrays) if arrays else None
-        forms = [f"np.zeros({N})", f"np.ones({N})"]
+        forms = [f"np.zeros({N})", f"np.ones({N})", "empty_n"]
         if like:
             forms += [f"np.zeros_like({like})", f"np.ones_like({like})", f"{like}.copy()", "empty"]
         form = self.one_of(forms)
         self.features.add("buffer")
-        if form != "empty":
+        if form not in ("empty", "empty_n"):
             scope.variables[name] = ARRAY
             return [f"{name} = {form}"]
         loop = self.fresh("i")
         inner = scope.child(loop=True)
         inner.variables[loop] = INT
         inner.bounded.add(loop)
-        fill = self.float_expr(inner, 2)
+        fill = self.float_expr(inner, self.operand_depth)
         self.features.add("element_write")
         scope.variables[name] = ARRAY
-        return [f"{name} = np.empty_like({like})", f"for {loop} in range(len({name})):",
-                f"    {name}[{loop}] = {fill}"]
+        allocation = f"np.empty_like({like})" if form == "empty" else f"np.empty({N})"
+        return [f"{name} = {allocation}", f"for {loop} in range(len({name})):", f"    {name}[{loop}] = {fill}"]
 
     def s_if(self, scope, depth):
         lines = [f"if {self.condition(scope, 2)}:"]
@@ -417,7 +450,7 @@ class Builder:
             return [f"{p}, {q} = {q}, {p}"]
         if form == "pair":
             p, q = self.fresh("s"), self.fresh("s")
-            value = f"{self.float_expr(scope, 2)}, {self.float_expr(scope, 2)}"
+            value = f"{self.float_expr(scope, self.operand_depth)}, {self.float_expr(scope, self.operand_depth)}"
             scope.variables[p] = scope.variables[q] = FLOAT
             return [f"{p}, {q} = {value}"]
         callee = self.one_of(callees)
@@ -443,7 +476,7 @@ class Builder:
 
     def return_statement(self, scope):
         """Return values of the function's kinds; the first also adds up the live locals."""
-        parts = [self.expression(scope, kind, 2) for kind in scope.returns]
+        parts = [self.expression(scope, kind, self.operand_depth) for kind in scope.returns]
         terms = self.live_terms(scope, ())
         if terms and scope.returns[0] != INT:
             parts[0] = f"{parens(parts[0])} + ({' + '.join(terms)})"
@@ -517,7 +550,10 @@ class Builder:
 
     def reduction(self, scope, depth):
         """A float from arrays: sum/mean/max/min, dot products and reductions of slices."""
-        form = self.one_of(REDUCTION_FORMS)
+        forms = REDUCTION_FORMS
+        if "dot_method" in self.avoid:
+            forms = [f for f in forms if ").dot(" not in f]
+        form = self.one_of(forms)
         first, second = self.one_of([("[1:]", "[:-1]"), ("[::2]", "[1::2]"), ("[:2]", "[2:]")])
         makers = self.makers(scope, depth)
         makers.update(y=lambda: self.one_of(scope.of(ARRAY)), p=lambda: first, r=lambda: second,
@@ -539,6 +575,7 @@ class Builder:
             (0 if leaf else 4, "ufunc"),
             (0 if leaf else 2, "select"),
             (0 if leaf else 1, "reorder"),
+            (0 if leaf else 1, "fill"),
             (0 if leaf or not callees else 2, "call"),
         ])
         if kind == "variable":
@@ -615,15 +652,19 @@ class Builder:
 
 
 @st.composite
-def programs(draw, flavor=None, max_functions=3, max_statements=5, avoid=frozenset()):
+def programs(draw, flavor=None, max_functions=3, max_statements=5, max_depth=2, expression_depth=3,
+             avoid=frozenset()):
     """A random valid Program.
 
     flavor: "loops", "vector" or "mixed" (drawn if None); max_functions: functions in the
-    module; max_statements: top-level statements per function; avoid: names from AVOIDABLE.
+    module; max_statements: top-level statements per function; max_depth: nesting of if/for/
+    while blocks; expression_depth: nesting of operations in an assigned value; avoid: names
+    from AVOIDABLE.
     """
     if flavor is None:
         flavor = draw(st.sampled_from(["mixed", "loops", "vector"]))
-    return Builder(draw, flavor, max_functions, max_statements, avoid).program()
+    return Builder(draw, flavor, max_functions, max_statements, max_depth, expression_depth,
+                   avoid).program()
 
 
 # ---- the same program on jax.numpy ------------------------------------------------------------
@@ -643,8 +684,8 @@ class ToJax(ast.NodeTransformer):
             if func.attr == "log" and len(node.args) == 2:
                 log = lambda a: ast.Call(ast.Attribute(ast.Name("jnp", ast.Load()), "log", ast.Load()), [a], [])  # noqa: E731
                 return ast.BinOp(log(node.args[0]), ast.Div(), log(node.args[1]))
-            if func.attr == "erf":
-                node.func = ast.Attribute(ast.Name("jax_special", ast.Load()), "erf", ast.Load())
+            if func.attr in ("erf", "erfc"):
+                node.func = ast.Attribute(ast.Name("jax_special", ast.Load()), func.attr, ast.Load())
                 return node
             func.attr = JAX_MATH.get(func.attr, func.attr)
             func.value.id = "jnp"
