@@ -51,6 +51,16 @@ def rosenbrock2(x, y):
     return (1.0 - x) ** 2 + 100.0 * (y - x * x) ** 2
 
 
+def batch_loss(w, b, X, y):
+    s = 0.0
+    for i in range(X.shape[0]):
+        r = b - y[i]
+        for j in range(X.shape[1]):
+            r += w[j] * X[i, j]
+        s += r * r
+    return s / X.shape[0]
+
+
 def allocates(x):
     y = np.zeros_like(x)
     for i in range(x.shape[0]):
@@ -136,6 +146,14 @@ def checks(results, n=4096, steps=1000):
                       seed=2, progress=False) for t in ("cpu", "cuda")]
     results["check fgd params (abs)"] = float(max(abs(a - c) for a, c in zip(runs[0].params, runs[1].params)))
     results["check fgd steps/s (cuda, launch-bound)"] = runs[1].steps_per_second
+    X = rng.normal(size=(512, 16))
+    y = X @ rng.normal(size=16) + 0.3
+    runs = [fwdad.fgd(fwdad.forward_grad(batch_loss, target=t), (np.zeros(16), 0.0), lr=1e-2, steps=200, seed=3,
+                      data=(X, y), batch_size=32, clip=1.0, optimizer="adam", trajectory=True, progress=False)
+            for t in ("cpu", "cuda")]
+    results["check fgd data/clip/adam/trajectory (abs)"] = float(max(
+        np.abs(runs[0].trajectory - runs[1].trajectory).max(), abs(runs[0].params[1] - runs[1].params[1])))
+    results["check fgd minibatch steps/s (cuda, launch-bound)"] = runs[1].steps_per_second
     f = fwdad.forward_grad(lorenz_rk4)
     jvp = f.cuda_jvp(10.0, 28.0, 2.5, 1.0, 1.0, 1.0, 100, 0.001, active=(0, 1, 2))
 

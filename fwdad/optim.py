@@ -199,8 +199,9 @@ def fgd(fn, params, *, lr, steps, seed=0, optimizer="sgd", momentum=0.9, decay=0
     if forward.target == "cuda":
         return fgd_cuda(forward, params, lr=lr, steps=int(steps), seed=seed, optimizer=optimizer,
                         momentum=momentum, decay=decay, directions=int(directions), clip=clip, data=data,
-                        gradient=gradient, args=args, distribution=distribution, betas=betas, eps=eps,
-                        every=every, callback=callback, progress=progress, trajectory=trajectory)
+                        batch_size=batch_size, shuffle=shuffle, gradient=gradient, args=args,
+                        distribution=distribution, betas=betas, eps=eps, every=every, callback=callback,
+                        progress=progress, trajectory=trajectory)
     plan = Plan(forward, params, args, data, batch_size, gradient, directions, shuffle)
     loop = plan.compile(optimizer, clip)
     losses = np.zeros(int(steps), np.float64)
@@ -251,15 +252,15 @@ def run_in_chunks(steps, chunk, run, current, losses, callback=None, bar=None):
     return times, time.perf_counter() - start - paused, history
 
 
-def fgd_cuda(forward, params, *, data, gradient, clip, trajectory, progress, **options):
-    """fgd with target="cuda": the parameters stay on the GPU for the whole run."""
+def fgd_cuda(forward, params, *, data, batch_size, shuffle, gradient, trajectory, progress, **options):
+    """fgd with target="cuda": parameters, data and optimizer state stay on the GPU for the whole
+    run; directions, minibatch order and results are those of the CPU target."""
     from .backends.cuda import fgd_on_device
-    unsupported = [name for name, value in (("data", data), ("clip", clip), ("trajectory", trajectory))
-                   if value] + (["gradient=" + repr(gradient)] if gradient != "forward" else [])
-    if unsupported:
-        raise FwdadError(f"fgd on target='cuda' does not support {', '.join(unsupported)} yet.\n"
-                         "What to do: use target='parallel' or 'cpu' for these options.")
+    if gradient != "forward":
+        raise FwdadError(f"fgd on target='cuda' computes forward gradients only, got gradient={gradient!r}.\n"
+                         "What to do: leave gradient='forward', or use target='cpu' or 'parallel'.")
     values, rebuild = as_parameters(params)
+    batches = minibatches(data, batch_size)
     bar = progress_bar(options["steps"], progress, options["every"])
     if bar is not None and options["every"] is None:
         options["every"] = max(1, options["steps"] // 100)
@@ -268,9 +269,13 @@ def fgd_cuda(forward, params, *, data, gradient, clip, trajectory, progress, **o
         user = callback
         callback = lambda step, current, losses: user(step, rebuild(
             [c if isinstance(v, np.ndarray) else c[0] for c, v in zip(current, values)]), losses)
-    final, losses, times, seconds, history = fgd_on_device(forward, values, tuple(options.pop("args")),
-                                                           bar=bar, callback=callback, **options)
-    return FGDResult(rebuild(final), losses, times, seconds, options["steps"], history)
+    final, losses, times, seconds, history, path = fgd_on_device(
+        forward, values, tuple(options.pop("args")), batches=batches, shuffle=bool(shuffle),
+        trajectory=trajectory, bar=bar, callback=callback, **options)
+    result = FGDResult(rebuild(final), losses, times, seconds, options["steps"], history)
+    if trajectory:
+        result.trajectory = path
+    return result
 
 
 def progress_bar(total, progress, every):
@@ -285,6 +290,20 @@ def progress_bar(total, progress, every):
     return tqdm(total=total, desc="fgd", unit="step", leave=False)
 
 
+def minibatches(data, batch_size):
+    """(data arrays, batch size, one batch buffer per array, permutation) for fgd's data=."""
+    data = tuple(np.ascontiguousarray(d) for d in (data or ()))
+    if not data:
+        return data, 0, [], np.zeros(1, np.int64)
+    n = len(data[0])
+    if any(len(d) != n for d in data):
+        raise FwdadError("fgd: every array in data must have the same length (first axis).")
+    batch = int(batch_size) if batch_size else n
+    if not 0 < batch <= n:
+        raise FwdadError(f"fgd: batch_size must be between 1 and {n}.")
+    return data, batch, [np.empty((batch,) + d.shape[1:], d.dtype) for d in data], np.arange(n, dtype=np.int64)
+
+
 class Plan:
     """Everything fgd prepares once: parameters, data, batch buffers, the compiled loop."""
 
@@ -294,18 +313,7 @@ class Plan:
         self.arrays = [v if isinstance(v, np.ndarray) else np.array([v], dtype=np.float64
                        if isinstance(v, float) else type(v)) for v in self.values]
         self.args = tuple(args)
-        self.data = tuple(np.ascontiguousarray(d) for d in (data or ()))
-        if self.data:
-            n = len(self.data[0])
-            if any(len(d) != n for d in self.data):
-                raise FwdadError("fgd: every array in data must have the same length (first axis).")
-            self.batch = int(batch_size) if batch_size else n
-            if not 0 < self.batch <= n:
-                raise FwdadError(f"fgd: batch_size must be between 1 and {n}.")
-            self.buffers = [np.empty((self.batch,) + d.shape[1:], d.dtype) for d in self.data]
-            self.perm = np.arange(n, dtype=np.int64)
-        else:
-            self.batch, self.buffers, self.perm = 0, [], np.zeros(1, np.int64)
+        self.data, self.batch, self.buffers, self.perm = minibatches(data, batch_size)
         self.gradient, self.directions = gradient, int(directions)
         self.sample_args = tuple(self.values) + self.args + tuple(self.buffers)
         self.active = list(range(len(self.values)))

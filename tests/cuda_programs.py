@@ -68,3 +68,14 @@ def lorenz_kernel_with_user_jvp():
                 for r in rho]
     return float(max(np.abs(tangent - [e[1] for e in expected]).max(),
                      np.abs(value - [e[0] for e in expected]).max()))
+
+
+def batch_loss(w, b, X, y):
+    """Mean squared error of a linear model on a minibatch (rows of X, targets y)."""
+    s = 0.0
+    for i in range(X.shape[0]):
+        r = b - y[i]
+        for j in range(X.shape[1]):
+            r += w[j] * X[i, j]
+        s += r * r
+    return s / X.shape[0]

@@ -28,7 +28,8 @@ def run_simulated(code):
 def test_cuda_target_matches_the_cpu():
     out = run_simulated("""
         import numpy as np, fwdad, json
-        from cuda_programs import lorenz_rk4, quadratic, rosenbrock2, scale_into, lorenz_kernel_with_user_jvp
+        from cuda_programs import (lorenz_rk4, quadratic, rosenbrock2, scale_into, lorenz_kernel_with_user_jvp,
+                                   batch_loss)
         rng = np.random.default_rng(0)
         n = 40
         s, r, b = 10 + rng.random(n), 28 + rng.random(n), 2.5 + rng.random(n)
@@ -46,6 +47,19 @@ def test_cuda_target_matches_the_cpu():
                           seed=1, optimizer="momentum", progress=False) for t in ("cpu", "cuda")]
         out["fgd"] = [abs(a - b) for a, b in zip(runs[0].params, runs[1].params)]
         out["losses"] = float(np.abs(runs[0].losses - runs[1].losses).max())
+        X = rng.normal(size=(50, 4)); y = X @ np.array([1.0, -2.0, 0.5, 3.0]) + 0.3
+        out["minibatches"] = []
+        for options in [dict(optimizer="adam", clip=0.5, trajectory=True), dict(shuffle=False, directions=3)]:
+            runs = [fwdad.fgd(fwdad.forward_grad(batch_loss, target=t), (np.zeros(4), 0.0), lr=1e-2, steps=30,
+                              seed=5, data=(X, y), batch_size=8, progress=False, **options) for t in ("cpu", "cuda")]
+            out["minibatches"] += [float(np.abs(runs[0].params[0] - runs[1].params[0]).max()),
+                                   abs(runs[0].params[1] - runs[1].params[1]),
+                                   float(np.abs(runs[0].losses - runs[1].losses).max() / runs[0].losses.max())]
+            if options.get("trajectory"):
+                out["trajectory"] = [runs[1].trajectory.shape, float(np.abs(runs[0].trajectory - runs[1].trajectory).max())]
+                unclipped = fwdad.fgd(fwdad.forward_grad(batch_loss, target="cuda"), (np.zeros(4), 0.0), lr=1e-2,
+                                      steps=30, seed=5, data=(X, y), batch_size=8, progress=False, optimizer="adam")
+                out["clip_changes_the_run"] = float(np.abs(unclipped.params[0] - runs[1].params[0]).max())
         out["user_kernel"] = lorenz_kernel_with_user_jvp()
         y, dy = np.zeros((n, 3)), np.zeros((n, 3))
         values, tangents2 = fwdad.forward_grad(scale_into, target="cuda").batch_jvp(
@@ -59,6 +73,9 @@ def test_cuda_target_matches_the_cpu():
     assert max(result["fg"]) < 1e-12
     assert max(result["fgd"]) < 1e-12 and result["losses"] < 1e-12
     assert result["user_kernel"] < 1e-12
+    assert max(result["minibatches"]) < 1e-12          # data=, batch_size, shuffle, clip, adam, K = 3
+    assert result["trajectory"] == [[31, 5], result["trajectory"][1]] and result["trajectory"][1] < 1e-12
+    assert result["clip_changes_the_run"] > 1e-3
     assert max(result["in_place"]) == 0.0
 
 

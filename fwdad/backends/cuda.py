@@ -127,13 +127,14 @@ def gather(ts, keys, K, distribution, table, offset, out):
 '''
 
 
-def compile_kernel(text, name, namespace):
+def compile_kernel(text, name, namespace, device=False):
+    """Kernel (or device function) `name` defined in `text`, with readable tracebacks."""
     import linecache
     filename = f"<fwdad cuda {name} {abs(hash(text)):x}>"
     linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
     scope = dict(namespace)
     exec(compile(text, filename, "exec"), scope)
-    return cuda().jit(scope[name])
+    return cuda().jit(device=device)(scope[name])
 
 
 class ForwardGradientKernels:
@@ -181,18 +182,26 @@ class ForwardGradientKernels:
         return out
 
 
-UPDATE_SOURCE = '''
+COMPONENT_SOURCE = '''
+def component(ts, seed, first, K, distribution, table, index):
+    """Component `index` of the forward gradient (1/K) sum_k t_k v_k, regenerating the v_k."""
+    g = 0.0
+    for k in range(K):
+        g += ts[k] * sample(table, stream_key(seed, first + k), index, distribution)
+    return g / K
+'''
+
+STEP_SOURCE = '''
 def update(P, ts, values, seed, first, K, distribution, table, offset, rate, optimizer, mu, beta1,
-           beta2, eps, t, M, S, losses, record):
-    """One optimizer step on one parameter array, regenerating the K directions' components."""
+           beta2, eps, t, M, S, losses, record, clip, norm2, path, record_path):
+    """One optimizer step on one parameter array (the CPU loop's arithmetic, element by element)."""
     e = cuda.grid(1)
     if record and e == 0:
         losses[t] = values[0]
     if e < P.shape[0]:
-        g = 0.0
-        for k in range(K):
-            g += ts[k] * sample(table, stream_key(seed, first + k), offset + e, distribution)
-        g /= K
+        g = component(ts, seed, first, K, distribution, table, offset + e)
+        if clip > 0.0 and norm2[0] > clip * clip:
+            g *= clip / math.sqrt(norm2[0])
         if optimizer == 0:
             P[e] -= rate * g
         elif optimizer == 1:
@@ -202,7 +211,44 @@ def update(P, ts, values, seed, first, K, distribution, table, offset, rate, opt
             M[e] = beta1 * M[e] + (1.0 - beta1) * g
             S[e] = beta2 * S[e] + (1.0 - beta2) * g * g
             P[e] -= rate * (M[e] / (1.0 - beta1 ** (t + 1))) / (math.sqrt(S[e] / (1.0 - beta2 ** (t + 1))) + eps)
+        if record_path:
+            path[t + 1, offset + e] = P[e]
+
+
+def norm_squared(ts, seed, first, K, distribution, table, offset, size, out):
+    """out[0] += the squared norm of the forward gradient's components offset .. offset + size."""
+    e = cuda.grid(1)
+    if e < size:
+        g = component(ts, seed, first, K, distribution, table, offset + e)
+        cuda.atomic.add(out, 0, g * g)
+
+
+def take_rows(full, perm, start, out):
+    """The minibatch rows perm[start:start + batch] of `full`, both arrays flattened."""
+    e = cuda.grid(1)
+    if e < out.shape[0]:
+        width = full.shape[0] // perm.shape[0]
+        i = e // width
+        out[e] = full[perm[start + i] * width + e - i * width]
 '''
+
+
+_STEP = {}
+
+
+def step_kernels():
+    """(update, norm_squared, take_rows): the kernels of one fgd step besides the JVPs."""
+    import math
+    if _STEP:
+        return _STEP["kernels"]
+    stream_key, sample = device_random()
+    namespace = {"cuda": cuda(), "math": math, "stream_key": stream_key, "sample": sample}
+    namespace["component"] = compile_kernel(COMPONENT_SOURCE, "component", namespace, device=True)
+    _STEP["kernels"] = tuple(compile_kernel(STEP_SOURCE, name, namespace)
+                             for name in ("update", "norm_squared", "take_rows"))
+    return _STEP["kernels"]
+
+
 OPTIMIZER_CODES = {"sgd": 0, "momentum": 1, "adam": 2}
 _TABLE = {}
 
@@ -214,54 +260,77 @@ def device_table():
     return _TABLE["table"]
 
 
-def fgd_on_device(forward, values, args, *, lr, steps, seed, optimizer, momentum, decay, directions,
-                  distribution, betas, eps, every, callback, bar):
-    """Forward gradient descent with parameters on the GPU: per step, one kernel draws the K
-    directions and runs the JVPs, one kernel per parameter array applies the update."""
+def fgd_on_device(forward, values, args, *, batches, shuffle, clip, trajectory, lr, steps, seed, optimizer,
+                  momentum, decay, directions, distribution, betas, eps, every, callback, bar):
+    """Forward gradient descent with parameters on the GPU. Per step: one kernel per data array
+    copies the minibatch, one kernel draws the K directions and runs the JVPs, and one kernel per
+    parameter array applies the update (with clip=, one more first adds up the gradient's norm)."""
     import math
-    from ..optim import run_in_chunks
+    from ..optim import run_in_chunks, shuffle_epoch
     from ..random import DISTRIBUTIONS
     numba_cuda = cuda()
+    data, batch, buffers, perm = batches
     host = [np.atleast_1d(np.asarray(v, dtype=np.float64 if isinstance(v, float) else None)).copy()
             for v in values]
     if any(h.ndim != 1 for h in host):
         raise CompilationError("fgd on the CUDA target takes scalar and 1-D array parameters.\n"
                                "What to do: pass 1-D parameter arrays and index them as x[i * m + j].")
     scalars = tuple(j for j, v in enumerate(values) if not isinstance(v, np.ndarray))
-    sample_args = tuple(values) + tuple(args)
+    sample_args = tuple(values) + tuple(args) + tuple(buffers)
     spec = forward.specialization(sample_args, list(range(len(values))))
     key = ("cuda fgd", id(spec), scalars)
     if key not in forward._drivers:
-        stream_key, sample = device_random()
-        namespace = {"cuda": numba_cuda, "math": math, "stream_key": stream_key, "sample": sample}
-        forward._drivers[key] = (ForwardGradientKernels(spec, len(sample_args), scalars),
-                                 compile_kernel(UPDATE_SOURCE, "update", namespace))
-    kernels, update = forward._drivers[key]
+        forward._drivers[key] = (ForwardGradientKernels(spec, len(sample_args), scalars), step_kernels())
+    kernels, (update, norm_squared, take_rows) = forward._drivers[key]
     params = [numba_cuda.to_device(h) for h in host]
     state = [(numba_cuda.to_device(np.zeros_like(h)), numba_cuda.to_device(np.zeros_like(h))) for h in host]
-    constants = [numba_cuda.to_device(a) if isinstance(a, np.ndarray) else a for a in args]
+    flat_batches = [numba_cuda.device_array(b.size, b.dtype) for b in buffers]
+    constants = [numba_cuda.to_device(a) if isinstance(a, np.ndarray) else a for a in args] + \
+        [flat.reshape(b.shape) for flat, b in zip(flat_batches, buffers)]
+    full_data, device_perm = [numba_cuda.to_device(d.reshape(-1)) for d in data], numba_cuda.to_device(perm)
     losses = numba_cuda.to_device(np.zeros(steps))
+    norm2 = numba_cuda.to_device(np.zeros(1))
+    path = np.zeros((steps + 1 if trajectory else 1, sum(h.size for h in host)))
+    path[0] = np.concatenate(host)
+    path = numba_cuda.to_device(path)
     table, code = device_table(), DISTRIBUTIONS[distribution]
     offsets, _ = kernels.offsets(sample_args)
+    blocks = lambda size: (size + 127) // 128                               # noqa: E731
+
+    def next_batch(t):
+        """The CPU loop's minibatch of step t: the same shuffled order, from the same generator."""
+        b = t % (len(perm) // batch)
+        if b == 0 and shuffle:
+            shuffle_epoch(perm, np.uint64(seed), t // (len(perm) // batch))
+            device_perm.copy_to_device(perm)
+        for full, flat in zip(full_data, flat_batches):
+            take_rows[blocks(flat.size), 128](full, device_perm, b * batch, flat)
 
     def run(done, n):
         for t in range(done, done + n):
+            if data:
+                next_batch(t)
             first = t * directions
             vals, ts = kernels.jvps(params + constants, sample_args, seed, first, directions, code, table)
+            if clip:
+                norm2.copy_to_device(np.zeros(1))
+                for p, offset in zip(params, offsets):
+                    norm_squared[blocks(p.shape[0]), 128](ts, np.uint64(seed), first, directions, code, table,
+                                                          int(offset), p.shape[0], norm2)
             rate = lr * math.exp(-decay * t)
             for j, (p, (m, s)) in enumerate(zip(params, state)):
-                blocks = (p.shape[0] + 127) // 128
-                update[blocks, 128](p, ts, vals, np.uint64(seed), first, directions, code, table,
-                                    int(offsets[j]), rate, OPTIMIZER_CODES[optimizer], momentum, betas[0],
-                                    betas[1], eps, t, m, s, losses, j == 0)
+                update[blocks(p.shape[0]), 128](
+                    p, ts, vals, np.uint64(seed), first, directions, code, table, int(offsets[j]), rate,
+                    OPTIMIZER_CODES[optimizer], momentum, betas[0], betas[1], eps, t, m, s, losses, j == 0,
+                    float(clip or 0.0), norm2, path, bool(trajectory))
         numba_cuda.synchronize()
 
     host_losses = LossesOnDevice(losses)
-    current = lambda: [p.copy_to_host() for p in params]
+    current = lambda: [p.copy_to_host() for p in params]                    # noqa: E731
     times, seconds, history = run_in_chunks(steps, every or steps, run, current, host_losses, callback, bar)
     final = [p.copy_to_host() for p in params]
     final = [f[0] if j in scalars else f.astype(values[j].dtype, copy=False) for j, f in enumerate(final)]
-    return final, losses.copy_to_host(), times, seconds, history
+    return final, losses.copy_to_host(), times, seconds, history, path.copy_to_host()
 
 
 class LossesOnDevice:
