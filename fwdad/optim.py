@@ -179,6 +179,9 @@ def fgd(fn, params, *, lr, steps, seed=0, optimizer="sgd", momentum=0.9, decay=0
     """
     if distributed and comm is None:
         raise TypeError(f"fgd() got unexpected keyword arguments {sorted(distributed)}")
+    if clip is not None and not clip > 0:
+        raise FwdadError(f"fgd: clip must be a positive gradient norm, got {clip!r}.\n"
+                         "What to do: pass clip=None for no clipping.")
     if comm is not None:
         if gradient != "forward" or trajectory:
             raise FwdadError("fgd with comm= runs forward gradients only, without trajectory.\n"

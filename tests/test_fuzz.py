@@ -8,7 +8,9 @@ Oracles, for every program (tests/fuzz/generator.py) at a few random points:
   (b) the JVP along a random direction equals central finite differences (a point where the
       differences at h and h/10 disagree is near a kink or a jump, and is skipped);
   (c) with JAX installed, for programs that never write into an array, the value and JVP equal
-      `jax.jvp` of the same source run on jax.numpy.
+      `jax.jvp` of the same source run on jax.numpy;
+  (d) for a scalar or array output, f.jacobian (vector mode) applied to the direction equals
+      the JVP.
 Then (a) again at one point with a NaN or an infinity in an argument.
 A program that plain `numba.njit` cannot compile either, or where plain Numba and CPython
 disagree the same way fwdad does, is outside the common subset and is skipped (not a bug).
@@ -200,6 +202,7 @@ class Stats:
     points: int = 0
     fd_checked: int = 0
     special: int = 0
+    vector_checked: int = 0
     kinks: int = 0
     jax_checked: int = 0
     skipped: dict = field(default_factory=dict)
@@ -208,7 +211,7 @@ class Stats:
         self.skipped[why] = self.skipped.get(why, 0) + 1
 
     def add(self, other):
-        for name in ("programs", "points", "fd_checked", "special", "kinks", "jax_checked"):
+        for name in ("programs", "points", "fd_checked", "vector_checked", "special", "kinks", "jax_checked"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for why, count in other.skipped.items():
             self.skipped[why] = self.skipped.get(why, 0) + count
@@ -324,6 +327,7 @@ class Checker:
         if not finite(expected) or largest(expected) > LARGE:
             raise NotComparable("result too large or not finite for differences")
         self.check_differences(args, tangents, tangent)
+        self.check_vector_mode(args, tangents, tangent)
         if self.jax_comparable:
             self.check_jax(args, tangents, tangent)
 
@@ -382,6 +386,19 @@ class Checker:
         if problems:
             self.fail("the JVP differs from central differences", args, tangents, problems)
         self.stats.fd_checked += 1
+
+    def check_vector_mode(self, args, tangents, tangent):
+        """Oracle (d): the Jacobian from vector mode (every direction in one pass), applied to
+        the direction, equals the JVP. Tuple outputs have no Jacobian and are left out."""
+        if isinstance(tangent, tuple):
+            return
+        jacobian = self.compiled("f.jacobian", lambda: self.ff.jacobian(*copy.deepcopy(args)))
+        product = sum((np.tensordot(j, t, axes=np.ndim(t)) for j, t in zip(jacobian, tangents)
+                       if j is not None and t is not None), np.zeros(np.shape(tangent)))
+        diff = differences(np.asarray(product, np.float64), np.asarray(tangent, np.float64), **PRIMAL_TOLERANCE)
+        if diff:
+            self.fail("the Jacobian (vector mode) times the direction differs from the JVP", args, tangents, diff)
+        self.stats.vector_checked += 1
 
     def check_jax(self, args, tangents, tangent):
         """Oracle (c): the JVP equals jax.jvp of the same source run on jax.numpy."""
@@ -476,7 +493,8 @@ def fuzz(examples, run_seed=None, shrink=False, collect=False, program_options=N
 
 def summary(total, failures, elapsed, label):
     lines = [f"{label}: {total.programs} programs, {total.points} points, {total.fd_checked} checked "
-             f"against central differences, {total.jax_checked} against jax.jvp, {total.special} with "
+             f"against central differences, {total.vector_checked} against vector mode, {total.jax_checked} "
+             f"against jax.jvp, {total.special} with "
              f"NaN/inf arguments against CPython, {total.kinks} points near kinks skipped, "
              f"{len(failures)} failures, {elapsed:.0f} s"]
     lines += [f"  skipped {count:6d}  {why}" for why, count in sorted(total.skipped.items(), key=lambda kv: -kv[1])]

@@ -152,3 +152,25 @@ def f(x):
 # was: fwdad/transform/tangent.py copied d_y only when y was the target's own name, not an alias
 def test_in_place_update_by_an_alias():
     check_source(ARRAY_ALIAS_IN_PLACE, "f", ["array"], args=[np.array([0.5, -1.0, 2.0, 3.0])])
+
+
+INACTIVE_IN_PLACE_ADD = '''
+import numpy as np
+
+
+def f(x):
+    s = 0.0
+    if x[0] > 0.0:
+        s += np.sum(x)
+    else:
+        c = 0.5
+        s += c
+    return x + s
+'''
+
+
+# was: fwdad/transform/vector.py wrapped an empty list of tangent updates (`s += c`, c inactive)
+# in a loop over directions: the vector-mode source had a `for` without a body
+def test_in_place_add_of_an_inactive_value_in_vector_mode():
+    check_source(INACTIVE_IN_PLACE_ADD, "f", ["array"], args=[np.array([0.3, -0.2, 0.5, 0.1])])
+    check_source(INACTIVE_IN_PLACE_ADD, "f", ["array"], args=[np.array([-0.3, -0.2, 0.5, 0.1])])

@@ -250,3 +250,33 @@ def test_defjvp_directly_on_a_builtin():
         from fwdad.compiler import USER_RULES
         USER_RULES.pop(math.gamma, None)
     assert value == pytest.approx(2.0) and tangent == pytest.approx(-2 * 0.5772156649015329)
+
+
+def shift_then_scale_in_place(x):
+    v = x + 1.0                 # the tangent of v is d_x's values: it must be a copy of d_x,
+    v *= 3.0                    # or this update would change d_x (and the caller's tangent)
+    u = v[1:]
+    u[0] = 5.0                  # a write through a view of v
+    return np.sum(v + x)
+
+
+def test_a_new_array_with_the_tangent_of_another_is_written_in_place_safely():
+    f = fwdad.forward_grad(shift_then_scale_in_place)
+    x, dx = np.ones(3), np.array([1.0, 2.0, 3.0])
+    value, tangent = f.jvp((x,), (dx,))
+    assert value == shift_then_scale_in_place(x.copy())
+    np.testing.assert_allclose(tangent, central_difference(shift_then_scale_in_place, (x,), (dx,)), rtol=1e-7)
+    np.testing.assert_array_equal(dx, [1.0, 2.0, 3.0])          # the caller's tangent is untouched
+
+
+def rescale_twice(x, W):
+    x = x * 2.0                 # vector mode: the new tangent reads the old one
+    W = W + W
+    return np.sum(x * 1.5) + np.sum(W * x[0])
+
+
+def test_vector_mode_reassignment_that_reads_its_own_tangent():
+    x, W = np.array([0.5, -1.0, 2.0]), np.arange(6.0).reshape(2, 3)
+    _, (gx, gW) = fwdad.forward_grad(rescale_twice).value_and_grad(x, W)
+    np.testing.assert_allclose(gx, [3.0 + 4.0 * W.sum(), 3.0, 3.0])   # 3 sum(x) + 4 x0 sum(W)
+    np.testing.assert_allclose(gW, np.full((2, 3), 4.0 * x[0]))

@@ -49,6 +49,47 @@ def assign(target, value):
     return ast.Assign([target if not isinstance(target, str) else name(target, True)], value)
 
 
+def written_in_place(tree, is_user_call):
+    """Names whose array may be written in place (`x[i] = ..`, `x += ..`, `x.fill(..)`, passed to a
+    user function), closed under aliasing (`u = x`, `u = x[1:]`, `u = x.T`): a tangent that such
+    a name gets from another name's tangent must be a copy, or the write would change both."""
+    written, aliases = set(), []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            written.add(node.target.id)
+        elif isinstance(node, (ast.Assign, ast.AugAssign)):
+            for target in getattr(node, "targets", [getattr(node, "target", None)]):
+                if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
+                    written.add(target.value.id)
+            value = node.value
+            while isinstance(value, (ast.Subscript, ast.Attribute)):
+                value = value.value
+            if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and \
+                    isinstance(value, ast.Name):
+                aliases.append((node.targets[0].id, value.id))
+        elif isinstance(node, ast.Call):
+            if isinstance(node.func, ast.Attribute) and node.func.attr == "fill" and \
+                    isinstance(node.func.value, ast.Name):
+                written.add(node.func.value.id)
+            elif is_user_call(node):
+                written.update(a.id for a in node.args if isinstance(a, ast.Name))
+    changed = True
+    while changed:
+        changed = False
+        for target, source in aliases:
+            if target in written and source not in written:
+                written.add(source)
+                changed = True
+    return written
+
+
+def shares_a_tangent(tangent):
+    """Is this tangent expression another tangent itself or a view of one (`d_x`, `d_x[1:]`)?"""
+    while isinstance(tangent, (ast.Subscript, ast.Attribute)):
+        tangent = tangent.value
+    return isinstance(tangent, ast.Name)
+
+
 class TangentPass:
     """Builds the tangent function of one specialization (scalar mode: one direction)."""
 
@@ -65,6 +106,7 @@ class TangentPass:
         self.return_kind = return_kind
         self.names = names
         self.line = self.tree.lineno
+        self.written = written_in_place(self.tree, self.calls.is_user)
 
     # ---- names, zeros and tangent references --------------------------------------------------
     def error(self, what, hint=""):
@@ -208,6 +250,8 @@ class TangentPass:
             return [statement] + self.set_zero(target.id)
         if self.is_elementwise(value):
             tangent = self.broadcast(tangent, target.id)
+        if target.id in self.written and self.kinds[target.id].shape == "array" and shares_a_tangent(tangent):
+            tangent = ast.Call(ast.Attribute(tangent, "copy", ast.Load()), [], [])   # `v = x + 1.0; v *= 3.0`
         if target.id not in reads.primals:
             return [statement] + self.set(target.id, tangent)
         if not reads.result:

@@ -106,13 +106,18 @@ class VectorTangentPass(TangentPass):
 
     def set(self, target, expression):
         tangent = self.ref(name(target))
-        store = ast.Subscript(tangent.value, tangent.slice, ast.Store())
-        body = [self.loop([assign(store, expression)])]
-        if self.shape_of(target) == "array":
-            shape = ast.BinOp(ast.Attribute(name(target), "shape", ast.Load()), ast.Add(),
-                              ast.Tuple([name(self.K)], ast.Load()))
-            body.insert(0, assign(self.d(target), ast.Call(self.np("empty"), [shape, self.dtype_node(target)], [])))
-        return body
+        if self.shape_of(target) != "array":
+            return [self.loop([assign(ast.Subscript(tangent.value, tangent.slice, ast.Store()), expression)])]
+        buffer = self.d(target)             # a new buffer; filled under another name if it reads the old
+        reads_old = any(isinstance(n, ast.Name) and n.id == buffer for n in ast.walk(expression))
+        if reads_old:                       # `x = x * 2.0`
+            buffer = self.names.fresh(f"{buffer}_next")
+        shape = ast.BinOp(ast.Attribute(name(target), "shape", ast.Load()), ast.Add(),
+                          ast.Tuple([name(self.K)], ast.Load()))
+        store = ast.Subscript(name(buffer), tangent.slice, ast.Store())
+        body = [assign(buffer, ast.Call(self.np("empty"), [shape, self.dtype_node(target)], [])),
+                self.loop([assign(store, expression)])]
+        return body + ([assign(self.d(target), name(buffer))] if reads_old else [])
 
     def set_zero(self, target):
         if self.shape_of(target) == "scalar":
@@ -169,7 +174,8 @@ class VectorTangentPass(TangentPass):
         return [self.loop([assign(store, tangent)])]
 
     def in_place(self, target, op, value):
-        return [self.loop(super().in_place(target, op, value))]
+        updates = super().in_place(target, op, value)
+        return [self.loop(updates)] if updates else []          # `s += 0.5`: no tangent update
 
     def fill(self, array, value):
         tangent = self.ref(name(array))
