@@ -260,12 +260,23 @@ def shift_then_scale_in_place(x):
     return np.sum(v + x)
 
 
-def test_a_new_array_with_the_tangent_of_another_is_written_in_place_safely():
-    f = fwdad.forward_grad(shift_then_scale_in_place)
+def shifted(x):
+    return x + 1.0              # a new array whose tangent folds to d_x
+
+
+def scale_a_returned_array_in_place(x):
+    v = shifted(x)
+    v *= 3.0                    # the caller writes the callee's result
+    return np.sum(v + x)
+
+
+@pytest.mark.parametrize("function", [shift_then_scale_in_place, scale_a_returned_array_in_place])
+def test_a_new_array_with_the_tangent_of_another_is_written_in_place_safely(function):
+    f = fwdad.forward_grad(function)
     x, dx = np.ones(3), np.array([1.0, 2.0, 3.0])
     value, tangent = f.jvp((x,), (dx,))
-    assert value == shift_then_scale_in_place(x.copy())
-    np.testing.assert_allclose(tangent, central_difference(shift_then_scale_in_place, (x,), (dx,)), rtol=1e-7)
+    assert value == function(x.copy())
+    np.testing.assert_allclose(tangent, central_difference(function, (x,), (dx,)), rtol=1e-7)
     np.testing.assert_array_equal(dx, [1.0, 2.0, 3.0])          # the caller's tangent is untouched
 
 

@@ -50,12 +50,16 @@ def assign(target, value):
 
 
 def written_in_place(tree, is_user_call):
-    """Names whose array may be written in place (`x[i] = ..`, `x += ..`, `x.fill(..)`, passed to a
-    user function), closed under aliasing (`u = x`, `u = x[1:]`, `u = x.T`): a tangent that such
-    a name gets from another name's tangent must be a copy, or the write would change both."""
+    """Names whose array may be written in place (`x[i] = ..`, `x += ..`, `x.fill(..)`, passed to
+    a user function, returned to a caller that may write it), closed under aliasing (`u = x`,
+    `u = x[1:]`, `u = x.T`): a tangent that such a name gets from another name's tangent must
+    be a copy, or the write would change both."""
     written, aliases = set(), []
     for node in ast.walk(tree):
-        if isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+        if isinstance(node, ast.Return) and node.value is not None:
+            items = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
+            written.update(item.id for item in items if isinstance(item, ast.Name))
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
             written.add(node.target.id)
         elif isinstance(node, (ast.Assign, ast.AugAssign)):
             for target in getattr(node, "targets", [getattr(node, "target", None)]):
