@@ -130,11 +130,13 @@ def install_abort_hook(comm):
 
     def abort_hook(kind, value, traceback):
         try:
-            sys.stderr.write(f"[fwdad rank {rank} of {size}] uncaught {kind.__name__}; calling "
+            sys.stderr.write(f"[fwdad rank {rank} of {size}] uncaught {kind.__name__}: {value}; calling "
                              "MPI Abort so that the other ranks do not wait forever\n")
+            sys.stderr.flush()                  # the line that names the error comes first
             previous(kind, value, traceback)
             sys.stdout.flush()
             sys.stderr.flush()
+            time.sleep(0.5)                     # let mpiexec forward the output before the abort
         finally:
             comm.Abort(1)
     abort_hook.fwdad_abort = True

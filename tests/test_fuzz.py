@@ -243,14 +243,18 @@ class Checker:
         raise FuzzFailure("\n".join(text))
 
     def run_python(self, args, special=False):
-        """CPython's result and the arguments after the call; NotComparable if CPython overflows
-        (or, with NaN and infinite arguments, raises ValueError as math.floor(nan) does)."""
+        """CPython's result and the arguments after the call; NotComparable if CPython overflows,
+        or raises ValueError with NaN and infinite arguments (math.floor(nan)) or after an
+        overflow to inf (math.sin(inf): 'math domain error')."""
         args = copy.deepcopy(args)
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 value = self.py(*args)
-        except (OverflowError, ZeroDivisionError) + ((ValueError,) if special else ()) as error:
+        except (OverflowError, ZeroDivisionError, ValueError) as error:
+            if isinstance(error, ValueError) and not (special or "math domain error" in str(error)):
+                self.fail("generator bug: CPython cannot run the program", args,
+                          details=[traceback.format_exc(limit=-3)])
             raise NotComparable(f"CPython raises {type(error).__name__}") from None
         except Exception:                   # noqa: BLE001 - the generator made an invalid program
             self.fail("generator bug: CPython cannot run the program", args,
