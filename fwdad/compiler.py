@@ -30,7 +30,7 @@ from .frontend.parse import parse, python_function
 from .frontend.resolve import MISSING, Resolver, assigned_names
 from .transform import rules
 from .transform.naming import Names
-from .transform.tangent import TangentPass
+from .transform.tangent import TangentPass, written_in_place
 from .transform.vector import NotVectorizable, VectorTangentPass
 
 NUMBA_OPTIONS = {"error_model": "numpy"}
@@ -319,6 +319,16 @@ class Calls:
 
     def is_user(self, call):
         return self.callee(call) is not None
+
+    def written_params(self, call):
+        """Positions of the callee's parameters that it may write in place (none for a rule)."""
+        callee = self.callee(call)
+        if not isinstance(callee, Unit):
+            return set()
+        tree = callee.normalized.tree
+        written = written_in_place(tree, lambda c: isinstance(c.func, ast.Name) and c.func.id in callee.callees,
+                                   returned=False)
+        return {i for i, a in enumerate(tree.args.args) if a.arg in written}
 
     def arg_types(self, call):
         return tuple(self.unit.atom_type(a, self.spec.types) for a in call.args)

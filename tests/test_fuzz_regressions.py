@@ -174,3 +174,23 @@ def f(x):
 def test_in_place_add_of_an_inactive_value_in_vector_mode():
     check_source(INACTIVE_IN_PLACE_ADD, "f", ["array"], args=[np.array([0.3, -0.2, 0.5, 0.1])])
     check_source(INACTIVE_IN_PLACE_ADD, "f", ["array"], args=[np.array([-0.3, -0.2, 0.5, 0.1])])
+
+
+INACTIVE_CALL_RESULT = '''
+import numpy as np
+
+
+def g(x):
+    return np.sum(x) * 2.0
+
+
+def f(a, b):
+    b = g(np.ones(4))
+    return a + b
+'''
+
+
+# was: fwdad/transform/tangent.py user_call kept the old tangent of b when a call that receives
+# no tangent (g(np.ones(4))) overwrote b: the JVP still carried d_b
+def test_call_without_tangents_resets_the_tangent_of_its_target():
+    check_source(INACTIVE_CALL_RESULT, "f", ["float", "float"], args=[1.1, 0.6])

@@ -42,6 +42,15 @@ def test_nan_and_inf_inputs_propagate_without_crashing():
         assert np.isnan(value) and np.isnan(tangent)
 
 
+def test_a_call_that_writes_its_argument_inside_a_condition_is_refused_at_its_line():
+    with pytest.raises(fwdad.DifferentiationError, match=r"reliability_programs.py:\d+[\s\S]*inside a condition"):
+        fwdad.forward_grad(programs.writes_inside_a_condition).jvp((1.0, np.ones(3)), (1.0, np.ones(3)))
+    x, dx = np.array([0.5, -1.0, 2.0]), np.array([1.0, 2.0, 3.0])
+    value, tangent = fwdad.forward_grad(programs.writes_on_its_own_line).jvp((1.0, x.copy()), (1.0, dx.copy()))
+    assert value == programs.writes_on_its_own_line(1.0, x.copy())
+    assert tangent == pytest.approx(central_difference(programs.writes_on_its_own_line, (1.0, x), (1.0, dx)))
+
+
 def test_threads_compile_once_and_agree():
     f = fwdad.forward_grad(programs.slow_square_sum)
     x = np.linspace(0, 1, 50)

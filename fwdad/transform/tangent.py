@@ -49,14 +49,15 @@ def assign(target, value):
     return ast.Assign([target if not isinstance(target, str) else name(target, True)], value)
 
 
-def written_in_place(tree, is_user_call):
+def written_in_place(tree, is_user_call, returned=True):
     """Names whose array may be written in place (`x[i] = ..`, `x += ..`, `x.fill(..)`, passed to
-    a user function, returned to a caller that may write it), closed under aliasing (`u = x`,
+    a user function, returned to a caller that may write it, unless `returned` is False), closed
+    under aliasing (`u = x`,
     `u = x[1:]`, `u = x.T`): a tangent that such a name gets from another name's tangent must
     be a copy, or the write would change both."""
     written, aliases = set(), []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Return) and node.value is not None:
+        if isinstance(node, ast.Return) and node.value is not None and returned:
             items = node.value.elts if isinstance(node.value, ast.Tuple) else [node.value]
             written.update(item.id for item in items if isinstance(item, ast.Name))
         elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
@@ -241,6 +242,7 @@ class TangentPass:
         if isinstance(value, ast.Call) and self.calls.is_user(value):
             return self.user_call(statement, target.id, value)
         if target.id not in self.varied:
+            self.refuse_writes_in(value)
             return [statement]
         if isinstance(value, ast.Name) and value.id in self.varied:
             return [statement] + self.alias(target.id, value.id)
@@ -330,10 +332,28 @@ class TangentPass:
         return [ast.Return(ast.Tuple([value, tangent], ast.Load()))]
 
     def statement_If(self, statement):
+        self.refuse_writes_in(statement.test)
         return [ast.If(statement.test, self.block(statement.body), self.block(statement.orelse))]
 
     def statement_While(self, statement):
+        self.refuse_writes_in(statement.test)
         return [ast.While(statement.test, self.block(statement.body), [])]
+
+    def refuse_writes_in(self, expression):
+        """Conditions and comparisons are kept whole and call the plain primal of a user function:
+        refuse one that writes into an argument with a tangent, which would then go stale."""
+        for call in ast.walk(expression):
+            if not (isinstance(call, ast.Call) and self.calls.is_user(call)):
+                continue
+            for i in self.calls.written_params(call):
+                root = call.args[i] if i < len(call.args) else None
+                while isinstance(root, (ast.Subscript, ast.Attribute)):
+                    root = root.value
+                if isinstance(root, ast.Name) and root.id in self.varied:
+                    text = ast.unparse(call)
+                    raise self.error(f"`{text}` writes into {root.id!r} inside a condition or comparison, "
+                                     f"where fwdad cannot update the tangent of {root.id!r}",
+                                     f"call it on a line of its own first (`r = {text}`) and use r")
 
     def statement_For(self, statement):
         return [ast.For(statement.target, statement.iter, self.block(statement.body), [])]
@@ -342,8 +362,8 @@ class TangentPass:
     def user_call(self, statement, target, call):
         mask = frozenset(i for i, a in enumerate(call.args) if isinstance(a, ast.Name) and a.id in self.varied)
         jvp_name, varied_params, param_kinds = self.calls.tangent_function(call, mask)
-        if jvp_name is None:
-            return [statement]
+        if jvp_name is None:                    # no tangent flows in: the result's tangent is zero
+            return [statement] + (self.set_zero(target) if target in self.varied else [])
         tangents = [self.whole(call.args[i], param_kinds[i]) for i in sorted(varied_params)]
         jvp_call = ast.Call(name(jvp_name), list(call.args) + tangents, [])
         if target is None:
