@@ -71,19 +71,25 @@ def test_edited_source_recompiles(project):
     assert second["tangent"] == pytest.approx(first["tangent"] * 1.5)
 
 
-def test_corrupted_cache_entry_is_rebuilt(project):
-    cache = project / "cache"
-    first = run(project, cache)
+def corrupt(cache, suffixes, positions):
+    """Flip bits at positions(len(data)) of every cache file ending in `suffixes`; how many."""
     corrupted = 0
     for root, _, files in os.walk(cache):
         for name in files:
-            if name.endswith(".pkl"):
+            if name.endswith(suffixes):
                 path = os.path.join(root, name)
                 data = bytearray(open(path, "rb").read())
-                data[-5] ^= 0xFF
+                for i in positions(len(data)):
+                    data[i] ^= 0x5A
                 open(path, "wb").write(bytes(data))
                 corrupted += 1
-    assert corrupted
+    return corrupted
+
+
+def test_corrupted_cache_entry_is_rebuilt(project):
+    cache = project / "cache"
+    first = run(project, cache)
+    assert corrupt(cache, (".pkl",), lambda n: [n - 5])
     second = run(project, cache)
     assert second["primal_compiled"] == 1          # the corrupt types were not loaded: re-typed
     assert second["value"] == first["value"] and second["tangent"] == first["tangent"]
@@ -92,17 +98,7 @@ def test_corrupted_cache_entry_is_rebuilt(project):
 def test_corrupted_numba_cache_is_rebuilt_not_loaded(project):
     cache = project / "cache"
     first = run(project, cache)
-    corrupted = 0
-    for root, _, files in os.walk(cache):
-        for name in files:
-            if name.endswith((".nbi", ".nbc")):
-                path = os.path.join(root, name)
-                data = bytearray(open(path, "rb").read())
-                for i in range(0, len(data), 7):
-                    data[i] ^= 0x5A
-                open(path, "wb").write(bytes(data))
-                corrupted += 1
-    assert corrupted
+    assert corrupt(cache, (".nbi", ".nbc"), lambda n: range(0, n, 7))
     second = run(project, cache)              # rebuilt, same numbers
     third = run(project, cache)               # and cached again
     assert second["jvp_misses"] == 1 and third["jvp_hits"] == 1
