@@ -289,7 +289,8 @@ def fgd_on_device(forward, values, args, *, batches, shuffle, clip, trajectory, 
         [flat.reshape(b.shape) for flat, b in zip(flat_batches, buffers)]
     full_data, device_perm = [numba_cuda.to_device(d.reshape(-1)) for d in data], numba_cuda.to_device(perm)
     losses = numba_cuda.to_device(np.zeros(steps))
-    norm2 = numba_cuda.to_device(np.zeros(1))
+    zero = np.zeros(1)
+    norm2 = numba_cuda.to_device(zero)
     path = np.zeros((steps + 1 if trajectory else 1, sum(h.size for h in host)))
     path[0] = np.concatenate(host)
     path = numba_cuda.to_device(path)
@@ -313,7 +314,7 @@ def fgd_on_device(forward, values, args, *, batches, shuffle, clip, trajectory, 
             first = t * directions
             vals, ts = kernels.jvps(params + constants, sample_args, seed, first, directions, code, table)
             if clip:
-                norm2.copy_to_device(np.zeros(1))
+                norm2.copy_to_device(zero)
                 for p, offset in zip(params, offsets):
                     norm_squared[blocks(p.shape[0]), 128](ts, np.uint64(seed), first, directions, code, table,
                                                           int(offset), p.shape[0], norm2)

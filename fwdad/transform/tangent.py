@@ -49,12 +49,18 @@ def assign(target, value):
     return ast.Assign([target if not isinstance(target, str) else name(target, True)], value)
 
 
+def viewed(node):
+    """The node whose memory `node` may share: x for x, x[1:], x.T and x[i].T."""
+    while isinstance(node, (ast.Subscript, ast.Attribute)):
+        node = node.value
+    return node
+
+
 def written_in_place(tree, is_user_call, returned=True):
     """Names whose array may be written in place (`x[i] = ..`, `x += ..`, `x.fill(..)`, passed to
-    a user function, returned to a caller that may write it, unless `returned` is False), closed
-    under aliasing (`u = x`,
-    `u = x[1:]`, `u = x.T`): a tangent that such a name gets from another name's tangent must
-    be a copy, or the write would change both."""
+    a user function, returned to a caller that may write it unless `returned` is False), closed
+    under aliasing (`u = x`, `u = x[1:]`, `u = x.T`): a tangent that such a name gets from another
+    name's tangent must be a copy, or the write would change both."""
     written, aliases = set(), []
     for node in ast.walk(tree):
         if isinstance(node, ast.Return) and node.value is not None and returned:
@@ -66,9 +72,7 @@ def written_in_place(tree, is_user_call, returned=True):
             for target in getattr(node, "targets", [getattr(node, "target", None)]):
                 if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                     written.add(target.value.id)
-            value = node.value
-            while isinstance(value, (ast.Subscript, ast.Attribute)):
-                value = value.value
+            value = viewed(node.value)
             if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and \
                     isinstance(value, ast.Name):
                 aliases.append((node.targets[0].id, value.id))
@@ -86,13 +90,6 @@ def written_in_place(tree, is_user_call, returned=True):
                 written.add(source)
                 changed = True
     return written
-
-
-def shares_a_tangent(tangent):
-    """Is this tangent expression another tangent itself or a view of one (`d_x`, `d_x[1:]`)?"""
-    while isinstance(tangent, (ast.Subscript, ast.Attribute)):
-        tangent = tangent.value
-    return isinstance(tangent, ast.Name)
 
 
 class TangentPass:
@@ -256,8 +253,9 @@ class TangentPass:
             return [statement] + self.set_zero(target.id)
         if self.is_elementwise(value):
             tangent = self.broadcast(tangent, target.id)
-        if target.id in self.written and self.kinds[target.id].shape == "array" and shares_a_tangent(tangent):
-            tangent = ast.Call(ast.Attribute(tangent, "copy", ast.Load()), [], [])   # `v = x + 1.0; v *= 3.0`
+        if target.id in self.written and self.kinds[target.id].shape == "array" and \
+                isinstance(viewed(tangent), ast.Name):          # `v = x + 1.0; v *= 3.0`: d_v is d_x
+            tangent = ast.Call(ast.Attribute(tangent, "copy", ast.Load()), [], [])
         if target.id not in reads.primals:
             return [statement] + self.set(target.id, tangent)
         if not reads.result:
@@ -346,9 +344,7 @@ class TangentPass:
             if not (isinstance(call, ast.Call) and self.calls.is_user(call)):
                 continue
             for i in self.calls.written_params(call):
-                root = call.args[i] if i < len(call.args) else None
-                while isinstance(root, (ast.Subscript, ast.Attribute)):
-                    root = root.value
+                root = viewed(call.args[i]) if i < len(call.args) else None
                 if isinstance(root, ast.Name) and root.id in self.varied:
                     text = ast.unparse(call)
                     raise self.error(f"`{text}` writes into {root.id!r} inside a condition or comparison, "
