@@ -6,6 +6,9 @@ function: inside compiled code Numba's types pick (and fwdad generates, on first
 tangent code specialized for them, so a simulation loop calls value + JVP with no Python in
 between.
 """
+import keyword
+import re
+
 from numba.core import types
 from numba.extending import overload
 
@@ -15,9 +18,10 @@ def tangent_njit(forward):
     n = len(forward.parameters)
     params = [f"p{i}" for i in range(n)] + [f"t{i}" for i in range(n)]
     scope = {}
-    exec(f"def {forward.__name__}_tangent({', '.join(params)}):\n"
+    exec(f"def stub({', '.join(params)}):\n"
          f"    raise NotImplementedError('call this from @numba.njit code; use .jvp from Python')\n", scope)
-    stub = scope[f"{forward.__name__}_tangent"]
+    stub = scope["stub"]
+    stub.__name__ = stub.__qualname__ = identifier(forward.__name__) + "_tangent"
 
     def implementation(*arg_types):
         primal_types = tuple(types.unliteral(t) for t in arg_types[:n])
@@ -39,3 +43,11 @@ def primal_njit(forward):
     """The compiled primal, callable from @numba.njit code (the Numba dispatcher itself)."""
     return forward.unit.primal
 
+
+def identifier(name):
+    """`name` as a plain Python identifier (other characters become _), for names shown to
+    users. Generated code never contains it: a function's __name__ can be any string."""
+    text = re.sub(r"\W", "_", str(name)) or "function"
+    if text[0].isdigit() or keyword.iskeyword(text):
+        text = "_" + text
+    return text if text.isidentifier() else "function"

@@ -20,3 +20,11 @@ def simulate(k, n):
     for _ in range(n):
         (x, v), (dx, dv) = step_jvp(x, v, k, 0.01, dx, dv, 1.0, None)
     return x, dx
+
+
+def renamed(x):
+    return 2.0 * x
+
+
+# A __name__ that, pasted into generated source, would define a function and run a statement.
+renamed.__name__ = "renamed(p0, t0):\n    pass\nimport os; os.environ['FWDAD_EMBED_INJECTED'] = '1'\ndef x"
