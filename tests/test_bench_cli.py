@@ -1,16 +1,49 @@
 """`fwdad bench --quick` runs and produces a well-formed table, JSON and Markdown."""
+import contextlib
+import io
 import json
+import os
+import warnings
 
 import pytest
 
+from fwdad.bench.suites import torch_script_warning_silenced
 from fwdad.cli import main
 
 
 @pytest.fixture(scope="module")
 def bench(tmp_path_factory):
     out = tmp_path_factory.mktemp("bench")
-    assert main(["bench", "--quick", "--out", str(out)]) == 0
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        assert main(["bench", "--quick", "--out", str(out)]) == 0
+    (out / "printed.txt").write_text(printed.getvalue())
     return out
+
+
+def test_bench_output_fits_100_columns_and_says_where_it_wrote(bench):
+    printed = (bench / "printed.txt").read_text().splitlines()
+    assert max(len(line) for line in printed[:-1]) <= 100          # the last line: a path
+    assert printed[-2:] == ["fwdad bench: wrote bench.json, bench.md, bench_memory.png, cache/ to",
+                            f"  {bench}"]
+    assert os.path.isabs(str(bench)) and (bench / "bench_memory.png").stat().st_size > 10_000
+    text = "\n".join(printed)
+    assert "JVP time  vs numba" in text and "time/step  vs numba" in text
+    for legend in ("R_f = JVP time / primal", "vs numba = JVP time / JVP time of 'numba'",
+                   "steps/s = 1 / time/step", "MiB: working memory of one call"):
+        assert legend in " ".join(text.split()), legend
+
+
+def test_only_the_known_torch_warning_is_silenced():
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        with torch_script_warning_silenced():
+            warnings.warn("`torch.jit.script` is deprecated. Please switch to `torch.compile` or "
+                          "`torch.export`.", DeprecationWarning)
+            warnings.warn("`torch.jit.script` is not supported in Python 3.14+ and may break.",
+                          FutureWarning)
+            warnings.warn("something else is deprecated", DeprecationWarning)
+    assert [str(w.message) for w in caught] == ["something else is deprecated"]
 
 
 def test_bench_writes_a_complete_table(bench):

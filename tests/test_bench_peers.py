@@ -5,6 +5,7 @@ random direction; JAX and PyTorch peers against the Numba ones (skipped when mis
 Sizes are small: the whole file runs in seconds, JIT compilation included.
 """
 import json
+import re
 import time
 
 import numpy as np
@@ -257,16 +258,42 @@ def test_table_text_markdown_json():
     text = table.format()
     lines = text.splitlines()
     assert lines[0] == "demo" and "note: torch peers skipped" in text
-    header, rule, first, second = lines[1:5]
-    assert len(header) == len(rule) == len(second)           # aligned, no ragged rows
-    assert header.index("ratio") + len("ratio") == second.index("3.00x") + len("3.00x")
+    legend, header, benchmark, first, second = lines[2:7]
+    assert legend == "vs numba = time / time of 'numba' in the same benchmark (below 1: faster)."
+    assert benchmark == "rosenbrock n=1e5" and first.startswith("  numba")
+    assert len(header) == len(second)                          # aligned, no ragged rows
+    assert header.index("vs numba") + len("vs numba") == second.index("3.00x") + len("3.00x")
     assert "150 µs" in first and "1.00x" in first and "100 µs" in first and "2.25" in second
     markdown = table.to_markdown().splitlines()
-    assert markdown[2].startswith("| benchmark | implementation | time | ratio")
-    assert markdown[3].count("---:") == 4
+    assert markdown[4].startswith("| benchmark | implementation | time | vs numba")
+    assert markdown[5].count("---:") == 4
     data = json.loads(table.to_json())
     assert data["meta"] == {"cpu": "x"} and data["rows"][1]["ratio"] == pytest.approx(3.0)
     assert data["rows"][0]["baseline"] == "numba" and data["notes"] == ["torch peers skipped"]
+
+
+def test_table_sections_print_their_own_columns_legend_and_width():
+    """Each section is its own table: only its columns, its time label, a ratio that says what
+    it divides by; legends and notes wrap at 100 columns."""
+    table = Table(title="demo")
+    table.section("loops", "FGD runs", "time/step: one step. " * 8, "time/step",
+                  (("steps_per_s", "steps/s"),))
+    table.add("fgd beale", "fwdad.fgd", 1e-7, steps=1000, steps_per_s=1e7)
+    table.add("fgd beale", "numba written by hand", 2e-7, steps=1000, steps_per_s=5e6)
+    table.set_baseline("fgd beale", "numba written by hand")
+    table.section("memory", "Memory", "MiB: working memory.", None, (("peak_mib", "MiB"),))
+    table.add("memory T=10", "fwdad", 1.0, peak_mib=0.25)
+    table.note("a long note " * 20)
+    text = table.format()
+    assert max(len(line) for line in text.splitlines()) <= 100
+    loops, memory = text.split("\nMemory\n")
+    assert re.search(r"time/step +ratio +steps/s\n", loops) and "steps/run" not in loops
+    legend = " ".join(loops.split())
+    assert "ratio = time/step / time/step of 'numba written by hand' in the same benchmark" in legend
+    assert "0.50x" in loops and "10,000,000" in loops
+    assert "  fwdad  0.25" in memory and "ratio" not in memory and "1 s" not in memory
+    assert [r["section"] for r in json.loads(table.to_json())["rows"]] == ["loops", "loops", "memory"]
+    assert table.to_markdown().count("| benchmark | implementation |") == 2
 
 
 def test_timeit_is_best_of_repeats_and_skips_warmup():

@@ -10,12 +10,13 @@ import os
 import platform
 import subprocess
 import sys
+import textwrap
 import time
 from dataclasses import dataclass
 from importlib import metadata
 from typing import Callable, Optional
 
-__all__ = ["timeit", "machine", "Table", "peak_rss_child", "format_seconds", "Peer",
+__all__ = ["timeit", "machine", "Table", "Section", "peak_rss_child", "format_seconds", "Peer",
            "LoopPeer", "measure_peers", "measure_loops", "limit_threads"]
 
 
@@ -160,12 +161,27 @@ def _loaded_openblas():
 
 # ---------------------------------------------------------------- tables
 
+WIDTH = 100                      # printed tables and notes fit a 100-column terminal
+
+
+@dataclass
+class Section:
+    """How a group of rows is printed: its title, a legend saying what the numbers are, the
+    header of the time column (None: no time or ratio column) and the extra columns shown,
+    as ``((key, header), ...)`` (empty: every extra that a row of the section has)."""
+    title: Optional[str] = None
+    legend: str = ""
+    time_header: Optional[str] = "time"
+    columns: tuple = ()
+
+
 class Table:
     """Rows of ``(benchmark, implementation, seconds, **extra)`` with ratios to a baseline.
 
     ``baseline`` names the implementation that gets ratio 1.0 in every benchmark; a dict
     ``{benchmark: implementation}`` or :meth:`set_baseline` overrides it per benchmark.
-    A benchmark whose baseline has no row shows no ratios.
+    A benchmark whose baseline has no row shows no ratios. :meth:`section` starts a group of
+    rows printed as its own narrow table, with its own columns and legend.
 
     >>> t = Table(baseline="numba")
     >>> t.add("rosenbrock", "numba", 2e-3); t.add("rosenbrock", "jax", 3e-3, R_f=1.4)
@@ -180,11 +196,18 @@ class Table:
         self.meta = dict(meta or {})
         self.default_baseline = baseline if isinstance(baseline, str) else None
         self.baselines = dict(baseline) if isinstance(baseline, dict) else {}
+        self.sections = {None: Section()}
+        self.current_section = None
+
+    def section(self, key, title, legend="", time_header="time", columns=()):
+        """Rows added from now on belong to section ``key`` (see :class:`Section`)."""
+        self.sections[key] = Section(title, legend, time_header, tuple(columns))
+        self.current_section = key
 
     def add(self, benchmark, implementation, seconds, **extra):
         """Append one row; ``seconds`` may be None for a row that carries only extras."""
         self.rows.append({"benchmark": benchmark, "implementation": implementation,
-                          "seconds": seconds, **extra})
+                          "seconds": seconds, **extra, "section": self.current_section})
 
     def note(self, text):
         """A line printed under the table (a skipped peer, a caveat)."""
@@ -210,47 +233,86 @@ class Table:
                 return row["seconds"]
         return None
 
-    def extra_columns(self):
+    def extra_columns(self, rows=None):
         """Names of the extra fields, in first-seen order."""
         seen = {}
-        for row in self.rows:
+        for row in self.rows if rows is None else rows:
             for key in row:
-                if key not in ("benchmark", "implementation", "seconds"):
+                if key not in ("benchmark", "implementation", "seconds", "section"):
                     seen.setdefault(key, None)
         return list(seen)
 
-    def cells(self):
-        """Header and rows as strings: the common ground of text and Markdown output."""
-        extras = self.extra_columns()
-        header = ["benchmark", "implementation", "time", "ratio", *extras]
+    def groups(self):
+        """(Section, its rows) in the order the sections were started; empty ones left out."""
+        return [(section, [r for r in self.rows if r["section"] == key])
+                for key, section in self.sections.items()
+                if any(r["section"] == key for r in self.rows)]
+
+    def cells(self, section, rows):
+        """Header and rows of one section as strings: the common ground of text and Markdown."""
+        columns = section.columns or tuple((key, key) for key in self.extra_columns(rows))
+        header = [h for _, h in columns]
+        if section.time_header:
+            header = [section.time_header, self.ratio_header(rows)] + header
         body = []
-        for row in self.rows:
+        for row in rows:
             ratio = self.ratio(row)
-            body.append([str(row["benchmark"]), str(row["implementation"]),
-                         format_seconds(row["seconds"]),
-                         "-" if ratio is None else _format_number(ratio) + "x",
-                         *(_format_extra(key, row.get(key)) for key in extras)])
+            cells = [_format_extra(key, row.get(key)) for key, _ in columns]
+            if section.time_header:
+                cells = [format_seconds(row["seconds"]),
+                         "-" if ratio is None else _format_number(ratio) + "x"] + cells
+            body.append(cells)
         return header, body
 
+    def ratio_header(self, rows):
+        """`vs numba` when every benchmark of the rows has that short baseline, else `ratio`."""
+        names = {self.baseline_for(r["benchmark"]) for r in rows}
+        name = names.pop() if len(names) == 1 else None
+        return f"vs {name}" if name and len(name) <= 8 else "ratio"
+
+    def ratio_legend(self, section, rows):
+        """What the ratio column divides by, one sentence per distinct baseline."""
+        if not section.time_header:
+            return ""
+        header = self.ratio_header(rows)
+        bases = list(dict.fromkeys(self.baseline_for(r["benchmark"]) for r in rows))
+        named = " or ".join(f"'{b}'" for b in bases if b) or "the baseline"
+        return (f"{header} = {section.time_header} / {section.time_header} of {named} in the "
+                "same benchmark (below 1: faster).")
+
     def format(self):
-        """Aligned plain-text table; names left-aligned, numbers right-aligned."""
-        header, body = self.cells()
-        widths = [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
-
-        def line(cells):
-            return "  ".join(c.ljust(w) if i < 2 else c.rjust(w)
-                             for i, (c, w) in enumerate(zip(cells, widths))).rstrip()
-
+        """Plain text, every line at most WIDTH columns: per section a title, a legend and a
+        table whose rows are grouped under their benchmark; notes at the end."""
         out = [self.title] if self.title else []
-        out += [line(header), "  ".join("-" * w for w in widths)]
-        previous = None
-        for row, cells in zip(self.rows, body):
-            if previous is not None and row["benchmark"] != previous:
-                out.append("")
-            previous = row["benchmark"]
-            out.append(line(cells))
-        out += [f"note: {n}" for n in self.notes]
+        for section, rows in self.groups():
+            out += [""] + self._format_section(section, rows)
+        if self.notes:
+            out.append("")
+        for note in self.notes:
+            out += textwrap.wrap(note, WIDTH, initial_indent="note: ", subsequent_indent="      ",
+                                 break_on_hyphens=False)
         return "\n".join(out)
+
+    def _format_section(self, section, rows):
+        header, body = self.cells(section, rows)
+        names = ["  " + r["implementation"] for r in rows]
+        widths = [max(len(c) for c in [""] + names)] + \
+            [max(len(r[i]) for r in [header, *body]) for i in range(len(header))]
+
+        def line(first, cells):
+            return "  ".join([first.ljust(widths[0])] + [c.rjust(w) for c, w in
+                                                          zip(cells, widths[1:])]).rstrip()
+        out = [section.title] if section.title else []
+        legend = " ".join(t for t in (section.legend, self.ratio_legend(section, rows)) if t)
+        out += textwrap.wrap(legend, WIDTH, break_on_hyphens=False)
+        out += [line("", header)]
+        previous = None
+        for row, name, cells in zip(rows, names, body):
+            if row["benchmark"] != previous:
+                out.append(str(row["benchmark"]))
+                previous = row["benchmark"]
+            out.append(line(name, cells))
+        return out
 
     __str__ = format
 
@@ -258,13 +320,20 @@ class Table:
         print(self.format(), file=file or sys.stdout)
 
     def to_markdown(self):
-        header, body = self.cells()
-        align = ["---", "---"] + ["---:"] * (len(header) - 2)
-        out = [f"**{self.title}**", ""] if self.title else []
-        out += ["| " + " | ".join(r) + " |" for r in (header, align, *body)]
+        """One Markdown table per section, each under its title and legend."""
+        out = [f"**{self.title}**"] if self.title else []
+        for section, rows in self.groups():
+            header, body = self.cells(section, rows)
+            header = ["benchmark", "implementation"] + header
+            body = [[str(r["benchmark"]), str(r["implementation"])] + cells for r, cells in zip(rows, body)]
+            legend = " ".join(t for t in (section.legend, self.ratio_legend(section, rows)) if t)
+            out += [""] + ([f"*{section.title}*", ""] if section.title else [])
+            out += [legend, ""] if legend else []
+            align = ["---", "---"] + ["---:"] * (len(header) - 2)
+            out += ["| " + " | ".join(r) + " |" for r in (header, align, *body)]
         if self.notes:
             out += [""] + [f"- {n}" for n in self.notes]
-        return "\n".join(out)
+        return "\n".join(out) + "\n"
 
     def to_json(self, indent=2):
         """Rows with their ratio and baseline, plus notes and meta (e.g. machine())."""

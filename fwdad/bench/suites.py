@@ -8,12 +8,14 @@ Sections (each a function returning rows into a harness.Table):
   memory   peak memory of a JVP through a T-step simulation vs reverse mode, T = 1e3 ... 1e6
   compile  first-call compile latency, and a fresh process with cache=True
 """
+import contextlib
 import json
 import os
 import subprocess
 import sys
 import textwrap
 import time
+import warnings
 
 import numpy as np
 
@@ -51,6 +53,12 @@ def fwdad_peer(function, primals, tangents):
 
 def jvp_section(table, quick):
     """JVP time, R_f and (peers) R_b per problem; the hand-written Numba JVP is the baseline."""
+    table.section("jvp", "JVPs: value + directional derivative, one call",
+                  "JVP time: one call computing f and its derivative along one direction; primal: "
+                  "f alone; R_f = JVP time / primal; gradient: f and its full gradient by reverse "
+                  "mode (peers that have one); R_b = gradient / primal; numba: written by hand in "
+                  "Numba.", "JVP time",
+                  (("primal_time", "primal"), ("R_f", "R_f"), ("grad_time", "gradient"), ("R_b", "R_b")))
     kw = dict(repeat=3 if quick else 7, min_time=0.02 if quick else 0.2, max_time=5 if quick else 30)
     n = 10_000 if quick else 100_000
     rng = np.random.default_rng(0)
@@ -81,6 +89,11 @@ def order(row):
 
 def fgd_section(table, quick):
     """Steps per second of whole FGD runs with the paper's settings."""
+    table.section("fgd", "Forward gradient descent: whole runs with the paper's settings",
+                  "time/step: the time of a run of steps/run steps (Algorithm 1: a direction, a "
+                  "JVP and an update per step) divided by its steps; steps/s = 1 / time/step. "
+                  "Slow peers run fewer steps; numba: the loop written by hand in Numba.",
+                  "time/step", (("steps", "steps/run"), ("steps_per_s", "steps/s")))
     kw = dict(repeat=3 if quick else 5, min_time=0.02 if quick else 0.2, max_time=5 if quick else 30)
     for problem, function in (("beale", problems.beale), ("rosenbrock2", problems.rosenbrock2)):
         settings = peers.FGD_SETTINGS[problem]
@@ -98,6 +111,8 @@ def fgd_section(table, quick):
 
 def vector_section(table, quick):
     """value_and_grad (chunked vector mode) vs n separate single-direction JVPs."""
+    table.section("vector", "Exact gradient: vector mode vs one JVP per input",
+                  "time: one exact gradient of Rosenbrock (n = 1000 inputs).", "time")
     n = 1000
     x = np.random.default_rng(0).uniform(-2.0, 2.0, n)
     f = forward_grad(problems.rosenbrock)
@@ -146,6 +161,11 @@ MEMORY_CHILD = textwrap.dedent("""
 def memory_section(table, quick, out=None):
     """Working memory (peak minus resident before the call) of a derivative through a T-step loop,
     in a fresh process per point, after a warm-up call (compilation is not counted)."""
+    table.section("memory", "Memory of one derivative through a T-step loop (Lorenz, Euler)",
+                  "MiB: working memory of one call, its peak resident memory minus the resident "
+                  "memory before it, in a fresh process after a warm-up call (compilation not "
+                  "counted). Forward mode needs none; reverse mode stores the T steps.",
+                  None, (("peak_mib", "MiB"),))
     Ts = [1_000, 10_000] if quick else [1_000, 10_000, 100_000, 1_000_000]
     ok = peers.available()
     methods = ["numba primal", "fwdad"] + (["jax grad"] if ok.get("jax") else []) + \
@@ -168,24 +188,36 @@ def memory_section(table, quick, out=None):
             curves[method].append(peak)
             table.add(f"memory T={T}", method, time.perf_counter() - start, peak_mib=peak)
         table.set_baseline(f"memory T={T}", "numba primal")
-    if out is not None:
-        plot_memory(Ts, curves, out)
-    return {"T": Ts, "peak_mib": curves}
+    plot = plot_memory(Ts, curves, out) if out is not None else None
+    if out is not None and plot is None:
+        table.note("no memory plot: matplotlib is not installed")
+    return {"T": Ts, "peak_mib": curves, "plot": plot}
 
 
 def plot_memory(Ts, curves, out):
-    from ..reproduce.common import pyplot, save
-    plt = pyplot()
+    """Linear MiB against T on a log axis, plain tick labels: forward mode's flat zero line and
+    reverse mode's growth read directly. Returns the file name, or None without matplotlib."""
+    try:
+        from ..reproduce.common import pyplot, save
+        plt = pyplot()
+    except ImportError:
+        return None
     figure, ax = plt.subplots(figsize=(6.5, 4.5))
-    for method, values in curves.items():
+    for (method, values), style in zip(curves.items(), ("s--", "o-", "^-", "D-")):
         points = [(T, v) for T, v in zip(Ts, values) if v is not None]
-        if points:
-            ax.plot(*zip(*points), "o-", label=method)
-    ax.set_xscale("log"), ax.set_xlabel("simulation steps T (Lorenz, Euler)")
-    ax.set_ylabel("working memory of one call (MiB)"), ax.set_yscale("symlog", linthresh=1.0)
-    ax.legend(fontsize=8)
-    ax.set_title("Memory of one directional derivative / gradient through T steps")
-    save(figure, out, "bench_memory.png")
+        if points:             # dashed and square under fwdad's line: both lie at 0 MiB
+            ax.plot(*zip(*points), style, label=method, markersize=8 if style == "s--" else 6)
+    ax.set_xscale("log")
+    ax.set_xticks(Ts, [f"{T:,}" for T in Ts])
+    ax.xaxis.set_minor_locator(plt.NullLocator())
+    ax.yaxis.set_major_formatter(plt.FuncFormatter(lambda y, _: f"{y:,.3g}"))
+    ax.set_ylim(bottom=min([0.0] + [v for vs in curves.values() for v in vs if v is not None]))
+    ax.set_xlabel("simulation steps T (Lorenz, explicit Euler)")
+    ax.set_ylabel("working memory of one call (MiB)")
+    ax.set_title("Memory of one derivative through T steps")
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper left", fontsize=8)
+    return save(figure, out, "bench_memory.png")
 
 
 COMPILE_CHILD = textwrap.dedent("""
@@ -208,6 +240,9 @@ COMPILE_CHILD = textwrap.dedent("""
 
 def compile_section(table, quick, cache_dir):
     """First call in a fresh process without and with the on-disk cache (after a warm-up run)."""
+    table.section("compile", "Start-up: the first call in a fresh Python process",
+                  "first call: generating, compiling (or loading from the cache=True cache) and "
+                  "running a JVP; import: `import fwdad`.", "first call", (("import_time", "import"),))
     environment = dict(os.environ, FWDAD_CACHE_DIR=cache_dir)
     results = {}
     for mode in ("nocache", "cache", "cache"):
@@ -236,6 +271,21 @@ def run(sections=SECTIONS, quick=False, out="bench-out", threads=1, log=print):
     threads_note = limit_threads(threads)
     table = Table(title="fwdad bench" + (" (quick)" if quick else ""),
                   meta={"machine": machine(), "threads": threads_note})
+    with torch_script_warning_silenced():
+        extra = run_sections(table, sections, quick, out, log)
+    for row in table.rows:                    # JVPs and FGD loops: ratios to hand-written Numba
+        benchmark = row["benchmark"]
+        if benchmark.startswith(("rosenbrock", "lorenz", "mlp", "fgd")):
+            table.set_baseline(benchmark, "numba")
+    for note in peers.missing_notes():
+        table.note(note)
+    log(table.format())
+    log(where_written(write_results(table, extra, out), out))
+    return table
+
+
+def run_sections(table, sections, quick, out, log):
+    """The chosen sections in order, each adding rows to ``table``; returns their extra results."""
     extra = {}
     if "jvp" in sections:
         log("fwdad bench: JVPs (fwdad, hand-written Numba, JAX, PyTorch)")
@@ -252,20 +302,34 @@ def run(sections=SECTIONS, quick=False, out="bench-out", threads=1, log=print):
     if "compile" in sections:
         log("fwdad bench: compile latency (fresh processes)")
         extra["compile"] = compile_section(table, quick, os.path.join(out, "cache"))
-    for row in table.rows:                    # JVPs and FGD loops: ratios to hand-written Numba
-        benchmark = row["benchmark"]
-        if benchmark.startswith(("rosenbrock", "lorenz", "mlp", "fgd")):
-            table.set_baseline(benchmark, "numba")
-    for note in peers.missing_notes():
-        table.note(note)
-    text = table.format()
-    log(text)
+    return extra
+
+
+@contextlib.contextmanager
+def torch_script_warning_silenced():
+    """PyTorch >= 2.9 warns that `torch.jit.script` is deprecated when its own modules use it
+    (importing torch.func or torch.nn does): not something a bench user can act on. Only that
+    warning is silenced, only while the bench runs."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message=r"`?torch\.jit\.script`? is (deprecated|not supported)")
+        yield
+
+
+def write_results(table, extra, out):
+    """bench.json (rows, memory and compile results) and bench.md; returns the files written."""
     with open(os.path.join(out, "bench.json"), "w") as f:
         f.write(table.to_json() if not extra else json.dumps({"table": json.loads(table.to_json()), **extra},
                                                              indent=1, default=str))
     with open(os.path.join(out, "bench.md"), "w") as f:
         f.write(table.to_markdown())
-    return table
+    plot = extra.get("memory", {}).get("plot")
+    cache = os.path.join(out, "cache") if "compile" in extra else None
+    return ["bench.json", "bench.md"] + ([plot] if plot else []) + (["cache/"] if cache else [])
+
+
+def where_written(files, out):
+    """Where the results are: the file names, then the absolute directory on a line of its own."""
+    return f"fwdad bench: wrote {', '.join(files)} to\n  {os.path.abspath(out)}"
 
 
 def main(args):
