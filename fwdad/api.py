@@ -10,8 +10,9 @@ import numba
 import numpy as np
 from numba.core.errors import NumbaError, NumbaPerformanceWarning
 
+from . import options
 from .compiler import USER_RULES, Compiler, numba_error
-from .errors import FwdadError, TangentMismatchError
+from .errors import ExecutionError, FwdadError, TangentMismatchError, located
 from .frontend.fence import fence
 from .frontend.parse import parse, python_function
 
@@ -66,6 +67,7 @@ class ForwardFunction:
         functools.update_wrapper(self, self.py_func)
         parsed = parse(self.py_func)                 # errors in the source surface at decoration
         fence(parsed.tree, parsed.filename)
+        self._parsed = parsed                        # the source as decorated: never read again
         self.parameters = [a.arg for a in parsed.tree.args.args]
         self.signature = inspect.signature(self.py_func)
         self.target, self.cache, self.verbose = target, cache, verbose
@@ -82,15 +84,13 @@ class ForwardFunction:
         return f"<fwdad.ForwardFunction {self.__name__} target={self.target!r}>"
 
     def _positions(self, wrt):
-        if wrt is None:
-            return None
-        wrt = (wrt,) if isinstance(wrt, (int, str)) else tuple(wrt)
-        return tuple(self.parameters.index(w) if isinstance(w, str) else w for w in wrt)
+        """wrt as sorted positions: names, positions or negative positions, in any order."""
+        return options.positions(f"forward_grad({self.py_func.__name__})", wrt, self.parameters)
 
     @property
     def unit(self):
         if self._unit is None:
-            self._unit = self._compiler.unit(self.py_func)
+            self._unit = self._compiler.unit(self.py_func, parsed=self._parsed)
         return self._unit
 
     def _arguments(self, args, kwargs):
@@ -128,7 +128,7 @@ class ForwardFunction:
 
         One tangent per positional argument, None for the ones not differentiated.
         """
-        primals, tangents = tuple(primals), tuple(tangents)
+        primals, tangents = primals_and_tangents(f"{self.__name__}.jvp", primals, tangents)
         if len(tangents) != len(primals):
             raise TangentMismatchError(
                 f"{self.__name__}.jvp got {len(primals)} primals but {len(tangents)} tangents.\n"
@@ -164,6 +164,10 @@ class ForwardFunction:
         except NumbaError as error:
             raise numba_error(error, spec.modules(), f"Numba cannot compile the tangent code "
                               f"fwdad generated for {self.__name__}") from None
+        except Exception as error:
+            if not raised_at_run_time(error):
+                raise
+            raise execution_error(error, spec, self.py_func) from error
 
     def _check_tangent(self, i, primal, tangent):
         """The tangent for argument i, converted to the primal's dtype, or a clear error."""
@@ -270,16 +274,15 @@ class ForwardFunction:
         grads has one entry per argument (None for the inactive ones).
         """
         from .random import DISTRIBUTIONS, NORMAL_TABLE
+        who = f"{self.__name__}.forward_gradient"
+        seed, directions = options.seed(who, seed), options.integer(who, "directions", directions, 1)
+        distribution = options.choice(who, "distribution", distribution, tuple(DISTRIBUTIONS))
         args = self._arguments(args, {})
         active = self._active_positions(args)
-        if distribution not in DISTRIBUTIONS:
-            raise FwdadError(f"unknown distribution {distribution!r}; use 'normal' or 'rademacher'")
-        if int(directions) < 1:
-            raise FwdadError("directions must be at least 1")
         if self.target == "cuda":
-            return self._forward_gradient_cuda(args, active, seed, int(directions), distribution)
-        driver, spec = self._driver("forward_gradient", args, active, int(directions))
-        value, grads = self._run(spec, driver, args + (np.uint64(seed), 0, int(directions),
+            return self._forward_gradient_cuda(args, active, seed, directions, distribution)
+        driver, spec = self._driver("forward_gradient", args, active, directions)
+        value, grads = self._run(spec, driver, args + (np.uint64(seed), 0, directions,
                                                         DISTRIBUTIONS[distribution], NORMAL_TABLE))
         return value, self._per_argument(list(grads), active, args)
 
@@ -333,6 +336,7 @@ class ForwardFunction:
     def value_and_grad(self, *args, chunk=None):
         """(f(*args), exact gradient) by forward mode, `chunk` directions per pass."""
         from .gradients import actives, split
+        chunk = options.optional_integer(f"{self.__name__}.value_and_grad", "chunk", chunk, 1)
         args = self._arguments(args, {})
         active = self._active_positions(args)
         driver, spec = self._driver("value_and_grad", args, active)
@@ -345,6 +349,7 @@ class ForwardFunction:
         One entry per argument (None for the inactive ones), of shape output.shape + arg.shape.
         """
         from .gradients import actives, split
+        chunk = options.optional_integer(f"{self.__name__}.jacobian", "chunk", chunk, 1)
         args = self._arguments(args, {})
         active = self._active_positions(args)
         driver, spec = self._driver("jacobian", args, active)
@@ -399,6 +404,48 @@ class ForwardFunction:
                 seen.add(module.name)
                 texts.append(module.source)
         return "\n\n".join(texts)
+
+
+def primals_and_tangents(who, primals, tangents):
+    """(primals, tangents) as tuples; anything but a tuple or list (None, a bare array, which
+    tuple() would split into rows) is refused."""
+    hint = "pass one value per argument in a tuple, e.g. (x, w), and tangents like (dx, None)."
+    return (options.sequence(who, "primals", primals, "argument values", hint),
+            options.sequence(who, "tangents", tangents, "tangents (None for inactive arguments)", hint))
+
+
+def raised_at_run_time(error):
+    """True when compiled code raised `error` while running (Numba re-raises it with a single
+    frame at the raise statement), not while compiling (frames inside numba.core)."""
+    frames = traceback.extract_tb(error.__traceback__)
+    inside = [f for f in frames if os.sep + "numba" + os.sep in f.filename
+              or f.filename.startswith("<fwdad")]
+    core = os.sep + os.path.join("numba", "core") + os.sep
+    return bool(inside) and not any(core in f.filename for f in inside)
+
+
+def execution_error(error, spec, py_func):
+    """An ExecutionError at the user's line for an exception raised by compiled code at run time.
+
+    The line is found from the raising frame when it is generated code, else from the lines of
+    the generated code calling the NumPy submodule that raised (np.linalg, ...); when neither
+    narrows it to one line, the error points at the function's `def` line and lists candidates."""
+    frames = traceback.extract_tb(error.__traceback__)
+    modules = spec.modules()
+    lines = sorted({line for m in modules for f in frames if f.filename == m.filename
+                    for line in [m.user_line(f.lineno)] if line})
+    if not lines and frames:
+        part = os.path.splitext(os.path.basename(frames[-1].filename))[0]     # numba/np/linalg.py
+        lines = sorted({m.user_line(i + 1) for m in modules for i, text in
+                        enumerate(m.source.splitlines()) if f"{part}." in text} - {None})
+    filename = modules[0].user_filename if modules else py_func.__code__.co_filename
+    line = lines[0] if len(lines) == 1 else py_func.__code__.co_firstlineno
+    others = f" (candidate lines: {', '.join(map(str, lines))})" if len(lines) > 1 else ""
+    what = (f"the compiled derivative code of {py_func.__name__} raised "
+            f"{type(error).__name__}: {error}{others}")
+    return located(ExecutionError, filename, line, what,
+                   "the primal may run where its derivative cannot (e.g. NaN or inf in a tangent, "
+                   "a singular matrix); check the inputs and tangents at this point.")
 
 
 def with_cache_recovery(dispatcher, args, flush):

@@ -111,7 +111,8 @@ def compile_batch(spec, axes, active, target):
 
 def batch_jvp(forward, primals, tangents, in_axes=None):
     """Values and tangents of every instance: arrays with a leading batch axis."""
-    primals, tangents = tuple(primals), tuple(tangents)
+    from .api import primals_and_tangents
+    primals, tangents = primals_and_tangents(f"{forward.__name__}.batch_jvp", primals, tangents)
     if len(tangents) != len(primals):
         raise TangentMismatchError(f"{forward.__name__}.batch_jvp got {len(primals)} primals but "
                                    f"{len(tangents)} tangents.")

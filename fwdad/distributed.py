@@ -27,8 +27,9 @@ import numpy as np
 from . import random as fwdrandom
 from .errors import FwdadError
 from .gradients import actives, compile_driver, namespace, offsets, scalar_output_required, writes_arguments
-from .optim import (OPTIMIZERS, UPDATES, FGDResult, as_parameters, fgd, progress_bar, run_in_chunks,
-                    shuffle_epoch)
+from . import options as check
+from .optim import (UPDATES, FGDOptions, FGDResult, as_parameters, check_arity, checked_inputs, fgd,
+                    progress_bar, run_in_chunks, shuffle_epoch)
 from .version import __version__
 
 MODES = ("directions", "data")
@@ -57,7 +58,7 @@ class CollectiveTimeout(DistributedError):
 def distributed_fgd(fn, params, *, comm=None, mode="directions", lr, steps, seed=0, optimizer="sgd",
                     momentum=0.9, decay=0.0, directions=1, clip=None, data=None, batch_size=None,
                     shuffle=True, every=None, callback=None, args=(), distribution="normal",
-                    betas=(0.9, 0.999), eps=1e-8, progress=None, check_every=100,
+                    betas=(0.9, 0.999), eps=1e-8, progress=None, on_nonfinite="raise", check_every=100,
                     timeout=DEFAULT_TIMEOUT, abort_on_error=True, fallback=True):
     """fwdad.fgd spread over the ranks of `comm` (an mpi4py communicator, or "world").
 
@@ -75,35 +76,25 @@ def distributed_fgd(fn, params, *, comm=None, mode="directions", lr, steps, seed
     """
     if mode not in MODES:
         raise FwdadError(f"fgd: unknown mode {mode!r}; choose 'directions' or 'data'.")
+    given = dict(lr=lr, steps=steps, seed=seed, optimizer=optimizer, momentum=momentum, decay=decay,
+                 directions=directions, clip=clip, batch_size=batch_size, shuffle=shuffle, every=every,
+                 distribution=distribution, betas=betas, eps=eps, progress=progress,
+                 on_nonfinite=on_nonfinite)
     comm = resolve_comm(comm)
     if comm is None or (comm.Get_size() == 1 and fallback):
-        return fgd(fn, params, lr=lr, steps=steps, seed=seed, optimizer=optimizer, momentum=momentum,
-                   decay=decay, directions=directions, clip=clip, data=data, batch_size=batch_size,
-                   shuffle=shuffle, every=every, callback=callback, args=args,
-                   distribution=distribution, betas=betas, eps=eps, progress=progress)
-    validate(optimizer, distribution, directions)
-    if abort_on_error:
+        return fgd(fn, params, data=data, callback=callback, args=args, **given)
+    o = FGDOptions.validated(**given)      # the errors every rank finds by itself, before any message
+    args, data = checked_inputs("fgd", params, args, data, "forward", callback)
+    check_every = check.optional_integer("fgd", "check_every", check_every, 0) or 0
+    timeout = check.real("fgd", "timeout", timeout, positive=True)
+    if check.flag("fgd", "abort_on_error", abort_on_error):
         install_abort_hook(comm)
-    settings = dict(lr=float(lr), momentum=float(momentum), decay=float(decay), clip=float(clip or 0.0),
-                    beta1=float(betas[0]), beta2=float(betas[1]), eps=float(eps))
-    channel = Channel(comm, float(timeout))
+    check.flag("fgd", "fallback", fallback)
+    channel = Channel(comm, timeout)
     try:
-        trainer = Trainer(fn, params, channel, mode, int(steps), seed, optimizer, int(directions),
-                          data, batch_size, bool(shuffle), tuple(args), distribution, settings,
-                          int(check_every or 0))
-        return trainer.train(every, callback, progress)
+        return Trainer(fn, params, channel, mode, o, data, args, check_every).train(callback)
     finally:
         channel.free()
-
-
-def validate(optimizer, distribution, directions):
-    """The argument errors every rank finds by itself, before any communication."""
-    if optimizer not in OPTIMIZERS:
-        raise FwdadError(f"fgd: unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    if distribution not in fwdrandom.DISTRIBUTIONS:
-        raise FwdadError(f"fgd: unknown distribution {distribution!r}")
-    if int(directions) < 1:
-        raise FwdadError("fgd: directions must be at least 1")
 
 
 def resolve_comm(comm):
@@ -161,6 +152,19 @@ def parameter_hash(arrays):
             raw = np.concatenate([raw, np.zeros(8 - raw.size % 8, np.uint8)])
         h = hash_words(raw.view(np.uint64), h ^ np.uint64(a.size))
     return int(h)
+
+
+def content_arrays(values):
+    """Arrays whose bytes stand for `values` (arrays, scalars, and for anything else, such as a
+    tuple of arrays, its items recursively) for parameter_hash."""
+    found = []
+    for value in values:
+        if isinstance(value, (tuple, list)):
+            found += content_arrays(value)
+            continue
+        array = np.asarray(value)
+        found.append(array if array.dtype != object else np.frombuffer(repr(value).encode(), np.uint8))
+    return found
 
 
 # ---- generated, compiled step functions ------------------------------------------------------------
@@ -392,6 +396,7 @@ CHECKED = [          # (field, numpy type, description for the error message)
     ("beta2", "<f8", "betas[1]"), ("eps", "<f8", "eps"), ("batch", "<i8", "batch_size"),
     ("rows", "<i8", "number of data rows"), ("shuffle", "<i8", "shuffle"),
     ("check_every", "<i8", "check_every"), ("params_hash", "<u8", "initial parameters (hash)"),
+    ("data_hash", "<u8", "contents of data= (hash)"), ("args_hash", "<u8", "contents of args= (hash)"),
 ]
 HEADER_DTYPE = np.dtype([(name, kind) for name, kind, _ in CHECKED])
 
@@ -429,19 +434,22 @@ def show(value):
 class Trainer:
     """One rank's state: parameters, its data shard, compiled step functions and the channel."""
 
-    def __init__(self, fn, params, channel, mode, steps, seed, optimizer, directions, data, batch_size,
-                 shuffle, args, distribution, settings, check_every):
+    def __init__(self, fn, params, channel, mode, options, data, args, check_every):
         from .api import as_forward
-        self.forward, self.mode, self.steps, self.seed = as_forward(fn), mode, steps, np.uint64(seed)
-        self.optimizer, self.K, self.distribution = optimizer, directions, distribution
-        self.settings, self.check_every, self.shuffle = settings, check_every, shuffle
+        o = self.options = options
+        self.forward, self.mode, self.steps, self.seed = as_forward(fn), mode, o.steps, np.uint64(o.seed)
+        self.optimizer, self.K, self.distribution = o.optimizer, o.directions, o.distribution
+        self.settings = dict(lr=o.lr, momentum=o.momentum, decay=o.decay, clip=o.clip or 0.0,
+                             beta1=o.betas[0], beta2=o.betas[1], eps=o.eps)
+        self.check_every, self.shuffle = check_every, o.shuffle
         self.channel = channel
         self.rank, self.size = self.channel.rank, self.channel.size
         self.values, self.rebuild = as_parameters(params)
         self.arrays = [v if isinstance(v, np.ndarray) else np.array([v], dtype=np.float64
                        if isinstance(v, float) else type(v)) for v in self.values]
         self.args = args
-        self.prepare_data(data, batch_size)
+        check_arity(self.forward, len(self.values), len(args), len(data))
+        self.prepare_data(data, o.batch_size)
         self.check_header()
         self.prepare_directions()
         self.compile()
@@ -449,7 +457,7 @@ class Trainer:
     # -- setup --
     def prepare_data(self, data, batch_size):
         """Whole data arrays, this rank's rows of each minibatch (first, stride, rows) and buffers."""
-        self.data = tuple(np.ascontiguousarray(d) for d in (data or ()))
+        self.data = tuple(np.ascontiguousarray(d) for d in data)
         if not self.data:
             self.batch, self.first, self.stride, self.rows = 0, 0, 1, 0
             self.buffers, self.perm = [], np.zeros(1, np.int64)
@@ -458,7 +466,7 @@ class Trainer:
         n = self.n_rows = len(self.data[0])
         if any(len(d) != n for d in self.data):
             raise FwdadError("fgd: every array in data must have the same length (first axis).")
-        self.batch = int(batch_size) if batch_size else n
+        self.batch = batch_size or n
         if not 0 < self.batch <= n:
             raise FwdadError(f"fgd: batch_size must be between 1 and {n}.")
         if self.mode == "data":
@@ -482,10 +490,19 @@ class Trainer:
                       distribution=self.distribution, n_params=sum(a.size for a in self.arrays),
                       dtypes=dtypes[:48], batch=self.batch, rows=self.n_rows, shuffle=int(self.shuffle),
                       check_every=self.check_every, params_hash=parameter_hash(self.arrays),
-                      **self.settings)
+                      **self.contents_hashes(), **self.settings)
         for name, value in values.items():
             row[name] = value.encode() if isinstance(value, str) else value
         return row
+
+    def contents_hashes(self):
+        """Hashes of data= and args= in directions mode, where every rank must hold the same
+        values (a rank with other data would mix other gradients in); 0 in data mode, where
+        ranks may hold their own data in args."""
+        if self.mode != "directions":
+            return dict(data_hash=0, args_hash=0)
+        return dict(data_hash=parameter_hash(content_arrays(self.data)) if self.data else 0,
+                    args_hash=parameter_hash(content_arrays(self.args)) if self.args else 0)
 
     def check_header(self):
         """Allgather every rank's settings; raise on every rank if any field differs."""
@@ -628,24 +645,27 @@ class Trainer:
             raise RuntimeError(f"test hook: rank {self.rank} fails at step {t}")
 
     # -- the loop --
-    def train(self, every, callback, progress):
-        steps = self.steps
+    def train(self, callback):
+        o, steps = self.options, self.steps
         losses = np.zeros(steps, np.float64)
-        every = int(every) if every else None
-        bar = progress_bar(steps, progress, every) if self.rank == 0 else None
-        if bar is not None and every is None:
-            every = max(1, steps // 100)
-        chunk = every or max(steps, 1)
+        bar = progress_bar(steps, o.progress) if self.rank == 0 else None
         self.warm_up()
 
         def run(done, n):
+            """n steps, or up to the first non-finite loss: every rank holds the same losses,
+            so every rank stops at the same step."""
             for t in range(done, done + n):
                 losses[t] = self.step(t)
-        times, seconds, history = run_in_chunks(steps, chunk, run, self.current, losses, callback, bar)
-        self.final_check()
-        result = FGDResult(self.current(), losses, times, seconds, steps, history)
+                if o.on_nonfinite == "raise" and not np.isfinite(losses[t]):
+                    return t - done + 1
+            return n
+        record = run_in_chunks(steps, run, self.current, losses, o.every, callback, bar, o.on_nonfinite)
+        if record.stop is None:
+            self.final_check()
+        result = FGDResult(self.current(), losses[:record.done], record.times, record.seconds,
+                           record.done, record.history)
         result.communication = self.communication()
-        return result
+        return record.finish(result)
 
     def final_check(self):
         mine = np.array([parameter_hash(self.arrays)], np.uint64)

@@ -26,6 +26,31 @@ class NoSourceError(FwdadError):
     """The function has no Python source fwdad can read."""
 
 
+class OptionError(FwdadError, ValueError, TypeError):
+    """An option of an fwdad entry point has a value it cannot take; the message names it."""
+
+
+class ExecutionError(FwdadError):
+    """Compiled tangent or driver code raised at run time (e.g. LinAlgError on a NaN tangent);
+    the message names the user's function, file and line, `__cause__` is the original error."""
+
+
+class SourceChangedError(NoSourceError):
+    """The function's source file no longer holds the code Python runs (edited after import)."""
+
+
+class WrappedFunctionError(UnsupportedSyntaxError):
+    """The function is wrapped by a decorator (functools.wraps) whose code fwdad would drop."""
+
+
+class FwdadWarning(UserWarning):
+    """Base class of fwdad's warnings."""
+
+
+class CacheWarning(FwdadWarning):
+    """fwdad runs without its on-disk cache (the directory is unsafe or not writable)."""
+
+
 def where(filename, lineno):
     """`file:line` plus the source line, for the head of an error message."""
     text = linecache.getline(filename, lineno).strip() if lineno else ""

@@ -2,22 +2,137 @@
 
 The loop samples directions from the counter-based generator, runs the JVP, forms the forward
 gradient, applies the optimizer and records the loss, all in native code; with `data=` it also
-draws shuffled minibatches. `every=N` runs it in chunks of N steps and calls back (a tqdm
-progress bar by default) between chunks.
+draws shuffled minibatches. The loop runs in chunks sized to take a fraction of a second each,
+so that Ctrl-C, a non-finite loss and the progress bar are seen promptly; `every=N` calls back
+after every N steps. A run that stops early (Ctrl-C, a raising callback, a non-finite loss)
+raises an error whose `.result` is the FGDResult of the steps done.
 """
 import math
+import signal
 import sys
+import threading
 import time
-from dataclasses import dataclass, field
+import warnings
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
 
 import numba
 import numpy as np
 
+from . import options as check
 from . import random as fwdrandom
 from .errors import FwdadError
 from .gradients import actives, compile_driver, namespace, offsets, scalar_output_required
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
+GRADIENTS = ("forward", "exact")
+ON_NONFINITE = ("raise", "warn", "continue")
+CHUNK_SECONDS = 0.2            # target wall time of one compiled chunk (Ctrl-C is seen between chunks)
+
+
+@dataclass(frozen=True)
+class FGDOptions:
+    """fgd's options, validated once (`FGDOptions.validated`) and shared by the CPU, parallel,
+    CUDA and MPI paths, so that every path refuses the same bad values with the same message."""
+    lr: float
+    steps: int
+    seed: int = 0
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    decay: float = 0.0
+    directions: int = 1
+    clip: float = None
+    batch_size: int = None
+    shuffle: bool = True
+    every: int = None
+    distribution: str = "normal"
+    betas: tuple = (0.9, 0.999)
+    eps: float = 1e-8
+    progress: bool = None
+    trajectory: bool = False
+    on_nonfinite: str = "raise"
+
+    @classmethod
+    def validated(cls, who="fgd", **given):
+        """The options with every value checked (and converted: NumPy integers to int, ...)."""
+        o = cls(**given)
+        betas = check.sequence(who, "betas", o.betas, "two numbers", "pass betas=(0.9, 0.999).")
+        if len(betas) != 2:
+            check.refuse(who, "betas", o.betas, "a pair (beta1, beta2)", "pass betas=(0.9, 0.999).")
+        return cls(
+            lr=check.real(who, "lr", o.lr, positive=True),
+            steps=check.integer(who, "steps", o.steps, 0),
+            seed=check.seed(who, o.seed),
+            optimizer=check.choice(who, "optimizer", o.optimizer, OPTIMIZERS),
+            momentum=check.real(who, "momentum", o.momentum, minimum=0.0, below=1.0),
+            decay=check.real(who, "decay", o.decay, minimum=0.0),
+            directions=check.integer(who, "directions", o.directions, 1),
+            clip=check.optional_real(who, "clip", o.clip, positive=True),
+            batch_size=check.optional_integer(who, "batch_size", o.batch_size, 1),
+            shuffle=check.flag(who, "shuffle", o.shuffle),
+            every=check.optional_integer(who, "every", o.every, 1),
+            distribution=check.choice(who, "distribution", o.distribution, tuple(fwdrandom.DISTRIBUTIONS)),
+            betas=tuple(check.real(who, f"betas[{i}]", b, minimum=0.0, below=1.0) for i, b in enumerate(betas)),
+            eps=check.real(who, "eps", o.eps, positive=True),
+            progress=check.optional_flag(who, "progress", o.progress),
+            trajectory=check.flag(who, "trajectory", o.trajectory),
+            on_nonfinite=check.choice(who, "on_nonfinite", o.on_nonfinite, ON_NONFINITE))
+
+    def keywords(self):
+        return asdict(self)
+
+
+def checked_inputs(who, params, args, data, gradient, callback):
+    """(args, data) as tuples, with params, gradient and callback checked (see FGDOptions)."""
+    if isinstance(params, (tuple, list)) and not params:
+        check.refuse(who, "params", params, "a float, a float array or a tuple of them",
+                     "pass the initial values of the parameters to optimize.")
+    args = check.sequence(who, "args", args, "constant arguments", "pass args=(a, b) (or args=() ).")
+    data = () if data is None else check.sequence(
+        who, "data", data, "data arrays (rows along the first axis)",
+        "pass data=(X,) for one array, data=(X, Y) for two.")
+    for i, array in enumerate(data):
+        if np.ndim(array) < 1:
+            check.refuse(who, f"data[{i}]", array, "an array with rows along its first axis",
+                         "pass arrays (constants go in args=).")
+    if not (gradient in GRADIENTS or callable(gradient)):
+        check.refuse(who, "gradient", gradient, "'forward', 'exact' or a compiled function",
+                     "pass one of those.")
+    check.optional_callable(who, "callback", callback)
+    return args, data
+
+
+def check_arity(forward, n_params, n_args, n_data):
+    """Refuse a call of fn with more or fewer arguments than it takes (params, args, data)."""
+    signature = forward.signature.parameters.values()
+    required = sum(1 for p in signature if p.default is p.empty)
+    given = n_params + n_args + n_data
+    if not required <= given <= len(forward.parameters):
+        takes = f"{required}" if required == len(forward.parameters) else \
+            f"{required} to {len(forward.parameters)}"
+        raise check.OptionError(
+            f"fgd: {forward.__name__}({', '.join(forward.parameters)}) takes {takes} arguments, but "
+            f"fgd would call it with {given}: {n_params} parameter(s), {n_args} in args, "
+            f"{n_data} data array(s).\nWhat to do: pass fn's arguments in that order: the "
+            "parameters to optimize, then args=(...), then one batch of each data=(...) array.")
+
+
+class FGDStopped(FwdadError):
+    """fgd stopped before its last step; `.result` is the FGDResult of the steps done."""
+    result = None
+
+
+class NonFiniteLossError(FGDStopped, FloatingPointError):
+    """The loss became NaN or infinite (on_nonfinite="raise"); `.step` is the first such step."""
+
+
+class CallbackError(FGDStopped):
+    """fgd's callback raised; the callback's exception is `__cause__`."""
+
+
+class FGDInterrupted(KeyboardInterrupt):
+    """Ctrl-C stopped fgd; `.result` is the FGDResult of the steps done."""
+    result = None
 
 
 @dataclass
@@ -164,7 +279,8 @@ UPDATES = {          # {g} is the gradient component e: g0f[e], or jv * v0f[e] w
 def fgd(fn, params, *, lr, steps, seed=0, optimizer="sgd", momentum=0.9, decay=0.0, directions=1,
         clip=None, data=None, batch_size=None, shuffle=True, every=None, callback=None,
         gradient="forward", args=(), distribution="normal", betas=(0.9, 0.999), eps=1e-8,
-        progress=None, trajectory=False, comm=None, mode="directions", **distributed):
+        progress=None, trajectory=False, on_nonfinite="raise", comm=None, mode="directions",
+        **distributed):
     """Minimize fn(*params, *args, *batch) by forward gradient descent in one compiled loop.
 
     gradient: "forward" (the paper's estimator), "exact" (gradient descent with the exact
@@ -173,89 +289,169 @@ def fgd(fn, params, *, lr, steps, seed=0, optimizer="sgd", momentum=0.9, decay=0
     decay: the learning rate at step t is lr * exp(-decay * t).
     clip: rescale the gradient to this global 2-norm when it is larger.
     trajectory: also return the parameters after every step (result.trajectory, flattened).
+    on_nonfinite: "raise" (default) stops at a NaN or infinite loss with NonFiniteLossError,
+    "warn" warns once and goes on, "continue" says nothing.
     comm: an mpi4py communicator to spread directions (mode="directions") or data (mode="data")
     over ranks; further keywords (check_every, timeout, ...) go to fwdad.distributed.
     Time spent in callbacks and the progress bar is excluded from result.times and .seconds.
+    A run stopped early (Ctrl-C: FGDInterrupted; a raising callback: CallbackError; a non-finite
+    loss: NonFiniteLossError) raises an error whose `.result` holds the steps done.
     """
     if distributed and comm is None:
         raise TypeError(f"fgd() got unexpected keyword arguments {sorted(distributed)}")
-    if clip is not None and not clip > 0:
-        raise FwdadError(f"fgd: clip must be a positive gradient norm, got {clip!r}.\n"
-                         "What to do: pass clip=None for no clipping.")
+    given = dict(lr=lr, steps=steps, seed=seed, optimizer=optimizer, momentum=momentum, decay=decay,
+                 directions=directions, clip=clip, batch_size=batch_size, shuffle=shuffle, every=every,
+                 distribution=distribution, betas=betas, eps=eps, progress=progress,
+                 trajectory=trajectory, on_nonfinite=on_nonfinite)
     if comm is not None:
         if gradient != "forward" or trajectory:
             raise FwdadError("fgd with comm= runs forward gradients only, without trajectory.\n"
                              "What to do: leave gradient and trajectory at their defaults.")
         from .distributed import distributed_fgd
-        return distributed_fgd(fn, params, comm=comm, mode=mode, lr=lr, steps=steps, seed=seed,
-                               optimizer=optimizer, momentum=momentum, decay=decay,
-                               directions=directions, clip=clip, data=data, batch_size=batch_size,
-                               shuffle=shuffle, every=every, callback=callback, args=args,
-                               distribution=distribution, betas=betas, eps=eps, progress=progress,
-                               **distributed)
+        given.pop("trajectory")
+        return distributed_fgd(fn, params, comm=comm, mode=mode, data=data, callback=callback,
+                               args=args, **given, **distributed)
+    options = FGDOptions.validated(**given)
+    args, data = checked_inputs("fgd", params, args, data, gradient, callback)
     from .api import as_forward
-    if optimizer not in OPTIMIZERS:
-        raise FwdadError(f"fgd: unknown optimizer {optimizer!r}; choose one of {', '.join(OPTIMIZERS)}")
-    if distribution not in fwdrandom.DISTRIBUTIONS:
-        raise FwdadError(f"fgd: unknown distribution {distribution!r}")
     forward = as_forward(fn)
+    n_params = len(params) if isinstance(params, (tuple, list)) else 1
+    check_arity(forward, n_params, len(args), len(data))
     if forward.target == "cuda":
-        return fgd_cuda(forward, params, lr=lr, steps=int(steps), seed=seed, optimizer=optimizer,
-                        momentum=momentum, decay=decay, directions=int(directions), clip=clip, data=data,
-                        batch_size=batch_size, shuffle=shuffle, gradient=gradient, args=args,
-                        distribution=distribution, betas=betas, eps=eps, every=every, callback=callback,
-                        progress=progress, trajectory=trajectory)
-    plan = Plan(forward, params, args, data, batch_size, gradient, directions, shuffle)
-    loop = plan.compile(optimizer, clip)
-    losses = np.zeros(int(steps), np.float64)
-    times = np.zeros(int(steps), np.float64)
-    beta1, beta2 = betas
-    every = int(every) if every else None
-    bar = progress_bar(int(steps), progress, every)
-    if bar is not None and every is None:
-        every = max(1, int(steps) // 100)
-    chunk = every or int(steps)
-    plan.path = np.zeros((int(steps) + 1 if trajectory else 1, plan.size), np.float64)
+        return fgd_cuda(forward, params, options, data=data, gradient=gradient, args=args,
+                        callback=callback)
+    return fgd_local(forward, params, options, data, gradient, args, callback)
+
+
+def fgd_local(forward, params, o, data, gradient, args, callback):
+    """fgd on target="cpu" or "parallel": the compiled loop, run in chunks (see run_in_chunks)."""
+    plan = Plan(forward, params, args, data, o.batch_size, gradient, o.directions, o.shuffle)
+    loop = plan.compile(o.optimizer, o.clip)
+    losses = np.zeros(o.steps, np.float64)
+    bar = progress_bar(o.steps, o.progress)
+    plan.path = np.zeros((o.steps + 1 if o.trajectory else 1, plan.size), np.float64)
     plan.path[0] = plan.flat()
-    plan.run(loop, losses, 0, 0, seed, directions, distribution, lr, decay, momentum, beta1, beta2,
-             eps, clip)                         # zero steps: compiles the loop outside the timing
-    run = lambda done, n: plan.run(loop, losses, done, n, seed, directions, distribution, lr, decay,
-                                   momentum, beta1, beta2, eps, clip)
-    times, seconds, history = run_in_chunks(int(steps), chunk, run, plan.current, losses, callback, bar)
-    result = FGDResult(plan.current(), losses, times, seconds, int(steps), history)
-    if trajectory:
-        result.trajectory = plan.path
-    return result
+    run = lambda done, n: plan.run(loop, losses, done, n, o)      # noqa: E731
+    run(0, 0)                                    # zero steps: compiles the loop outside the timing
+    record = run_in_chunks(o.steps, run, plan.current, losses, o.every, callback, bar, o.on_nonfinite)
+    result = FGDResult(plan.current(), losses[:record.done], record.times, record.seconds, record.done,
+                       record.history)
+    if o.trajectory:
+        result.trajectory = plan.path[:record.done + 1]
+    return record.finish(result)
 
 
-def run_in_chunks(steps, chunk, run, current, losses, callback=None, bar=None):
-    """Call run(done, n) for consecutive chunks of n steps: (times, seconds, history).
+@dataclass
+class ChunkedRun:
+    """What run_in_chunks reports: per-step times, the callback's history, the steps done, and
+    the error to raise when the run stopped early (with the caller's partial result)."""
+    times: np.ndarray
+    seconds: float
+    history: list
+    done: int
+    stop: BaseException = None
+    cause: BaseException = None
 
+    def finish(self, result):
+        """`result` when the run completed; else raise the stopping error carrying it."""
+        if self.stop is None:
+            return result
+        self.stop.result = result
+        raise self.stop from self.cause
+
+
+def run_in_chunks(steps, run, current, losses, every=None, callback=None, bar=None, on_nonfinite="raise"):
+    """Call run(done, n) for consecutive chunks of n steps, n sized so that each chunk takes
+    about CHUNK_SECONDS and never crosses a multiple of `every`; a ChunkedRun.
+
+    run may return how many of its n steps it ran (fewer: it stopped at a non-finite loss).
     times[t] is the wall time at the end of step t (interpolated inside a chunk); the callback
     and the progress bar run between chunks and their time is left out of times and seconds.
+    Ctrl-C during a chunk is deferred to its end, so the steps done are always known.
     """
-    times, history, done, paused = np.zeros(steps), [], 0, 0.0
+    times, history, done, paused, size = np.zeros(steps), [], 0, 0.0, 1
+    stop = cause = None
+    warned = [on_nonfinite != "warn"]
     start = time.perf_counter()
-    while done < steps:
-        n = min(chunk, steps - done)
-        run(done, n)
-        elapsed = time.perf_counter() - start - paused
-        previous = times[done - 1] if done else 0.0
-        times[done:done + n] = previous + (elapsed - previous) * np.arange(1, n + 1) / n
-        done += n
-        outside = time.perf_counter()
+    try:
+        while done < steps and stop is None:
+            n = min(size, steps - done, (done // every + 1) * every - done if every else steps)
+            began = time.perf_counter()
+            with interrupts_deferred() as interrupted:
+                ran = run(done, n)
+                ran = n if ran is None else ran
+                first, done = done, done + ran
+            elapsed = time.perf_counter() - start - paused
+            previous = times[first - 1] if first else 0.0
+            times[first:done] = previous + (elapsed - previous) * np.arange(1, ran + 1) / max(ran, 1)
+            size = max(1, min(16 * size, int(ran * CHUNK_SECONDS / max(time.perf_counter() - began, 1e-9))))
+            outside = time.perf_counter()
+            stop = nonfinite_stop(losses, first, done, on_nonfinite, warned)
+            if interrupted and stop is None:
+                stop = FGDInterrupted(f"fgd: interrupted after step {done} of {steps}; the error's "
+                                      ".result holds the steps done.")
+            if bar is not None:
+                bar.update(ran)
+                bar.set_postfix(loss=f"{losses[done - 1]:.4g}")
+            if callback is not None and stop is None and (done == steps or (every and done % every == 0)):
+                try:
+                    history.append(callback(done, current(), losses[:done]))
+                except Exception as error:
+                    stop, cause = CallbackError(
+                        f"fgd: the callback raised {type(error).__name__}: {error} (after step {done}).\n"
+                        "What to do: fix the callback; the error's .result holds the steps done."), error
+            paused += time.perf_counter() - outside
+    except KeyboardInterrupt:                   # Ctrl-C outside a chunk (callback, progress bar)
+        stop = FGDInterrupted(f"fgd: interrupted after step {done} of {steps}; the error's .result "
+                              "holds the steps done.")
+    finally:
         if bar is not None:
-            bar.update(n)
-            bar.set_postfix(loss=f"{losses[done - 1]:.4g}")
-        if callback is not None:
-            history.append(callback(done, current(), losses[:done]))
-        paused += time.perf_counter() - outside
-    if bar is not None:
-        bar.close()
-    return times, time.perf_counter() - start - paused, history
+            bar.close()
+    return ChunkedRun(times[:done], time.perf_counter() - start - paused, history, done, stop, cause)
 
 
-def fgd_cuda(forward, params, *, data, batch_size, shuffle, gradient, trajectory, progress, **options):
+def nonfinite_stop(losses, first, done, on_nonfinite, warned):
+    """The NonFiniteLossError for the first NaN/inf loss in losses[first:done] (on_nonfinite=
+    "raise"), or None; with "warn", one RuntimeWarning for the first such step of the run."""
+    if on_nonfinite == "continue" or done == first:
+        return None
+    recent = np.asarray(losses[first:done])
+    bad = np.flatnonzero(~np.isfinite(recent))
+    if not bad.size:
+        return None
+    step, value = first + int(bad[0]), recent[bad[0]]
+    message = (f"fgd: the loss at step {step} is {value} (not finite); the run stopped after step "
+               f"{done}.\nWhat to do: lower lr, clip the gradient (clip=...), check the data; or pass "
+               "on_nonfinite='warn' or 'continue' to go on. The error's .result holds the steps done.")
+    if on_nonfinite == "raise":
+        error = NonFiniteLossError(message)
+        error.step = step
+        return error
+    if not warned[0]:
+        warned[0] = True
+        warnings.warn(f"fgd: the loss at step {step} is {value} (not finite); going on "
+                      "(on_nonfinite='warn').", RuntimeWarning, stacklevel=3)
+    return None
+
+
+@contextmanager
+def interrupts_deferred():
+    """Within the block, Ctrl-C sets a flag (a non-empty list) instead of raising, so a chunk of
+    compiled steps always ends with its parameters and losses consistent. A no-op outside the
+    main thread or when SIGINT has a handler other than Python's default."""
+    flag = []
+    main = threading.current_thread() is threading.main_thread()
+    if not main or signal.getsignal(signal.SIGINT) is not signal.default_int_handler:
+        yield flag
+        return
+    signal.signal(signal.SIGINT, lambda *_: flag.append(True))
+    try:
+        yield flag
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+
+
+def fgd_cuda(forward, params, o, *, data, gradient, args, callback):
     """fgd with target="cuda": parameters, data and optimizer state stay on the GPU for the whole
     run; directions, minibatch order and results are those of the CPU target."""
     from .backends.cuda import fgd_on_device
@@ -263,25 +459,22 @@ def fgd_cuda(forward, params, *, data, batch_size, shuffle, gradient, trajectory
         raise FwdadError(f"fgd on target='cuda' computes forward gradients only, got gradient={gradient!r}.\n"
                          "What to do: leave gradient='forward', or use target='cpu' or 'parallel'.")
     values, rebuild = as_parameters(params)
-    batches = minibatches(data, batch_size)
-    bar = progress_bar(options["steps"], progress, options["every"])
-    if bar is not None and options["every"] is None:
-        options["every"] = max(1, options["steps"] // 100)
-    callback = options.pop("callback")
+    batches = minibatches(data, o.batch_size)
+    bar = progress_bar(o.steps, o.progress)
     if callback is not None:                     # the caller's structure, as on the CPU
         user = callback
-        callback = lambda step, current, losses: user(step, rebuild(
+        callback = lambda step, current, losses: user(step, rebuild(     # noqa: E731
             [c if isinstance(v, np.ndarray) else c[0] for c, v in zip(current, values)]), losses)
-    final, losses, times, seconds, history, path = fgd_on_device(
-        forward, values, tuple(options.pop("args")), batches=batches, shuffle=bool(shuffle),
-        trajectory=trajectory, bar=bar, callback=callback, **options)
-    result = FGDResult(rebuild(final), losses, times, seconds, options["steps"], history)
-    if trajectory:
-        result.trajectory = path
-    return result
+    final, losses, record, path = fgd_on_device(forward, values, tuple(args), o, batches=batches,
+                                                bar=bar, callback=callback)
+    result = FGDResult(rebuild(final), losses[:record.done], record.times, record.seconds, record.done,
+                       record.history)
+    if o.trajectory:
+        result.trajectory = path[:record.done + 1]
+    return record.finish(result)
 
 
-def progress_bar(total, progress, every):
+def progress_bar(total, progress):
     if progress is None:
         progress = sys.stderr.isatty()
     if not progress:
@@ -295,13 +488,13 @@ def progress_bar(total, progress, every):
 
 def minibatches(data, batch_size):
     """(data arrays, batch size, one batch buffer per array, permutation) for fgd's data=."""
-    data = tuple(np.ascontiguousarray(d) for d in (data or ()))
+    data = tuple(np.ascontiguousarray(d) for d in data)
     if not data:
         return data, 0, [], np.zeros(1, np.int64)
     n = len(data[0])
     if any(len(d) != n for d in data):
         raise FwdadError("fgd: every array in data must have the same length (first axis).")
-    batch = int(batch_size) if batch_size else n
+    batch = batch_size or n
     if not 0 < batch <= n:
         raise FwdadError(f"fgd: batch_size must be between 1 and {n}.")
     return data, batch, [np.empty((batch,) + d.shape[1:], d.dtype) for d in data], np.arange(n, dtype=np.int64)
@@ -317,7 +510,7 @@ class Plan:
                        if isinstance(v, float) else type(v)) for v in self.values]
         self.args = tuple(args)
         self.data, self.batch, self.buffers, self.perm = minibatches(data, batch_size)
-        self.gradient, self.directions = gradient, int(directions)
+        self.gradient, self.directions = gradient, directions
         self.sample_args = tuple(self.values) + self.args + tuple(self.buffers)
         self.active = list(range(len(self.values)))
         self.state = [np.zeros_like(a) for a in self.arrays] + [np.zeros_like(a) for a in self.arrays]
@@ -348,13 +541,13 @@ class Plan:
             forward._drivers[key] = (compile_driver(self.source, "fgd_loop", ns), ns.get("gradient"))
         return forward._drivers[key][0]
 
-    def run(self, loop, losses, t0, n, seed, directions, distribution, lr, decay, momentum, beta1,
-            beta2, eps, clip):
-        K = self.forward._chunk(self.sample_args, self.active, None) if self.uses_chunk else directions
+    def run(self, loop, losses, t0, n, o):
+        """Steps t0 .. t0 + n - 1 of the compiled loop with the options `o` (an FGDOptions)."""
+        K = self.forward._chunk(self.sample_args, self.active, None) if self.uses_chunk else o.directions
         loop(*self.arrays, *self.args, *self.data, *self.buffers, *self.state, self.perm, losses,
-             self.path, t0, n, np.uint64(seed), K, fwdrandom.DISTRIBUTIONS[distribution],
-             fwdrandom.NORMAL_TABLE, float(lr), float(decay), float(momentum), float(beta1),
-             float(beta2), float(eps), float(clip or 0.0), self.batch, self.shuffle)
+             self.path, t0, n, np.uint64(o.seed), K, fwdrandom.DISTRIBUTIONS[o.distribution],
+             fwdrandom.NORMAL_TABLE, o.lr, o.decay, o.momentum, o.betas[0], o.betas[1], o.eps,
+             o.clip or 0.0, self.batch, self.shuffle)
 
     @property
     def size(self):

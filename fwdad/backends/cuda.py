@@ -260,14 +260,20 @@ def device_table():
     return _TABLE["table"]
 
 
-def fgd_on_device(forward, values, args, *, batches, shuffle, clip, trajectory, lr, steps, seed, optimizer,
-                  momentum, decay, directions, distribution, betas, eps, every, callback, bar):
+def fgd_on_device(forward, values, args, options, *, batches, callback, bar):
     """Forward gradient descent with parameters on the GPU. Per step: one kernel per data array
     copies the minibatch, one kernel draws the K directions and runs the JVPs, and one kernel per
-    parameter array applies the update (with clip=, one more first adds up the gradient's norm)."""
+    parameter array applies the update (with clip=, one more first adds up the gradient's norm).
+
+    options: fgd's validated FGDOptions. Returns (final parameters, losses, the ChunkedRun, path)."""
     import math
     from ..optim import run_in_chunks, shuffle_epoch
     from ..random import DISTRIBUTIONS
+    o = options
+    shuffle, clip, trajectory, lr, steps, seed = o.shuffle, o.clip, o.trajectory, o.lr, o.steps, o.seed
+    optimizer, momentum, decay, directions, distribution = o.optimizer, o.momentum, o.decay, o.directions, \
+        o.distribution
+    betas, eps = o.betas, o.eps
     numba_cuda = cuda()
     data, batch, buffers, perm = batches
     host = [np.atleast_1d(np.asarray(v, dtype=np.float64 if isinstance(v, float) else None)).copy()
@@ -328,10 +334,10 @@ def fgd_on_device(forward, values, args, *, batches, shuffle, clip, trajectory, 
 
     host_losses = LossesOnDevice(losses)
     current = lambda: [p.copy_to_host() for p in params]                    # noqa: E731
-    times, seconds, history = run_in_chunks(steps, every or steps, run, current, host_losses, callback, bar)
+    record = run_in_chunks(steps, run, current, host_losses, o.every, callback, bar, o.on_nonfinite)
     final = [p.copy_to_host() for p in params]
     final = [f[0] if j in scalars else f.astype(values[j].dtype, copy=False) for j, f in enumerate(final)]
-    return final, losses.copy_to_host(), times, seconds, history, path.copy_to_host()
+    return final, losses.copy_to_host(), record, path.copy_to_host()
 
 
 class LossesOnDevice:
