@@ -33,8 +33,12 @@ def with_markers(statements):
     return out
 
 
-def render(functions, user_filename):
-    """Source text of `functions` with `# line N: <user source>` comments, and its line map."""
+def render(functions, user_filename, line_text=None):
+    """Source text of `functions` with `# line N: <user source>` comments, and its line map.
+
+    `line_text(N)` gives the user's line as fwdad read it (the file may have changed since).
+    """
+    line_text = line_text or (lambda lineno: linecache.getline(user_filename, lineno))
     marked = []
     for function in functions:
         function = copy.deepcopy(function)
@@ -46,7 +50,7 @@ def render(functions, user_filename):
         match = MARKER_LINE.match(line)
         if match:
             current = int(match.group(2))
-            source = linecache.getline(user_filename, current).strip()
+            source = line_text(current).strip()
             lines.append(f"{match.group(1)}# line {current}: {source}")
         else:
             lines.append(line)
@@ -84,9 +88,13 @@ def module_name(digest):
     return f"fwdad_generated_{digest}"
 
 
-def build(functions, description, user_filename, namespace, cache_dir=None, offset=2):
-    """Render `functions` into a GeneratedModule; with `cache_dir`, backed by a real file."""
-    body, line_map = render(functions, user_filename)
+def build(functions, description, user_filename, namespace, cache_dir=None, line_text=None, offset=2):
+    """Render `functions` into a GeneratedModule; with `cache_dir`, backed by a real file.
+
+    The module's name (and so its file, and Numba's index of it) is a hash of its source and
+    description, which holds the content key of the function it comes from (Unit.digest).
+    """
+    body, line_map = render(functions, user_filename, line_text)
     source = header(description) + body
     line_map = {line + offset: user for line, user in line_map.items()}
     digest = hashlib.sha256((description + source).encode()).hexdigest()[:20]
@@ -110,7 +118,7 @@ def write_atomically(path, content):
     except OSError:
         pass
     directory = os.path.dirname(path)
-    os.makedirs(directory, exist_ok=True)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=directory, suffix=".tmp")
     with os.fdopen(handle, "wb") as out:
         out.write(data)

@@ -12,7 +12,6 @@ import copy
 import hashlib
 import math
 import os
-import pickle
 import re
 import threading
 
@@ -20,14 +19,14 @@ import numba
 import numpy as np
 from numba.core.errors import NumbaError
 
+from . import cache as disk_cache
 from . import codegen, runtime
-from .version import __version__
 from .errors import CompilationError, FwdadError, UnsupportedSyntaxError, located
 from .frontend.activity import Activity, Kind, Summary, function_types, is_complex
 from .frontend.fence import fence
 from .frontend.normalize import normalize
 from .frontend.parse import parse, python_function
-from .frontend.resolve import MISSING, Resolver, assigned_names
+from .frontend.resolve import MISSING, Resolver, assigned_names, global_reads
 from .transform import rules
 from .transform.naming import Names
 from .transform.tangent import TangentPass, written_in_place
@@ -35,20 +34,19 @@ from .transform.vector import NotVectorizable, VectorTangentPass
 
 NUMBA_OPTIONS = {"error_model": "numpy"}
 USER_RULES = {}                      # function -> rule, filled by fwdad.defjvp
-LIBRARY_MODULES = ("numpy", "numba", "math", "builtins", "scipy", "fwdad.")
+LIBRARY_MODULES = ("numpy", "numba", "math", "builtins", "scipy", "fwdad")
 
 
-def cache_directory():
-    root = os.environ.get("FWDAD_CACHE_DIR") or os.path.join(
-        os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache"), "fwdad")
-    return os.path.join(root, f"v{__version__}-numba{numba.__version__}")
+def is_library_module(module):
+    """A module of a library fwdad does not read (numpy.linalg yes, a user's numpy_utils.py no)."""
+    return any(module == name or module.startswith(name + ".") for name in LIBRARY_MODULES)
 
 
 class Compiler:
     """Holds every Unit and specialization compiled with one cache setting."""
 
     def __init__(self, cache=False, verbose=False):
-        self.cache_dir = cache_directory() if cache else None
+        self.cache_dir = disk_cache.usable_directory() if cache else None   # None: unsafe/unwritable
         self.verbose = verbose
         self.units = {}
         self.building = []
@@ -61,21 +59,23 @@ class Compiler:
         if rules.has_rule(obj):
             return False
         func = python_function(obj)
-        if not hasattr(func, "__code__"):
-            return False
+        if not hasattr(func, "__code__") and not hasattr(func, "__wrapped__"):
+            return False                     # a wrapper (functools.wraps) is refused by parse
         module = getattr(func, "__module__", "") or ""
-        return not module.startswith(LIBRARY_MODULES) or module.startswith(("fwdad.examples", "fwdad.models"))
+        return not is_library_module(module) or module.startswith(("fwdad.examples", "fwdad.models"))
 
     def has_source(self, obj):
         """A user function fwdad can read (for rules, which are only ever run as primals)."""
         func = python_function(obj)
         module = getattr(func, "__module__", "") or ""
-        return hasattr(func, "__code__") and not rules.has_rule(obj) and not module.startswith(LIBRARY_MODULES)
+        readable = hasattr(func, "__code__") or hasattr(func, "__wrapped__")   # a wrapper: refused by parse
+        return readable and not rules.has_rule(obj) and not is_library_module(module)
 
-    def unit(self, func, primal_only=False):
+    def unit(self, func, primal_only=False, parsed=None):
         """The Unit of a user function (built once; recursion is reported).
 
         A primal_only Unit (a defjvp rule) calls every user function as a plain primal.
+        `parsed`: the source as read when the function was decorated (else it is read now).
         """
         with self.lock:
             key = (python_function(func), primal_only)
@@ -89,7 +89,7 @@ class Compiler:
                               "write the recursion as a loop")
             self.building.append(key)
             try:
-                unit = Unit(self, func, primal_only)
+                unit = Unit(self, func, primal_only, parsed)
             finally:
                 self.building.pop()
             self.units[key] = unit
@@ -135,11 +135,12 @@ def indent(text):
 class Unit:
     """A user function parsed, fenced and normalized once; its primal compiled by Numba."""
 
-    def __init__(self, compiler, func, primal_only=False):
+    def __init__(self, compiler, func, primal_only=False, parsed=None):
         self.compiler = compiler
         self.func = python_function(func)
-        self.parsed = parse(self.func)
+        self.parsed = (parsed or parse(self.func)).with_current_namespace()
         fence(self.parsed.tree, self.parsed.filename)
+        self.reads = global_reads(self.parsed.tree, self.parsed.namespace)
         is_user = compiler.has_source if primal_only else compiler.is_user_function
         self.normalized = normalize(self.parsed, is_user)
         compiler.show(f"normalize ({self.name})", ast.unparse(self.normalized.tree))
@@ -149,8 +150,9 @@ class Unit:
         self.digest = self.closure_digest()
         self.namespace = self.namespace_for("cpu")
         self.module = codegen.build([self.normalized.tree], f"primal of {self.name} ({self.digest})",
-                                    self.parsed.filename, self.namespace, self.module_dir())
-        self.primal = numba.njit(cache=self.cache, **NUMBA_OPTIONS)(self.module[self.name])
+                                    self.parsed.filename, self.namespace, self.module_dir(),
+                                    line_text=self.parsed.line)
+        self.primal = disk_cache.njit(self.module[self.name], self.cache, **NUMBA_OPTIONS)
         self.device_module = self._device_primal = None
         self._typing = None
         self.types = {}
@@ -175,7 +177,7 @@ class Unit:
                 from .backends.cuda import device_function
                 self.device_module = codegen.build(
                     [self.normalized.tree], f"device primal of {self.name} ({self.digest})",
-                    self.parsed.filename, self.namespace_for("cuda"))
+                    self.parsed.filename, self.namespace_for("cuda"), line_text=self.parsed.line)
                 self._device_primal = device_function(self.device_module[self.name], [self.device_module])
             return self._device_primal
 
@@ -187,17 +189,20 @@ class Unit:
         return os.path.join(self.compiler.cache_dir, "modules") if self.cache else None
 
     def closure_digest(self):
-        """Changes whenever this function, a callee, a global constant it reads or fwdad changes."""
-        h = hashlib.sha256(f"{__version__} {self.parsed.digest}".encode())
+        """A key of everything the compiled code depends on: it names the generated modules, so
+        the type cache and Numba's index (both keyed on those files) follow it.
+
+        Content, never names: the file, qualified name and source; every global and attribute
+        chain the function reads (cfg.SCALE, an alias ACT = np.tanh, constant arrays by content);
+        its callees' keys; the Python, NumPy, Numba and fwdad versions.
+        """
+        func = self.func
+        h = hashlib.sha256(disk_cache.environment().encode())
+        h.update(f"\n{self.parsed.filename}\n{func.__module__}.{func.__qualname__}\n{self.parsed.source}".encode())
         for name in sorted(self.callees):
-            h.update(f"{name}={self.callees[name].digest}".encode())
-        for node in ast.walk(self.parsed.tree):
-            if isinstance(node, ast.Name) and node.id in self.parsed.namespace:
-                value = self.parsed.namespace[node.id]
-                if isinstance(value, (int, float, bool, complex, str, tuple)):
-                    h.update(f"{node.id}={value!r}".encode())
-                elif isinstance(value, np.ndarray) and value.nbytes <= 1 << 20:
-                    h.update(node.id.encode() + value.tobytes() + str(value.dtype).encode())
+            h.update(f"\ncallee {name}={self.callees[name].digest}".encode())
+        for chain in sorted(self.reads):
+            h.update(f"\nreads {chain}={disk_cache.fingerprint(self.reads[chain])}".encode())
         return h.hexdigest()[:16]
 
     # ---- typing --------------------------------------------------------------------------------
@@ -211,23 +216,25 @@ class Unit:
 
     def _types_path(self, arg_types):
         key = hashlib.sha256(f"{self.digest} {arg_types}".encode()).hexdigest()[:24]
-        return os.path.join(self.compiler.cache_dir, "types", f"{self.name}-{key}.pkl")
+        return os.path.join(self.compiler.cache_dir, "types", f"{self.name}-{key}.json")
 
     def _load_types(self, arg_types):
+        """Type information from the disk cache: JSON checked against its checksum, never unpickled."""
         if not self.cache:
             return None
         try:
-            with open(self._types_path(arg_types), "rb") as f:
-                blob = f.read()
-        except OSError:
+            with open(self._types_path(arg_types), encoding="utf-8") as f:
+                return disk_cache.decode_types(f.read(), arg_types)
+        except (OSError, UnicodeDecodeError):
             return None
-        checksum, payload = blob[:32], blob[32:]
-        if hashlib.sha256(payload).digest() != checksum:
-            return None                  # corrupted: ignore, rebuild, overwrite
-        try:
-            return pickle.loads(payload)
-        except Exception:
-            return None
+
+    def _save_types(self, arg_types, types):
+        text = disk_cache.encode_types(types) if self.cache else None
+        if text is not None:
+            try:
+                codegen.write_atomically(self._types_path(arg_types), text)
+            except OSError:
+                pass                         # the cache is an optimization: never an error
 
     def _infer_types(self, arg_types):
         dispatcher = self.primal
@@ -251,11 +258,7 @@ class Unit:
                               "split the computation into real and imaginary parts")
         types = function_types(typemap, overload.signature.return_type, arg_types,
                                self.parsed.filename, self.line_of)
-        if self.cache:
-            payload = pickle.dumps(types)
-            path = self._types_path(arg_types)
-            os.makedirs(os.path.dirname(path), exist_ok=True)
-            codegen.write_atomically(path, hashlib.sha256(payload).digest() + payload)
+        self._save_types(arg_types, types)
         return types
 
     def line_of(self, name):
@@ -293,7 +296,8 @@ class RuleCallee:
             self.primal = compiler.unit(func).primal
         except FwdadError:                      # no source: Numba calls it directly (math.gamma)
             self.primal = func
-        self.digest = self.rule_unit.digest
+        self.digest = hashlib.sha256(
+            f"{disk_cache.fingerprint(func)} {self.rule_unit.digest}".encode()).hexdigest()[:16]
 
     def summary(self, mask):
         return Summary(frozenset(mask), bool(mask))
@@ -467,13 +471,13 @@ class Specialization:
                        f"{self.mode} mode{'; CUDA device function' if target == 'cuda' else ''} "
                        f"({unit.digest})")
         module = codegen.build([function], description, unit.parsed.filename, namespace,
-                               unit.module_dir() if target != "cuda" else None)
+                               unit.module_dir() if target != "cuda" else None, line_text=unit.parsed.line)
         unit.compiler.show(f"tangent ({unit.name})", module.source)
         if target == "cuda":
             from .backends.cuda import check_device_code, device_function
             check_device_code(function, self.types.kinds, unit.parsed.filename)
             return module, device_function(module[function.name], [module])
-        return module, numba.njit(cache=unit.cache, **NUMBA_OPTIONS)(module[function.name])
+        return module, disk_cache.njit(module[function.name], unit.cache, **NUMBA_OPTIONS)
 
     def module_alias(self, base, module):
         if self.unit.namespace.get(base) is module and base not in assigned_names(self.unit.normalized.tree):

@@ -14,6 +14,9 @@ import os
 import numba
 import numpy as np
 
+from .cache import numba_can_cache
+
+CACHE = numba_can_cache(__file__)        # importing fwdad needs no writable directory
 TABLE_BITS = 16
 NORMAL_TABLE = np.load(os.path.join(os.path.dirname(__file__), "data_files", "normal_table.npy"))
 NORMAL, RADEMACHER = 0, 1
@@ -26,7 +29,7 @@ S30, S27, S31 = np.uint64(30), np.uint64(27), np.uint64(31)
 LANE_MASK = np.uint64(0xFFFF)
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", cache=CACHE)
 def mix64(z):
     """splitmix64's finalizer: a bijective, well-mixing hash of a 64-bit integer."""
     z = (z ^ (z >> S30)) * MIX1
@@ -34,13 +37,13 @@ def mix64(z):
     return z ^ (z >> S31)
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", cache=CACHE)
 def stream_key(seed, direction):
     """The key of direction number `direction` under `seed`."""
     return mix64(mix64(np.uint64(seed) + GOLDEN) ^ (np.uint64(direction) * MIX1 + GOLDEN))
 
 
-@numba.njit(inline="always", cache=True)
+@numba.njit(inline="always", cache=CACHE)
 def sample(table, key, index, distribution):
     """Component `index` of the direction with this key."""
     key, index = np.uint64(key), np.uint64(index)
@@ -52,7 +55,7 @@ def sample(table, key, index, distribution):
     return table[lane]
 
 
-@numba.njit(error_model="numpy", cache=True)
+@numba.njit(error_model="numpy", cache=CACHE)
 def fill(out, table, seed, direction, offset, distribution):
     """out.flat[i] = component offset + i of direction `direction` under `seed`.
 

@@ -5,8 +5,12 @@ They are plain @numba.njit functions, so generated code calls them as `fwdad_run
 import numba
 import numpy as np
 
+from .cache import numba_can_cache
 
-@numba.njit(error_model="numpy", cache=True)
+CACHE = numba_can_cache(__file__)        # importing fwdad needs no writable directory
+
+
+@numba.njit(error_model="numpy", cache=CACHE)
 def extreme_jvp(x, dx, z):
     """Tangent of max(x) or min(x) = z: the mean tangent over the positions equal to z (ties split)."""
     total = dx.dtype.type(0)
@@ -19,7 +23,7 @@ def extreme_jvp(x, dx, z):
     return total / count if count else total
 
 
-@numba.njit(error_model="numpy", cache=True)
+@numba.njit(error_model="numpy", cache=CACHE)
 def prod_jvp(x, dx):
     """Tangent of prod(x) = sum_i dx_i * prod_{j != i} x_j, exact when x has zeros."""
     flat, dflat = x.ravel(), dx.ravel()
@@ -35,7 +39,7 @@ def prod_jvp(x, dx):
     return total
 
 
-@numba.njit(error_model="numpy", cache=True)
+@numba.njit(error_model="numpy", cache=CACHE)
 def norm_jvp(x, dx, z):
     """Tangent of the 2-norm (Frobenius for matrices) z = ||x||: <x, dx> / z."""
     return np.sum(x * dx) / z

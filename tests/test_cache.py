@@ -1,11 +1,26 @@
-"""cache=True: a second process reuses compiled code; edited source recompiles; corrupt entries rebuild."""
+"""cache=True: a second process reuses compiled code; the key is content, never names; nothing
+read from disk is unpickled or run unchecked; an unsafe or unwritable directory means no cache."""
+import hashlib
 import json
 import os
+import pickle
+import shutil
+import struct
 import subprocess
 import sys
+import sysconfig
 import textwrap
+import warnings
 
+import numpy as np
 import pytest
+from numba.core import types
+
+import fwdad
+from fwdad import cache as disk_cache
+from fwdad.compiler import Compiler
+from fwdad.errors import CacheWarning
+from fwdad.frontend.activity import FunctionTypes, Kind
 
 SCRIPT = textwrap.dedent("""
     import json, sys, time
@@ -38,11 +53,16 @@ MODULE = textwrap.dedent("""
 """)
 
 
+def run_script(script, directory, cache_dir, **extra_environment):
+    environment = dict(os.environ, FWDAD_CACHE_DIR=str(cache_dir), **extra_environment)
+    out = subprocess.run([sys.executable, "-c", script, str(directory)], capture_output=True,
+                         text=True, env=environment)
+    assert out.returncode == 0, f"exit status {out.returncode}\n{out.stderr[-3000:]}"
+    return json.loads(out.stdout.strip().splitlines()[-1]), out.stderr
+
+
 def run(directory, cache_dir):
-    environment = dict(os.environ, FWDAD_CACHE_DIR=str(cache_dir))
-    out = subprocess.run([sys.executable, "-c", SCRIPT, str(directory)], capture_output=True,
-                         text=True, env=environment, check=True)
-    return json.loads(out.stdout.strip().splitlines()[-1])
+    return run_script(SCRIPT, directory, cache_dir)[0]
 
 
 @pytest.fixture
@@ -71,25 +91,34 @@ def test_edited_source_recompiles(project):
     assert second["tangent"] == pytest.approx(first["tangent"] * 1.5)
 
 
-def corrupt(cache, suffixes, positions):
-    """Flip bits at positions(len(data)) of every cache file ending in `suffixes`; how many."""
-    corrupted = 0
-    for root, _, files in os.walk(cache):
-        for name in files:
-            if name.endswith(suffixes):
-                path = os.path.join(root, name)
-                data = bytearray(open(path, "rb").read())
-                for i in positions(len(data)):
-                    data[i] ^= 0x5A
-                open(path, "wb").write(bytes(data))
-                corrupted += 1
-    return corrupted
+def cache_files(cache, suffixes, folder=""):
+    return [os.path.join(root, name) for root, _, files in os.walk(cache) for name in files
+            if name.endswith(suffixes) and folder in root]
+
+
+def rewrite(path, change):
+    """Replace the bytes of `path` by change(bytes), keeping its size and modification time."""
+    status = os.stat(path)
+    data = bytearray(open(path, "rb").read())
+    change(data)
+    open(path, "wb").write(bytes(data))
+    os.utime(path, ns=(status.st_atime_ns, status.st_mtime_ns))
+
+
+def flip(positions):
+    def change(data):
+        for i in positions(data):
+            data[i] ^= 0x5A
+    return change
 
 
 def test_corrupted_cache_entry_is_rebuilt(project):
     cache = project / "cache"
     first = run(project, cache)
-    assert corrupt(cache, (".pkl",), lambda n: [n - 5])
+    types_files = cache_files(cache, (".json",), "types")
+    assert types_files
+    for path in types_files:
+        rewrite(path, flip(lambda data: [len(data) - 5]))
     second = run(project, cache)
     assert second["primal_compiled"] == 1          # the corrupt types were not loaded: re-typed
     assert second["value"] == first["value"] and second["tangent"] == first["tangent"]
@@ -98,9 +127,245 @@ def test_corrupted_cache_entry_is_rebuilt(project):
 def test_corrupted_numba_cache_is_rebuilt_not_loaded(project):
     cache = project / "cache"
     first = run(project, cache)
-    assert corrupt(cache, (".nbi", ".nbc"), lambda n: range(0, n, 7))
+    numba_files = cache_files(cache, (".nbi", ".nbc"))
+    assert numba_files
+    for path in numba_files:
+        rewrite(path, flip(lambda data: range(0, len(data), 7)))
     second = run(project, cache)              # rebuilt, same numbers
     third = run(project, cache)               # and cached again
     assert second["jvp_misses"] == 1 and third["jvp_hits"] == 1
     assert first["value"] == second["value"] == third["value"]
     assert first["tangent"] == second["tangent"] == third["tangent"]
+
+
+def machine_code_offsets(data):
+    """Offsets inside the executable sections of every ELF object embedded in a Numba data file."""
+    offsets, start = [], data.find(b"\x7fELF")
+    while start >= 0:
+        section_table, = struct.unpack_from("<Q", data, start + 0x28)
+        entry_size, count = struct.unpack_from("<HH", data, start + 0x3A)
+        for k in range(count):
+            header = start + section_table + k * entry_size
+            if header + 40 <= len(data):
+                flags, _, offset, size = struct.unpack_from("<QQQQ", data, header + 8)
+                if flags & 0x4 and size >= 16:                  # SHF_EXECINSTR
+                    offsets.extend(start + offset + size * q // 8 for q in range(1, 8))
+        start = data.find(b"\x7fELF", start + 4)
+    return offsets
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="ELF object code")
+def test_flipped_machine_code_is_rebuilt_never_run(project):
+    """Two bytes flipped in the compiled code, size and mtime kept: Numba itself cannot tell, and
+    loading it crashed every later run (SIGSEGV). fwdad's manifest catches it before Numba loads."""
+    cache = project / "cache"
+    first = run(project, cache)
+    flipped = 0
+    for path in cache_files(cache, (".nbc",)):
+        def change(data):
+            for i in machine_code_offsets(bytes(data)):
+                data[i] ^= 0xFF
+                data[i + 1] ^= 0xFF
+        rewrite(path, change)
+        flipped += 1
+    assert flipped >= 2
+    second = run(project, cache)              # asserts the exit status is 0 (no segfault)
+    assert second["jvp_misses"] == 1 and second["value"] == first["value"]
+    assert second["tangent"] == first["tangent"]
+
+
+def test_type_files_are_never_unpickled(project):
+    """Whoever can write the cache directory must not run code through fwdad's type files."""
+    cache = project / "cache"
+    first = run(project, cache)
+    marker = project / "pwned"
+    payload = pickle.dumps(Exploit(str(marker)))
+    planted = 0
+    for root, _, files in os.walk(cache):
+        for name in files:
+            if os.path.basename(root) == "types":      # any format: a pickle with a valid checksum
+                open(os.path.join(root, name), "wb").write(hashlib.sha256(payload).digest() + payload)
+                planted += 1
+    assert planted
+    second = run(project, cache)
+    assert not marker.exists()
+    assert second["value"] == first["value"] and second["tangent"] == first["tangent"]
+
+
+class Exploit:
+    def __init__(self, path):
+        self.path = path
+
+    def __reduce__(self):
+        return (open, (self.path, "w"))
+
+
+# ---- the key is content, never names -------------------------------------------------------------
+SAME_NAMES = {
+    "act_tanh.py": "import numpy as np\nact = np.tanh\n\ndef f(x):\n    return act(x) * 2.0\n",
+    "act_sin.py": "import numpy as np\nact = np.sin\n\ndef f(x):\n    return act(x) * 2.0\n",
+    "settings.py": "SCALE = {scale}\n",
+    "reads_settings.py": "import settings\n\ndef g(x):\n    return settings.SCALE * x * x\n",
+    "alias.py": "import numpy as np\nACT = np.{act}\n\ndef h(x):\n    return ACT(x) + 1.0\n",
+}
+
+SAME_NAMES_SCRIPT = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    import numpy as np, fwdad
+    import act_tanh, act_sin, reads_settings, settings, alias
+    results = {}
+    for name, func in [("tanh", act_tanh.f), ("sin", act_sin.f), ("settings", reads_settings.g),
+                       ("alias", alias.h)]:
+        f = fwdad.forward_grad(func, cache=True)
+        results[name] = [f(0.5), *f.jvp((0.5,), (1.0,))]
+    print(json.dumps(results))
+""")
+
+
+def write_same_names(directory, scale, act):
+    for name, text in SAME_NAMES.items():
+        (directory / name).write_text(text.format(scale=scale, act=act))
+
+
+def test_the_key_is_what_the_function_reads_not_its_name(tmp_path):
+    """Equal names and sources with other globals (in one process), and a module attribute or an
+    alias changed between processes: each primal and JVP is that of the code as it is now."""
+    cache = tmp_path / "cache"
+    write_same_names(tmp_path, 2.0, "tanh")
+    first = run_script(SAME_NAMES_SCRIPT, tmp_path, cache)[0]
+    write_same_names(tmp_path, 3.0, "sin")
+    second = run_script(SAME_NAMES_SCRIPT, tmp_path, cache)[0]
+    x = 0.5
+    assert first["tanh"] == pytest.approx([2 * np.tanh(x), 2 * np.tanh(x), 2 / np.cosh(x) ** 2])
+    assert first["sin"] == pytest.approx([2 * np.sin(x), 2 * np.sin(x), 2 * np.cos(x)])
+    assert first["settings"] == pytest.approx([2 * x * x, 2 * x * x, 4 * x])
+    assert second["settings"] == pytest.approx([3 * x * x, 3 * x * x, 6 * x])
+    assert first["alias"] == pytest.approx([np.tanh(x) + 1, np.tanh(x) + 1, 1 / np.cosh(x) ** 2])
+    assert second["alias"] == pytest.approx([np.sin(x) + 1, np.sin(x) + 1, np.cos(x)])
+
+
+@pytest.mark.parametrize("a, b", [
+    (np.tanh, np.sin), (2.0, 3.0), (2, 2.0), (np.float32(1), np.float64(1)),
+    (np.arange(3.0), np.arange(3.0) + 1), (np.zeros(3), np.zeros(4)), (np.zeros(3), np.zeros(3, np.float32)),
+    ((1.0, 2.0), (1.0, 3.0)), (np, np.linalg), (disk_cache.fingerprint, disk_cache.environment),
+])
+def test_fingerprints_tell_apart_what_numba_would_freeze_differently(a, b):
+    assert disk_cache.fingerprint(a) != disk_cache.fingerprint(b)
+    assert disk_cache.fingerprint(a) == disk_cache.fingerprint(a.copy() if isinstance(a, np.ndarray) else a)
+
+
+# ---- type information as JSON ------------------------------------------------------------------
+def example_types():
+    array = types.Array(types.float64, 2, "F", readonly=True)
+    return FunctionTypes(
+        {"x": Kind("array", "float64", 2), "t": Kind("tuple", items=(Kind("scalar", "float32"), None))},
+        {"x": array, "n": types.int64, "b": types.boolean, "t": types.Tuple((types.float32, types.int64)),
+         "u": types.UniTuple(types.float64, 3), "v": types.Array(types.float32, 1, "A", aligned=False)},
+        Kind("scalar", "float64"), (array, types.int64), types.float64)
+
+
+def test_types_round_trip_through_json():
+    original = example_types()
+    text = disk_cache.encode_types(original)
+    assert disk_cache.decode_types(text, original.arg_types) == original
+    assert disk_cache.decode_types(text, (types.int64,)) is None          # other arguments: not used
+
+
+def test_tampered_or_unknown_types_are_not_loaded():
+    original = example_types()
+    stored = json.loads(disk_cache.encode_types(original))
+    stored["payload"]["numba_types"]["n"] = "int32"                       # checksum no longer holds
+    assert disk_cache.decode_types(json.dumps(stored), original.arg_types) is None
+    stored["payload"]["numba_types"]["n"] = ["os.system", "rm -rf ~"]      # checksum fixed: whitelist
+    text = json.dumps(stored["payload"], sort_keys=True)
+    stored["sha256"] = hashlib.sha256(text.encode()).hexdigest()
+    assert disk_cache.decode_types(json.dumps(stored), original.arg_types) is None
+
+
+def test_types_outside_the_plain_set_are_not_stored():
+    exotic = example_types()
+    exotic.numba_types["r"] = types.range_state64_type
+    assert disk_cache.encode_types(exotic) is None
+
+
+# ---- the directory -----------------------------------------------------------------------------
+def cache_dir_of_new_compiler(monkeypatch, directory):
+    monkeypatch.setenv("FWDAD_CACHE_DIR", str(directory))
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        first, second = Compiler(cache=True), Compiler(cache=True)
+    assert first.cache_dir == second.cache_dir
+    return first.cache_dir, [w for w in caught if issubclass(w.category, CacheWarning)]
+
+
+def test_a_private_directory_is_used(tmp_path, monkeypatch):
+    directory, warned = cache_dir_of_new_compiler(monkeypatch, tmp_path / "fresh")
+    assert directory is not None and not warned
+    assert os.stat(tmp_path / "fresh").st_mode & 0o077 == 0
+
+
+@pytest.mark.parametrize("problem", ["group or world writable", "another user's", "not a directory"])
+def test_an_unsafe_or_unwritable_directory_is_refused_with_one_warning(tmp_path, monkeypatch, problem):
+    directory = tmp_path / "cache"
+    directory.mkdir()
+    if problem == "group or world writable":
+        directory.chmod(0o777)
+    elif problem == "another user's":
+        if not hasattr(os, "getuid"):
+            pytest.skip("no user ids")
+        monkeypatch.setattr(os, "getuid", lambda: os.stat(directory).st_uid + 1)
+    else:
+        directory.rmdir()
+        directory.write_text("a file where the directory should be")
+        directory = directory / "fwdad"
+    used, warned = cache_dir_of_new_compiler(monkeypatch, directory)
+    assert used is None and len(warned) == 1
+    assert "runs without the on-disk cache" in str(warned[0].message)
+    assert "What to do:" in str(warned[0].message)
+
+
+def test_an_unwritable_directory_runs_without_the_cache(project):
+    blocker = project / "blocker"
+    blocker.write_text("a file where the cache directory should be")
+    result, stderr = run_script(SCRIPT, project, blocker / "cache")
+    assert result["value"] == pytest.approx(265.1862378721017)
+    assert stderr.count("CacheWarning") == 1
+
+
+IMPORT_SCRIPT = textwrap.dedent("""
+    import json, sys, warnings
+    import numpy as np
+    import fwdad
+    assert fwdad.__file__.startswith(sys.argv[1]), fwdad.__file__
+    warnings.simplefilter("always")
+    v = fwdad.random.direction(3, 0, (5,))
+    def square(x):
+        return x * x
+    value, tangent = fwdad.jvp(square, (3.0,), (1.0,))
+    f = fwdad.forward_grad(square, cache=True)
+    print(json.dumps({"value": value, "tangent": tangent, "cached": f(2.0), "v": v.tolist()}))
+""")
+
+
+@pytest.mark.slow
+def test_import_and_cache_true_need_no_writable_directory(tmp_path):
+    """A read-only install and no writable HOME: `import fwdad` works, cache=True runs uncached."""
+    package = tmp_path / "site" / "fwdad"
+    shutil.copytree(os.path.dirname(fwdad.__file__), package, ignore=shutil.ignore_patterns("__pycache__"))
+    for root, _, _ in os.walk(package):              # Numba cannot cache next to fwdad's files
+        open(os.path.join(root, "__pycache__"), "w").close()
+    blocker = tmp_path / "blocker"
+    blocker.write_text("a file where HOME should be")
+    environment = {k: v for k, v in os.environ.items() if not k.startswith(("NUMBA_CACHE", "FWDAD_CACHE"))}
+    environment.update(HOME=str(blocker / "home"), XDG_CACHE_HOME=str(blocker / "cache"),
+                       PYTHONPATH=os.pathsep.join([str(package.parent), sysconfig.get_paths()["purelib"],
+                                                   sysconfig.get_paths()["platlib"]]))
+    (tmp_path / "program.py").write_text(IMPORT_SCRIPT)
+    out = subprocess.run([sys.executable, "-S", str(tmp_path / "program.py"), str(package)],
+                         capture_output=True, text=True, env=environment, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr[-3000:]
+    result = json.loads(out.stdout.strip().splitlines()[-1])
+    assert result["value"] == 9.0 and result["tangent"] == 6.0 and result["cached"] == 4.0
+    assert result["v"] == fwdad.random.direction(3, 0, (5,)).tolist()
+    assert out.stderr.count("CacheWarning") == 1

@@ -57,6 +57,32 @@ class Resolver:
         return isinstance(node, ast.Name) and node.id in self.local_names
 
 
+def dotted_name(node):
+    """'a.b.c' for a Name or an Attribute chain on a Name, else None (a call's result, a subscript)."""
+    if isinstance(node, ast.Name):
+        return node.id
+    if isinstance(node, ast.Attribute):
+        base = dotted_name(node.value)
+        return base and f"{base}.{node.attr}"
+    return None
+
+
+def global_reads(tree, namespace):
+    """Each global name and attribute chain the function reads (`cfg`, `cfg.SCALE`, `np.tanh`),
+    mapped to the object it refers to now: what Numba freezes into the compiled code."""
+    resolve = Resolver(namespace, assigned_names(tree))
+    reads = {}
+    for node in ast.walk(tree):
+        if isinstance(node, (ast.Name, ast.Attribute)) and not isinstance(node.ctx, ast.Store):
+            chain = dotted_name(node)
+            if chain is not None and chain not in reads and not resolve.is_local(node):
+                try:
+                    reads[chain] = resolve(node)
+                except Exception:               # a property that raises: no value to freeze
+                    reads[chain] = MISSING
+    return reads
+
+
 def positional_arguments(func, call, filename, error):
     """Map a call's keyword arguments onto positions using `func`'s signature (defaults filled)."""
     from .parse import python_function
