@@ -74,9 +74,10 @@ def directory_problem(path):
     """Why `path` is unsafe or unusable for the cache (None if fine); creates it if missing."""
     os.makedirs(path, mode=0o700, exist_ok=True)
     status = os.stat(path)
-    if hasattr(os, "getuid") and status.st_uid != os.getuid():
+    posix = os.name == "posix"            # Windows has no owner ids and no meaningful mode bits
+    if posix and status.st_uid != os.getuid():
         return f"it belongs to another user (uid {status.st_uid}), who could make fwdad run their code"
-    if status.st_mode & 0o022:
+    if posix and status.st_mode & 0o022:
         return (f"it is writable by group or others (mode {oct(status.st_mode & 0o777)}), who could "
                 "make fwdad run their code")
     with tempfile.TemporaryFile(dir=path):
@@ -134,10 +135,9 @@ def fingerprint(value):
         options = sorted(getattr(value, "targetoptions", {}).items())
         code = hashlib.sha256(repr(code_fingerprint(function.__code__)).encode()).hexdigest()
         return f"function:{qualified(function)}:{code}:{options}"
-    if isinstance(value, (type, np.ufunc, pytypes.BuiltinFunctionType)) or callable(value):
-        module = getattr(value, "__module__", None) or ""
-        if module and hasattr(value, "__name__"):
-            return f"{type(value).__name__}:{qualified(value)}:{package_version(module)}"
+    module = getattr(value, "__module__", None)
+    if callable(value) and isinstance(module, str) and hasattr(value, "__name__"):   # ufuncs, classes, builtins
+        return f"{type(value).__name__}:{qualified(value)}:{package_version(module)}"
     return f"object:{qualified(type(value))}:{id(value)}"
 
 
