@@ -10,6 +10,7 @@ import numba
 import numpy as np
 from numba.core import types
 
+from . import options
 from .backends.cuda import cuda, host_like, is_device_array
 from .errors import FwdadError, TangentMismatchError
 from .gradients import writes_arguments
@@ -17,17 +18,25 @@ from .gradients import writes_arguments
 THREADS_PER_BLOCK = 128
 
 
+def is_axis(value):
+    """0 (a Python or NumPy integer, not False or 0.0) or None."""
+    return value is None or (options.is_integer(value) and value == 0)
+
+
 def axes_for(primals, in_axes):
     """0 or None per argument. A single in_axes value applies to the arrays (scalars broadcast)."""
     is_array = [isinstance(p, np.ndarray) or is_device_array(p) for p in primals]
     if in_axes is None or not isinstance(in_axes, (tuple, list)):
         axis = 0 if in_axes is None else in_axes
-        if axis not in (0, None):
-            raise FwdadError("batch_jvp: in_axes must be 0, None, or a tuple of them per argument.")
-        return tuple(axis if array else None for array in is_array)
+        if not is_axis(axis):
+            options.refuse("batch_jvp", "in_axes", in_axes, "0, None, or a tuple of them per argument",
+                           "pass in_axes=0 (every array batched) or e.g. (0, None) per argument.")
+        return tuple(0 if array and axis is not None else None for array in is_array)
     in_axes = tuple(in_axes)
-    if len(in_axes) != len(primals) or any(a not in (0, None) for a in in_axes):
-        raise FwdadError("batch_jvp: in_axes must hold 0 or None for each argument.")
+    if len(in_axes) != len(primals) or not all(is_axis(a) for a in in_axes):
+        options.refuse("batch_jvp", "in_axes", in_axes, f"a tuple of {len(primals)} entries, each 0 or None",
+                       "pass 0 for an argument batched along its first axis, None for a shared one.")
+    in_axes = tuple(None if a is None else 0 for a in in_axes)
     for i, (axis, array) in enumerate(zip(in_axes, is_array)):
         if axis == 0 and not array:
             raise FwdadError(f"batch_jvp: argument {i} is a scalar, so it has no batch axis.\n"

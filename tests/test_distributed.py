@@ -145,7 +145,9 @@ def checks_run(tmp_path_factory):
 def test_mismatched_seed_version_or_parameters_name_the_rank(checks_run):
     proc, out = checks_run
     for what, field in [("seed", "seed: rank(s) 1 differ"), ("version", "fwdad version: rank(s) 1 differ"),
-                        ("initial", "initial parameters (hash): rank(s) 1 differ")]:
+                        ("initial", "initial parameters (hash): rank(s) 1 differ"),
+                        ("data", "contents of data= (hash): rank(s) 1 differ"),
+                        ("args", "contents of args= (hash): rank(s) 1 differ")]:
         seen = lines_of(out, what)
         assert sorted(seen) == [0, 1], (what, proc.stdout, proc.stderr)    # raised on every rank
         for message in seen.values():

@@ -100,6 +100,20 @@ def mismatch(comm, out):
         except distributed.DistributedError as error:
             report(comm, out, what, error)
         distributed.__version__ = fwdad.__version__
+    mismatched_contents(comm, out)
+
+
+def mismatched_contents(comm, out):
+    """Directions mode with one value of data= (then of args=) different on rank 1."""
+    fn, params, settings = CASES["directions_batches"]
+    other = Y.copy()
+    other[5] += 1.0 if comm.Get_rank() == 1 else 0.0
+    constant = {k: v for k, v in settings.items() if k not in ("data", "batch_size")}
+    for what, overrides in [("data", dict(settings, data=(X, other))), ("args", dict(constant, args=(X, other)))]:
+        try:
+            distributed.distributed_fgd(fn, params, comm=comm, progress=False, **overrides)
+        except distributed.DistributedError as error:
+            report(comm, out, what, error)
 
 
 def checks(comm, out):
