@@ -281,15 +281,20 @@ class NumbaCacheFiles:
 
     def record(self):
         from .codegen import write_atomically
-        write_atomically(self.manifest, json.dumps(self.digests(), sort_keys=True))
+        with contextlib.suppress(OSError):   # unrecorded files are rebuilt next time: never an error
+            write_atomically(self.manifest, json.dumps(self.digests(), sort_keys=True))
 
     @contextlib.contextmanager
     def locked(self):
-        """One process at a time checks, loads, saves and records these files."""
-        if fcntl is None:
+        """One process at a time checks, loads, saves and records these files (where it can lock)."""
+        lock = None
+        if fcntl is not None:
+            with contextlib.suppress(OSError):
+                lock = open(os.path.join(self.directory, self.base + ".fwdad-lock"), "a")
+        if lock is None:
             yield
             return
-        with open(os.path.join(self.directory, self.base + ".fwdad-lock"), "a") as lock:
+        with lock:
             fcntl.flock(lock, fcntl.LOCK_EX)
             try:
                 yield
@@ -313,6 +318,7 @@ def guard(dispatcher):
 
     def recorded_save(sig, data):
         with files.locked():
+            files.verify()                   # Numba reads the index before adding to it
             save(sig, data)
             files.record()
 
