@@ -199,6 +199,7 @@ class Unit:
         func = self.func
         h = hashlib.sha256(disk_cache.environment().encode())
         h.update(f"\n{self.parsed.filename}\n{func.__module__}.{func.__qualname__}\n{self.parsed.source}".encode())
+        h.update(f"\ndefaults {disk_cache.fingerprint(func.__defaults__)}".encode())   # callers inline them
         for name in sorted(self.callees):
             h.update(f"\ncallee {name}={self.callees[name].digest}".encode())
         for chain in sorted(self.reads):

@@ -255,6 +255,35 @@ def test_fingerprints_tell_apart_what_numba_would_freeze_differently(a, b):
     assert disk_cache.fingerprint(a) == disk_cache.fingerprint(a.copy() if isinstance(a, np.ndarray) else a)
 
 
+DIGEST_CASES = {
+    "a default value": "K = {v}\n\ndef f(x, k=K):\n    return x * k\n",
+    "a constant array's content": "import numpy as np\nW = np.full(3, {v})\n\ndef f(x):\n    return x * W[0]\n",
+    "a closure variable": "def make(k):\n    def f(x):\n        return x * k\n    return f\n\nf = make({v})\n",
+    "a module attribute chain": ("import types\ncfg = types.ModuleType('cfg')\ncfg.inner = types.ModuleType('inner')\n"
+                                 "cfg.inner.S = {v}\n\ndef f(x):\n    return x * cfg.inner.S\n"),
+    "a callee's global": "A = {v}\n\ndef g(x):\n    return x * A\n\ndef f(x):\n    return g(x) + 1.0\n",
+}
+
+
+def digest_of(tmp_path, name, text):
+    import importlib.util
+    path = tmp_path / f"{name}.py"
+    path.write_text(text)
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return Compiler().unit(module.f).digest
+
+
+@pytest.mark.parametrize("case", sorted(DIGEST_CASES))
+def test_the_key_changes_with_what_the_function_reads(tmp_path, case):
+    """In-process form of the test above: the same file rewritten with another value."""
+    first = digest_of(tmp_path, "digest_case", DIGEST_CASES[case].format(v="2.0"))
+    second = digest_of(tmp_path, "digest_case", DIGEST_CASES[case].format(v="3.0"))
+    again = digest_of(tmp_path, "digest_case", DIGEST_CASES[case].format(v="2.0"))
+    assert first != second and first == again
+
+
 # ---- type information as JSON ------------------------------------------------------------------
 def example_types():
     array = types.Array(types.float64, 2, "F", readonly=True)
