@@ -334,12 +334,16 @@ def test_a_private_directory_is_used(tmp_path, monkeypatch):
     assert os.stat(tmp_path / "fresh").st_mode & 0o077 == 0
 
 
-@pytest.mark.parametrize("problem", ["group or world writable", "another user's", "not a directory"])
+@pytest.mark.parametrize("problem", ["group or world writable", "another user's", "not a directory", "read only"])
 def test_an_unsafe_or_unwritable_directory_is_refused_with_one_warning(tmp_path, monkeypatch, problem):
     directory = tmp_path / "cache"
     directory.mkdir()
     if problem == "group or world writable":
         directory.chmod(0o777)
+    elif problem == "read only":
+        if not hasattr(os, "geteuid") or os.geteuid() == 0:
+            pytest.skip("needs a POSIX user other than root (root writes anywhere)")
+        directory.chmod(0o500)
     elif problem == "another user's":
         if not hasattr(os, "getuid"):
             pytest.skip("no user ids")
