@@ -14,7 +14,7 @@ import threading
 import time
 import warnings
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 
 import numba
 import numpy as np
@@ -77,9 +77,6 @@ class FGDOptions:
             progress=check.optional_flag(who, "progress", o.progress),
             trajectory=check.flag(who, "trajectory", o.trajectory),
             on_nonfinite=check.choice(who, "on_nonfinite", o.on_nonfinite, ON_NONFINITE))
-
-    def keywords(self):
-        return asdict(self)
 
 
 def checked_inputs(who, params, args, data, gradient, callback):
@@ -517,7 +514,7 @@ class Plan:
 
     def compile(self, optimizer, clip):
         forward, sample = self.forward, self.sample_args
-        scalar = forward.specialization(sample, self.active)
+        scalar = self.spec = forward.specialization(sample, self.active)
         scalar_output_required(scalar, "fgd")
         ns = dict(namespace(scalar), shuffle_epoch=shuffle_epoch)
         kind, sequential = "forward", False
@@ -542,7 +539,17 @@ class Plan:
         return forward._drivers[key][0]
 
     def run(self, loop, losses, t0, n, o):
-        """Steps t0 .. t0 + n - 1 of the compiled loop with the options `o` (an FGDOptions)."""
+        """Steps t0 .. t0 + n - 1 of the compiled loop with the options `o` (an FGDOptions); an
+        exception the compiled code raises names the user's line (see api.execution_error)."""
+        from .api import execution_error, raised_at_run_time
+        try:
+            self.call(loop, losses, t0, n, o)
+        except Exception as error:
+            if not raised_at_run_time(error):
+                raise
+            raise execution_error(error, self.spec, self.forward.py_func) from error
+
+    def call(self, loop, losses, t0, n, o):
         K = self.forward._chunk(self.sample_args, self.active, None) if self.uses_chunk else o.directions
         loop(*self.arrays, *self.args, *self.data, *self.buffers, *self.state, self.perm, losses,
              self.path, t0, n, np.uint64(o.seed), K, fwdrandom.DISTRIBUTIONS[o.distribution],

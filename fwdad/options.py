@@ -13,6 +13,7 @@ import numpy as np
 from .errors import OptionError
 
 SEED_LIMIT = 2 ** 64          # seeds are 64-bit counters of fwdad.random
+INT64_MAX = 2 ** 63 - 1       # integer options reach compiled code as int64
 
 
 def refuse(who, name, value, wanted, hint):
@@ -36,7 +37,7 @@ def is_real(value):
     return isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, (bool, np.bool_))
 
 
-def integer(who, name, value, minimum=None, maximum=None):
+def integer(who, name, value, minimum=None, maximum=INT64_MAX):
     """`value` as an int, refused unless it is an integer in [minimum, maximum]."""
     wanted = "an integer" + bounds_text(minimum, maximum)
     if not is_integer(value):
@@ -48,7 +49,7 @@ def integer(who, name, value, minimum=None, maximum=None):
     return value
 
 
-def optional_integer(who, name, value, minimum=None, maximum=None):
+def optional_integer(who, name, value, minimum=None, maximum=INT64_MAX):
     return None if value is None else integer(who, name, value, minimum, maximum)
 
 
@@ -73,11 +74,11 @@ def optional_real(who, name, value, **bounds):
 
 
 def bounds_text(minimum, maximum):
-    if minimum is not None and maximum is not None:
+    if minimum is not None and maximum is not None and maximum != INT64_MAX:
         return f" between {minimum} and {maximum}"
     if minimum is not None:
         return f" >= {minimum}"
-    return f" <= {maximum}" if maximum is not None else ""
+    return f" <= {maximum}" if maximum not in (None, INT64_MAX) else ""
 
 
 def seed(who, value):

@@ -88,7 +88,7 @@ def test_bad_wrt_is_refused_naming_wrt(wrt):
 
 
 # ---- bad values of each kind of option --------------------------------------------------------------
-NOT_NUMBERS = st.one_of(st.booleans(), st.text(max_size=3), st.none(), st.just([1]))
+NOT_NUMBERS = st.one_of(st.booleans(), st.text(max_size=3), st.just([1]), st.just(np.bool_(True)))
 NOT_FINITE = st.sampled_from([math.nan, math.inf, -math.inf, np.float64("nan")])
 FRACTIONS = st.floats(allow_nan=False, allow_infinity=False).filter(lambda v: v != int(v))
 AS_FLOATS = st.integers(-5, 5).map(float)          # 2.0 is not an integer option's value either
@@ -96,20 +96,19 @@ AS_FLOATS = st.integers(-5, 5).map(float)          # 2.0 is not an integer optio
 
 def bad_counts(minimum):
     """Bad values of an integer option >= minimum."""
-    return st.one_of(st.integers(max_value=minimum - 1), st.integers(-2 ** 63, minimum - 1).map(np.int64),
-                     FRACTIONS, AS_FLOATS, NOT_FINITE, NOT_NUMBERS.filter(lambda v: v is not None))
+    return st.one_of(st.integers(max_value=minimum - 1), st.integers(min_value=2 ** 63),
+                     st.integers(-2 ** 63, minimum - 1).map(np.int64), FRACTIONS, AS_FLOATS, NOT_FINITE,
+                     NOT_NUMBERS)
 
 
 BAD = {
     "count": bad_counts(1),
     "steps": bad_counts(0),
     "seed": st.one_of(st.integers(max_value=-1), st.integers(min_value=2 ** 64), FRACTIONS, AS_FLOATS,
-                      NOT_FINITE, NOT_NUMBERS.filter(lambda v: v is not None)),
-    "positive": st.one_of(st.floats(max_value=0.0), NOT_FINITE, NOT_NUMBERS.filter(lambda v: v is not None),
-                          st.just(1e309)),
-    "nonnegative": st.one_of(st.floats(max_value=-1e-300), NOT_FINITE, NOT_NUMBERS.filter(lambda v: v is not None)),
-    "unit": st.one_of(st.floats(max_value=-1e-300), st.floats(min_value=1.0), NOT_FINITE,
-                      NOT_NUMBERS.filter(lambda v: v is not None)),
+                      NOT_FINITE, NOT_NUMBERS),
+    "positive": st.one_of(st.floats(max_value=0.0), NOT_FINITE, NOT_NUMBERS),
+    "nonnegative": st.one_of(st.floats(max_value=-1e-300), NOT_FINITE, NOT_NUMBERS),
+    "unit": st.one_of(st.floats(max_value=-1e-300), st.floats(min_value=1.0), NOT_FINITE, NOT_NUMBERS),
     "choice": st.one_of(st.text(max_size=5), st.integers(), st.none(), st.booleans()),
 }
 CHOICES = {"distribution": ("normal", "rademacher"), "optimizer": ("sgd", "momentum", "adam"),
@@ -148,9 +147,17 @@ def test_each_bad_value_is_refused_naming_the_option(entry, name, kind):
     refused()
 
 
+@pytest.mark.parametrize("entry, name", [("fgd", "lr"), ("fgd", "steps"), ("fgd", "seed"), ("fgd", "directions"),
+                                         ("fgd", "decay"), ("fgd", "momentum"), ("fgd", "eps"),
+                                         ("forward_gradient", "seed"), ("forward_gradient", "directions")])
+def test_none_is_refused_where_an_option_has_no_off_value(entry, name):
+    with pytest.raises(OptionError, match=f"{name} must be"):
+        CALLS[entry][0](**{name: None})
+
+
 @FEW
-@given(st.sampled_from(["betas"]), st.tuples(BAD["unit"], st.floats(0.0, 0.99)) | st.tuples(st.floats(0.0, 0.99), BAD["unit"]))
-def test_bad_betas_are_refused(name, betas):
+@given(st.tuples(BAD["unit"], st.floats(0.0, 0.99)) | st.tuples(st.floats(0.0, 0.99), BAD["unit"]))
+def test_bad_betas_are_refused(betas):
     with pytest.raises(OptionError, match=r"betas\[[01]\] must be"):
         call_fgd(optimizer="adam", betas=betas)
 

@@ -130,6 +130,12 @@ def test_a_linalg_error_in_the_tangent_code_names_the_users_line():
     assert isinstance(caught.value.__cause__, np.linalg.LinAlgError)
 
 
+def test_a_linalg_error_inside_fgd_names_the_users_line():
+    with pytest.raises(ExecutionError, match=r"(?s)test_fgd_trust.py:\d+\n    x = np.linalg.solve\(A, b\).*"
+                                             r"LinAlgError: Matrix is singular"):
+        fwdad.fgd(solve_sum, np.zeros((2, 2)), args=(np.ones(2),), lr=1e-3, steps=3, progress=False)
+
+
 # ---- runs that stop early keep their results ----------------------------------------------------------
 def test_a_nonfinite_loss_stops_the_run_and_keeps_the_steps_done():
     with pytest.raises(NonFiniteLossError, match=r"the loss at step \d+ is inf") as caught:
