@@ -21,7 +21,7 @@ from numba.core.errors import NumbaError
 
 from . import cache as disk_cache
 from . import codegen, runtime
-from .errors import CompilationError, FwdadError, UnsupportedSyntaxError, located
+from .errors import CompilationError, FwdadError, UnsupportedSyntaxError, WrappedFunctionError, located
 from .frontend.activity import Activity, Kind, Summary, function_types, is_complex
 from .frontend.fence import fence
 from .frontend.normalize import normalize
@@ -295,6 +295,8 @@ class RuleCallee:
         self.rule_unit = compiler.unit(rule, primal_only=True)
         try:
             self.primal = compiler.unit(func).primal
+        except WrappedFunctionError:            # Numba cannot call a Python wrapper either
+            raise
         except FwdadError:                      # no source: Numba calls it directly (math.gamma)
             self.primal = func
         self.digest = hashlib.sha256(

@@ -153,3 +153,23 @@ def calls_memoized(x):
 def test_a_cache_decorator_is_refused_too():
     with pytest.raises(WrappedFunctionError, match="memoized"):
         fwdad.jvp(calls_memoized, (1.5,), (1.0,))
+
+
+@doubled
+def wrapped_with_rule(x):
+    return x * x
+
+
+@fwdad.defjvp(wrapped_with_rule)
+def wrapped_with_rule_jvp(x, dx):
+    return 2.0 * x * x, 4.0 * x * dx
+
+
+def calls_wrapped_with_rule(x):
+    return wrapped_with_rule(x) + 1.0
+
+
+def test_a_rule_on_a_wrapper_is_refused_not_a_numba_typing_error():
+    """Its primal would be the wrapper, which Numba cannot call (before: the inner function's value)."""
+    with pytest.raises(WrappedFunctionError, match="wrapped_with_rule[\\s\\S]*What to do: differentiate the undecorated"):
+        fwdad.jvp(calls_wrapped_with_rule, (1.5,), (1.0,))

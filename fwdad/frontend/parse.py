@@ -100,8 +100,8 @@ def refuse_wrapper(func):
         WrappedFunctionError, code.co_filename if code else "<unknown>", code.co_firstlineno if code else 0,
         f"{name!r} is wrapped by a decorator (its wrapper {wrapper!r} has __wrapped__); fwdad "
         "differentiates a function from its source and would silently drop the wrapper's code.",
-        "apply fwdad to the undecorated function (keep a reference to it before decorating), or "
-        "give the decorated function a tangent rule with fwdad.defjvp")
+        f"differentiate the undecorated function instead: keep a reference to it before decorating "
+        f"(or use {name}.__wrapped__) and apply fwdad to it or call it from the code fwdad compiles")
 
 
 # ---- source identity -------------------------------------------------------------------------
