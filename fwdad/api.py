@@ -312,7 +312,7 @@ class ForwardFunction:
         """
         from .backends.cuda import host_like
         args = tuple(host_like(a) for a in self._arguments(args, {}))
-        active = [i for i, a in enumerate(args) if is_float(a)] if active is None else list(active)
+        active = self._chosen(args, active, f"{self.__name__}.cuda_jvp")
         return self.specialization(args, active).device_jvp
 
     @property
@@ -389,11 +389,15 @@ class ForwardFunction:
     def source_for(self, *args, active=None):
         """The generated tangent code for these arguments (all float arguments active by default)."""
         args = self._arguments(args, {})
-        if active is None:
-            active = [i for i, a in enumerate(args) if is_float(a)]
-        spec = self.specialization(args, active)
+        spec = self.specialization(args, self._chosen(args, active, f"{self.__name__}.source_for"))
         spec.jvp
         return self._source_of(spec)
+
+    def _chosen(self, args, active, who):
+        """The differentiated positions: `active` (names or positions, as wrt) or every float."""
+        if active is None:
+            return [i for i, a in enumerate(args) if is_float(a)]
+        return list(options.positions(who, active, self.parameters, "active"))
 
     @staticmethod
     def _source_of(spec):

@@ -116,7 +116,7 @@ def optional_callable(who, name, value):
     return value
 
 
-def positions(who, wrt, parameters):
+def positions(who, wrt, parameters, name="wrt"):
     """wrt as sorted, distinct parameter positions (names, positions and negative positions).
 
     Sorted because every driver returns gradients in parameter order: `wrt=(1, 0)` means the
@@ -125,30 +125,30 @@ def positions(who, wrt, parameters):
         return None
     items = (wrt,) if isinstance(wrt, (str, int, np.integer, np.bool_)) else wrt
     if not isinstance(items, (tuple, list)) or not items:
-        refuse(who, "wrt", wrt, "a parameter name or position, or a non-empty tuple of them",
-               f"pass e.g. wrt=0 or wrt=({parameters[0]!r},)." if parameters else "leave wrt=None.")
+        refuse(who, name, wrt, "a parameter name or position, or a non-empty tuple of them",
+               f"pass e.g. {name}=0 or {name}=({parameters[0]!r},)." if parameters else f"leave {name}=None.")
     found = []
     for item in items:
-        position = position_of(who, item, parameters)
+        position = position_of(who, item, parameters, name)
         if position in found:
-            refuse(who, "wrt", wrt, "a tuple of distinct parameters",
+            refuse(who, name, wrt, "a tuple of distinct parameters",
                    f"name {parameters[position]!r} once.")
         found.append(position)
     return tuple(sorted(found))
 
 
-def position_of(who, item, parameters):
+def position_of(who, item, parameters, name):
     """The position of one wrt entry: a parameter name, or an index (negative from the end)."""
     n = len(parameters)
     names = ", ".join(parameters)
     if isinstance(item, str):
         if item not in parameters:
-            refuse(who, "wrt", item, f"one of the parameter names ({names})", "check the spelling.")
+            refuse(who, name, item, f"one of the parameter names ({names})", "check the spelling.")
         return parameters.index(item)
     if not is_integer(item):
-        refuse(who, "wrt", item, "parameter names or integer positions",
+        refuse(who, name, item, "parameter names or integer positions",
                "pass positions as ints (not bools or floats) or parameter names.")
     if not -n <= int(item) < n:
-        refuse(who, "wrt", item, f"a position between {-n} and {n - 1} ({names})",
+        refuse(who, name, item, f"a position between {-n} and {n - 1} ({names})",
                "count positions from 0 (or from -1 at the end).")
     return int(item) % n

@@ -76,6 +76,12 @@ def test_bad_wrt_is_refused_naming_the_option(wrt, words):
         fwdad.forward_grad(mixed, wrt=wrt)
 
 
+def test_source_for_takes_active_as_wrt_does():
+    assert FULL.source_for(A, X, B, active=(-1,)) == FULL.source_for(A, X, B, active=["b"])
+    with pytest.raises(OptionError, match=re.escape("mixed.source_for: active must be a position between -3")):
+        FULL.source_for(A, X, B, active=(3,))
+
+
 @pytest.mark.parametrize("target", ["cpu", "parallel"])
 @pytest.mark.parametrize("directions", [0, -2, 2.7, True])
 def test_fgd_refuses_directions_that_are_not_a_positive_integer(target, directions):
