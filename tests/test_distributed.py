@@ -155,6 +155,15 @@ def test_mismatched_seed_version_or_parameters_name_the_rank(checks_run):
     assert "(rank 0: 3, rank 1: 4)" in lines_of(out, "seed")[0]
 
 
+def test_a_nonfinite_loss_stops_every_rank_at_the_same_step(checks_run):
+    proc, out = checks_run
+    seen = lines_of(out, "nonfinite")
+    assert sorted(seen) == [0, 1] and seen[0] == seen[1], proc.stdout + proc.stderr
+    assert seen[0].startswith("NonFiniteLossError: fgd: the loss at step"), seen[0]
+    step, done, losses = (int(v) for v in (out / "nonfinite.rank0.txt").read_text().split())
+    assert done == losses == step + 1 and (out / "nonfinite.rank1.txt").read_text() == f"{step} {done} {losses}"
+
+
 def test_perturbed_parameters_are_caught_by_the_hash_check(checks_run):
     proc, out = checks_run
     seen = lines_of(out, "perturb")

@@ -10,6 +10,7 @@ import numpy as np
 
 import fwdad
 import fwdad.distributed as distributed
+from fwdad.optim import NonFiniteLossError
 
 
 def quadratic(x, a):
@@ -119,6 +120,12 @@ def mismatched_contents(comm, out):
 def checks(comm, out):
     """The start-up mismatch checks, then the parameter hash check (each rank catches them)."""
     mismatch(comm, out)
+    try:                                            # diverges: every rank stops at the same step
+        run_case(comm, "directions_sgd", lr=10.0)
+    except NonFiniteLossError as error:
+        report(comm, out, "nonfinite", error)
+        with open(os.path.join(out, f"nonfinite.rank{comm.Get_rank()}.txt"), "w") as file:
+            file.write(f"{error.step} {error.result.steps} {len(error.result.losses)}")
     distributed._test_hooks["perturb"] = (1, 7)     # rank 1 nudges its parameters at step 7
     try:
         run_case(comm, "directions_sgd")
