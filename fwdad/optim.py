@@ -385,26 +385,36 @@ def run_in_chunks(steps, run, current, losses, every=None, callback=None, bar=No
             outside = time.perf_counter()
             stop = nonfinite_stop(losses, first, done, on_nonfinite, warned)
             if interrupted and stop is None:
-                stop = FGDInterrupted(f"fgd: interrupted after step {done} of {steps}; the error's "
-                                      ".result holds the steps done.")
+                stop = interruption(done, steps)
             if bar is not None:
                 bar.update(ran)
                 bar.set_postfix(loss=f"{losses[done - 1]:.4g}")
             if callback is not None and stop is None and (done == steps or (every and done % every == 0)):
-                try:
-                    history.append(callback(done, current(), losses[:done]))
-                except Exception as error:
-                    stop, cause = CallbackError(
-                        f"fgd: the callback raised {type(error).__name__}: {error} (after step {done}).\n"
-                        "What to do: fix the callback; the error's .result holds the steps done."), error
+                stop, cause = call_back(callback, done, current, losses, history)
             paused += time.perf_counter() - outside
     except KeyboardInterrupt:                   # Ctrl-C outside a chunk (callback, progress bar)
-        stop = FGDInterrupted(f"fgd: interrupted after step {done} of {steps}; the error's .result "
-                              "holds the steps done.")
+        stop = interruption(done, steps)
     finally:
         if bar is not None:
             bar.close()
     return ChunkedRun(times[:done], time.perf_counter() - start - paused, history, done, stop, cause)
+
+
+def interruption(done, steps):
+    return FGDInterrupted(f"fgd: interrupted after step {done} of {steps}; the error's .result "
+                          "holds the steps done.")
+
+
+def call_back(callback, done, current, losses, history):
+    """Call the user's callback, appending its value to history; (None, None), or the
+    CallbackError to stop with and the callback's exception."""
+    try:
+        history.append(callback(done, current(), losses[:done]))
+        return None, None
+    except Exception as error:
+        return CallbackError(f"fgd: the callback raised {type(error).__name__}: {error} (after step "
+                             f"{done}).\nWhat to do: fix the callback; the error's .result holds the "
+                             "steps done."), error
 
 
 def nonfinite_stop(losses, first, done, on_nonfinite, warned):
