@@ -7,12 +7,16 @@
 """
 from .version import __version__
 from .errors import (FwdadError, UnsupportedSyntaxError, DifferentiationError,
-                     TangentMismatchError, CompilationError, NoSourceError)
+                     TangentMismatchError, CompilationError, NoSourceError, OptionError,
+                     ExecutionError, SourceChangedError, WrappedFunctionError, FwdadWarning,
+                     CacheWarning)
 from .api import ForwardFunction, forward_grad, jvp, defjvp
 
 __all__ = ["__version__", "forward_grad", "ForwardFunction", "jvp", "defjvp", "FwdadError",
            "UnsupportedSyntaxError", "DifferentiationError", "TangentMismatchError",
-           "CompilationError", "NoSourceError"]
-from .optim import fgd, FGDResult
+           "CompilationError", "NoSourceError", "OptionError", "ExecutionError",
+           "SourceChangedError", "WrappedFunctionError", "FwdadWarning", "CacheWarning"]
+from .optim import fgd, FGDResult, FGDStopped, NonFiniteLossError, CallbackError, FGDInterrupted
 from . import random
-__all__ += ["fgd", "FGDResult", "random"]
+__all__ += ["fgd", "FGDResult", "FGDStopped", "NonFiniteLossError", "CallbackError",
+            "FGDInterrupted", "random"]

@@ -25,12 +25,15 @@ import numba
 import numpy as np
 
 from . import random as fwdrandom
+from .cache import numba_can_cache
 from .errors import FwdadError
 from .gradients import actives, compile_driver, namespace, offsets, scalar_output_required, writes_arguments
 from . import options as check
 from .optim import (UPDATES, FGDOptions, FGDResult, as_parameters, check_arity, checked_inputs, fgd,
                     progress_bar, run_in_chunks, shuffle_epoch)
 from .version import __version__
+
+CACHE = numba_can_cache(__file__)        # running MPI needs no writable directory
 
 MODES = ("directions", "data")
 DEFAULT_TIMEOUT = 120.0        # seconds a rank waits in one collective before it reports a hang
@@ -135,7 +138,7 @@ def install_abort_hook(comm):
 
 
 # ---- hashing -------------------------------------------------------------------------------------
-@numba.njit(error_model="numpy", cache=True)
+@numba.njit(error_model="numpy", cache=CACHE)
 def hash_words(words, h):
     """Fold 64-bit words into the running hash h (splitmix64 finalizer per word)."""
     for i in range(words.size):
@@ -244,7 +247,7 @@ def render(name, head, lines):
     return "def {}({}):\n{}\n".format(name, head, "\n".join("    " + line for line in lines))
 
 
-@numba.njit(error_model="numpy", cache=True)
+@numba.njit(error_model="numpy", cache=CACHE)
 def assemble(recv, ts, weights, averaged, t, K):
     """Fill ts[k] from the gathered messages; (-1, loss) or (the first bad rank, nan).
 
