@@ -35,7 +35,8 @@ def main(runs=10, out=None):
                 seconds.append(r.seconds)
                 results.setdefault((name, gradient), []).append(r)
             print(f"{name:10s} {gradient:8s} final f = {np.mean(finals):.3g} ± {np.std(finals):.2g}, "
-                  f"{np.mean(seconds) / steps * 1e9:.0f} ns / iteration, end point {r.params}")
+                  f"{np.median(seconds) / steps * 1e9:.0f} ns / iteration (median of {runs} runs), "
+                  f"end point {r.params}")
     if out:
         import matplotlib
         matplotlib.use("Agg")

@@ -1,6 +1,6 @@
 """`fwdad reproduce`: the paper's experiments redone on this machine, with a report.
 
-    fwdad reproduce [--quick] [--out DIR] [--runs N] [--experiments beale,rosenbrock,logreg,mlp,depth]
+    fwdad reproduce [--quick] [--out DIR] [--runs N] [--experiments beale,rosenbrock,logreg,mlp,cost,depth]
                     [--mnist PATH]
 
 writes DIR/report.md, the PNG figures it shows and DIR/results.json with every number.
@@ -15,7 +15,7 @@ import numpy as np
 from ..version import __version__
 from .common import PAPER, Settings
 
-EXPERIMENTS = ("beale", "rosenbrock", "logreg", "mlp", "depth")
+EXPERIMENTS = ("beale", "rosenbrock", "logreg", "mlp", "cost", "depth")
 
 
 def reproduce(out="reproduce-out", quick=False, runs=None, experiments=EXPERIMENTS, mnist=None,
@@ -58,18 +58,20 @@ def reproduce(out="reproduce-out", quick=False, runs=None, experiments=EXPERIMEN
         if data.notice:
             log(f"fwdad reproduce: {data.notice}")
         for model in models:
-            log(f"fwdad reproduce: MNIST {model} ({settings.mnist_steps[model]} iterations per run)")
+            log(f"fwdad reproduce: MNIST {model} ({len(settings.mnist[model])} settings, both methods)")
             summary = mnist_experiment.run(model, data, settings, show_progress)
             names = mnist_experiment.figures(model, out, summary)
             sections[model] = mnist_experiment.report(model, summary, names)
             results[model] = mnist_experiment.to_json(summary)
+    measurements = cost.Measurements(settings)
+    if "cost" in experiments:
         log("fwdad reproduce: cost table")
-        summary = cost.run_cost(models, data.num_features, data.num_classes, settings, show_progress)
+        summary = cost.run_cost(settings, measurements, show_progress)
         sections["cost"] = cost.report_cost(summary)
         results["cost"] = summary
     if "depth" in experiments:
         log(f"fwdad reproduce: depth scaling ({', '.join(map(str, settings.depths))} layers)")
-        summary = cost.run_depth(settings, show_progress)
+        summary = cost.run_depth(settings, measurements, show_progress)
         names = cost.figures_depth(out, summary)
         sections["depth"] = cost.report_depth(summary, names)
         results["depth"] = summary
@@ -82,6 +84,8 @@ def reproduce(out="reproduce-out", quick=False, runs=None, experiments=EXPERIMEN
 
 
 def to_json(value):
+    if hasattr(value, "as_dict"):
+        return value.as_dict()
     if isinstance(value, np.ndarray):
         return value.tolist()
     if isinstance(value, (np.floating, np.integer)):
@@ -100,10 +104,16 @@ def write_report(out, results, sections, settings):
             f"{results['seconds']:.0f} s. The paper ran "
             "PyTorch on a GPU; here everything runs on the CPU, compiled by Numba: ratios are the "
             "comparable numbers, absolute times are this machine's.", ""]
+    head += [f"**Times.** Every time below is the median of at least {settings.timing_repeats} repeated "
+             "measurements, with their range in brackets, and every derived number (iterations / s, R, "
+             "T_f / T_b) is computed from those medians; a quantity that appears twice is one measurement "
+             "shown twice. On a machine shared with other work, times are pessimistic and ranges wide.", ""]
     if settings.name == "quick":
-        head += ["**Quick run**: the Beale and Rosenbrock runs use the paper's settings; MNIST "
-                 "training is shortened, depth scaling stops early. Run without `--quick` for the "
-                 "full experiments.", ""]
+        head += ["**Quick run**: the Beale and Rosenbrock runs use the paper's settings. MNIST trains at the "
+                 "paper's lr 2e-4 for a short while (too short to learn much), and at a setting that is not "
+                 "the paper's, labelled as such, at which both methods learn within the quick run; the "
+                 "paper's lr 2e-5 runs only in the full run. Depth scaling stops at 8 layers. Run without "
+                 "`--quick` for the full experiments.", ""]
     data = results.get("data")
     if data:
         head += [f"Data: {data['source']} ({data['train']:,} training / {data['test']:,} test "
@@ -112,6 +122,7 @@ def write_report(out, results, sections, settings):
     body += [sections[k] for k in ("beale", "rosenbrock") if k in sections]
     if {"logreg", "mlp"} & set(sections):
         body += ["## 2. MNIST (Sections 5.2 and 5.3)", ""] + [sections[k] for k in ("logreg", "mlp") if k in sections]
+    if "cost" in sections:
         body += ["## 3. Runtime cost", "", sections["cost"]]
     if "depth" in sections:
         body += ["## 4. Depth", "", sections["depth"]]
