@@ -217,12 +217,13 @@ def few_ticks(ax, x=4, y=5):
 def times_axis(ax, values):
     """A y axis for measured times: linear from 0, or logarithmic when they span more than a
     factor of 10 (an outlier or two model sizes), with plain tick labels (0.2, never 2×10^-1)."""
-    from matplotlib.ticker import FuncFormatter
+    from matplotlib.ticker import FuncFormatter, LogLocator
     values = np.concatenate([np.ravel(v) for v in values])          # one array per run
     values = values[values > 0]
     if len(values) and values.max() > 10 * values.min():
         ax.set_yscale("log")
         few_ticks(ax)
+        ax.yaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
         ax.yaxis.set_major_formatter(FuncFormatter(lambda v, _: f"{v:g}"))
         ax.yaxis.set_minor_formatter(FuncFormatter(lambda v, _: ""))
     else:
