@@ -13,7 +13,9 @@ baseline the paper compares forward gradients against.
 import numba
 import numpy as np
 
-_jit = numba.njit(cache=True, error_model="numpy")
+from ..cache import numba_can_cache
+
+_jit = numba.njit(cache=numba_can_cache(__file__), error_model="numpy")   # no writable dir needed
 
 
 def mlp_sizes(num_features, hidden, depth, num_classes):
