@@ -4,6 +4,8 @@ They are plain @numba.njit functions, so generated code calls them as `fwdad_run
 """
 import numba
 import numpy as np
+from numba.core import types
+from numba.extending import overload
 
 from .cache import numba_can_cache
 
@@ -43,3 +45,62 @@ def prod_jvp(x, dx):
 def norm_jvp(x, dx, z):
     """Tangent of the 2-norm (Frobenius for matrices) z = ||x||: <x, dx> / z."""
     return np.sum(x * dx) / z
+
+
+@numba.njit(error_model="numpy", cache=CACHE)
+def cumprod_jvp(x, dx):
+    """Tangent of np.cumprod(x) (flattened): dz_i = dz_(i-1) * x_i + z_(i-1) * dx_i, exact at zeros."""
+    flat, dflat = x.ravel(), dx.ravel()
+    out = np.empty(flat.size, dx.dtype)
+    running, tangent = x.dtype.type(1), dx.dtype.type(0)
+    for i in range(flat.size):
+        tangent = tangent * flat[i] + running * dflat[i]
+        running *= flat[i]
+        out[i] = tangent
+    return out
+
+
+@numba.njit(error_model="numpy", cache=CACHE)
+def vector_norm_jvp(x, dx, z, p):
+    """Tangent of the vector p-norm z = ||x||_p, with abs'(0) = 1 and ties of inf/-inf split, as in JAX."""
+    d_abs = np.where(x >= 0, dx, -dx)
+    if p == np.inf or p == -np.inf:
+        return extreme_jvp(np.abs(x), d_abs, z)
+    if p == 0:                              # the count of nonzero entries
+        return dx.dtype.type(0)
+    if p == 1:
+        return np.sum(d_abs)
+    if p == 2:
+        return np.sum(x * dx) / z
+    return dx.dtype.type(np.sum(np.abs(x) ** (p - 1) * d_abs) * z ** (1 - p))
+
+
+@numba.njit(error_model="numpy", cache=CACHE)
+def matrix_norm_jvp(x, dx, z, p):
+    """Tangent of a matrix norm with ord p: 1/-1 (column sums), inf/-inf (row sums), 2/-2 (the
+    largest / smallest singular value: u_i' dx v_i)."""
+    if p == 2 or p == -2:
+        u, s, vt = np.linalg.svd(x, full_matrices=False)
+        i = 0 if p == 2 else s.size - 1
+        total = dx.dtype.type(0)
+        for r in range(x.shape[0]):
+            for c in range(x.shape[1]):
+                total += u[r, i] * dx[r, c] * vt[i, c]
+        return total
+    axis = 0 if p == 1 or p == -1 else 1
+    return extreme_jvp(np.abs(x).sum(axis=axis), np.where(x >= 0, dx, -dx).sum(axis=axis), z)
+
+
+def norm_ord_jvp(x, dx, z, p):
+    """Tangent of z = np.linalg.norm(x, p) inside compiled code: the overload below picks the
+    vector or the matrix rule by x's rank (p None is the 2-norm / Frobenius norm)."""
+    raise NotImplementedError("norm_ord_jvp runs in compiled code only")
+
+
+@overload(norm_ord_jvp)
+def _norm_ord_jvp(x, dx, z, p):
+    if isinstance(p, types.NoneType):
+        return lambda x, dx, z, p: norm_jvp(x, dx, z)
+    if x.ndim == 1:
+        return lambda x, dx, z, p: vector_norm_jvp(x, dx, z, p)
+    return lambda x, dx, z, p: matrix_norm_jvp(x, dx, z, p)

@@ -164,11 +164,11 @@ class Activity:
         if isinstance(value, ast.Attribute) and value.attr in VIEW_METHODS and isinstance(value.value, ast.Name):
             return [value.value.id]
         if isinstance(value, ast.Call):
+            if self.view_functions(value):          # first: np.swapaxes(U, ..) is no method of `np`
+                return [a.id for a in value.args if isinstance(a, ast.Name)]
             if isinstance(value.func, ast.Attribute) and value.func.attr in VIEW_METHODS \
                     and isinstance(value.func.value, ast.Name):
                 return [value.func.value.id]
-            if self.view_functions(value):
-                return [a.id for a in value.args if isinstance(a, ast.Name)]
         return []
 
     def user_call(self, call):

@@ -45,9 +45,19 @@ IN_PLACE = {
 FUNCTIONS = {}
 
 
-def rule(template, *functions):
+class Refused(str):
+    """A rule that refuses an active argument; the text says what to write instead."""
+
+PIECEWISE_ARGUMENTS = {}     # function -> positions whose tangent does not reach the result at all
+
+
+def rule(template, *functions, piecewise=()):
+    """One row of the table; `piecewise` names the argument positions whose tangent cannot reach
+    the result (arange's stop only sets the length, where's condition only selects), so that the
+    tangent pass refuses any other argument a template ignores."""
     for function in functions:
         FUNCTIONS[function] = template
+        PIECEWISE_ARGUMENTS[function] = frozenset(piecewise)
 
 
 # ---- elementwise, scalar and array (math.* and np.*) ---------------------------------------
@@ -79,33 +89,42 @@ rule("dx * y * x ** (y - 1) + dy * z * np.log(x + (x == 0))", math.pow, np.power
 rule("(x * dx + y * dy) / (z + (z == 0)) + (z == 0) * 0.5 * (dx + dy)", math.hypot, np.hypot)
 rule("dx * 1.1283791670955126 * np.exp(-x * x)",        math.erf)
 rule("-dx * 1.1283791670955126 * np.exp(-x * x)",       math.erfc)
-rule("dx * math.copysign(1.0, x) * math.copysign(1.0, y)", math.copysign)
-rule("dx * np.sign(x) * np.sign(y)",                    np.copysign)
+rule("dx * math.copysign(1.0, x) * math.copysign(1.0, y)", math.copysign, piecewise=(1,))
+rule("dx * np.sign(x) * np.sign(y)",                    np.copysign, piecewise=(1,))
 rule("(dx * np.exp(x - z) + dy * np.exp(y - z))",       np.logaddexp)
 rule("dx",                                              float, np.float64, np.float32)
 rule(None, math.floor, math.ceil, math.trunc, np.floor, np.ceil, np.trunc, np.rint, np.round,
      np.sign, round, int)
 # allocation: new arrays have zero tangent unless filled with an active value
 rule(None, np.empty, np.zeros, np.ones, np.empty_like, np.zeros_like, np.ones_like, np.eye,
-     np.identity, np.arange)
-rule("np.full(x, dy)",                                  np.full)
-rule("np.full_like(x, dy)",                             np.full_like)
-rule("np.linspace(dx, dy, w)",                          np.linspace)
+     np.identity)
+rule({2: "np.full(x, dy)", 3: "np.full(x, dy, w)"},     np.full)
+rule({2: "np.full_like(x, dy)", 3: "np.full_like(x, dy, w)"}, np.full_like, piecewise=(0,))
+rule({2: "np.linspace(dx, dy)", 3: "np.linspace(dx, dy, w)"}, np.linspace)
+# arange(start, stop, step) = start + i * step: its length (from stop) is piecewise constant
+rule({1: None, 2: "np.full_like(z, dx)", 3: "np.full_like(z, dx) + np.arange(z.size).astype(z.dtype) * dw"},
+     np.arange, piecewise=(1,))
 # np.random.* inside a function: the draws are constants
 rule(None, *[getattr(np.random, name) for name in (
-    "random", "rand", "randn", "normal", "uniform", "standard_normal", "randint", "choice",
-    "exponential", "gamma", "beta", "binomial", "poisson", "permutation", "shuffle")])
+    "random", "rand", "randn", "normal", "uniform", "standard_normal", "randint",
+    "exponential", "gamma", "beta", "binomial", "poisson")])
+# ... but choice(x) and permutation(x) of an active array return x's own entries
+rule(Refused("draw the indices instead and index with them: `i = np.random.randint(0, len(x))`, "
+             "`x[i]`, or `p = np.random.permutation(len(x))`, `x[p]`"),
+     np.random.choice, np.random.permutation, np.random.shuffle)
 # reductions and products
 rule(LINEAR,            np.sum, np.cumsum, np.trace, np.transpose, np.reshape, np.ravel,
                         np.squeeze, np.copy, np.ascontiguousarray, np.asarray, np.atleast_1d,
-                        np.atleast_2d, np.expand_dims, np.diag, np.swapaxes, np.negative)
+                        np.atleast_2d, np.expand_dims, np.diag, np.swapaxes, np.negative, np.roll,
+                        np.diff, np.array)        # np.array((a, b)): the array of the tangents
 rule("np.sum(dx) / x.size",                             np.mean)
 rule("fwdad_runtime.extreme_jvp(x, dx, z)",             np.max, np.min, np.amax, np.amin)
 rule("fwdad_runtime.prod_jvp(x, dx)",                   np.prod)
+rule("fwdad_runtime.cumprod_jvp(x, dx)",                np.cumprod)
 rule("np.dot(dx, y) + np.dot(x, dy)",                   np.dot)
 rule("dx @ y + x @ dy",                                 np.matmul)
 rule("np.outer(dx, y) + np.outer(x, dy)",               np.outer)
-rule("fwdad_runtime.norm_jvp(x, dx, z)",                np.linalg.norm)
+rule({1: "fwdad_runtime.norm_jvp(x, dx, z)", 2: "fwdad_runtime.norm_ord_jvp(x, dx, z, y)"}, np.linalg.norm)
 rule(LINEAR_SEQUENCE,   np.concatenate, np.stack, np.vstack, np.hstack)
 # linear algebra
 rule("np.linalg.solve(x, dy - dx @ z)",                 np.linalg.solve)
@@ -116,7 +135,7 @@ rule("dx * ((x > y) + 0.5 * (x == y)) + dy * ((y > x) + 0.5 * (x == y))", np.max
 rule("dx * ((x < y) + 0.5 * (x == y)) + dy * ((y < x) + 0.5 * (x == y))", np.minimum)
 rule("np.where((x > y) | np.isnan(y), dx, dy)",         np.fmax)
 rule("np.where((x < y) | np.isnan(y), dx, dy)",         np.fmin)
-rule("np.where(x, dy, dw)",                             np.where)
+rule("np.where(x, dy, dw)",                             np.where, piecewise=(0,))
 rule("(dx * ((x > y) + 0.5 * (x == y)) + dy * ((y > x) + 0.5 * (x == y))) * ((np.maximum(x, y) < w) "
      "+ 0.5 * (np.maximum(x, y) == w)) + dw * ((w < np.maximum(x, y)) + 0.5 * (np.maximum(x, y) == w))",
      np.clip)                                           # clip = minimum(maximum(x, lo), hi)
@@ -126,8 +145,10 @@ FUNCTIONS[math.log] = {1: "dx / x", 2: "dx / (x * np.log(y)) - dy * z / (y * np.
 # kinks: abs'(0) = 1 as in JAX; ties of max/min split the tangent evenly
 rule("dx if x >= 0 else -dx",                           abs, math.fabs)
 rule("np.where(x >= 0, dx, -dx)",                       np.abs, np.absolute, np.fabs)
-rule("dx if x > y else (dy if y > x else 0.5 * (dx + dy))", max)
-rule("dx if x < y else (dy if y < x else 0.5 * (dx + dy))", min)
+# builtins: max(array) and min(array) are np.max and np.min, sum(array, start) is np.sum + start
+rule({1: "fwdad_runtime.extreme_jvp(x, dx, z)", 2: "dx if x > y else (dy if y > x else 0.5 * (dx + dy))"}, max)
+rule({1: "fwdad_runtime.extreme_jvp(x, dx, z)", 2: "dx if x < y else (dy if y < x else 0.5 * (dx + dy))"}, min)
+rule({1: "np.sum(dx)", 2: "np.sum(dx) + dy"},           sum)
 
 
 # ---- array methods and attributes (x is the array, y, w the method's arguments) ------------------

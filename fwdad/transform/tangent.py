@@ -23,10 +23,13 @@ def f_jvp(x, y, d_x):
 """
 import ast
 import copy
+import inspect
 
 import numpy as np
+from numba.core import types
 
 from ..errors import DifferentiationError, located
+from ..frontend.activity import VIEW_METHODS
 from ..frontend.resolve import MISSING
 from . import rules
 
@@ -238,6 +241,8 @@ class TangentPass:
             return self.store_item(statement, target, value)
         if isinstance(value, ast.Call) and self.calls.is_user(value):
             return self.user_call(statement, target.id, value)
+        if isinstance(value, ast.List):
+            self.refuse_list(value.elts, ast.unparse(value))
         if target.id not in self.varied:
             self.refuse_writes_in(value)
             return [statement]
@@ -254,7 +259,8 @@ class TangentPass:
         if self.is_elementwise(value):
             tangent = self.broadcast(tangent, target.id)
         if target.id in self.written and self.kinds[target.id].shape == "array" and \
-                isinstance(viewed(tangent), ast.Name):          # `v = x + 1.0; v *= 3.0`: d_v is d_x
+                isinstance(viewed(tangent), ast.Name) and not self.is_view(value):
+            # `v = x + 1.0; v *= 3.0`: d_v is d_x; but `v = x.T` shares memory, so its tangent does too
             tangent = ast.Call(ast.Attribute(tangent, "copy", ast.Load()), [], [])
         if target.id not in reads.primals:
             return [statement] + self.set(target.id, tangent)
@@ -265,6 +271,16 @@ class TangentPass:
         if self.is_elementwise(value):
             tangent = self.broadcast(tangent, target.id)
         return [assign(fresh, value)] + self.set(target.id, tangent) + [assign(target.id, name(fresh))]
+
+    def is_view(self, value):
+        """Whether `value` is a view of an array (x.T, x.reshape(..), np.transpose(x)): then the primal
+        shares memory too, and the tangent must stay a view of the source's tangent."""
+        if isinstance(value, ast.Attribute):
+            return value.attr in VIEW_METHODS
+        if isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and \
+                self.resolve(value.func) is MISSING:
+            return value.func.attr in VIEW_METHODS
+        return isinstance(value, ast.Call) and self.resolve(value.func) in rules.VIEW_FUNCTIONS
 
     def is_elementwise(self, value):
         if isinstance(value, ast.BinOp):
@@ -292,8 +308,24 @@ class TangentPass:
             return tangent
         return ast.BinOp(tangent, ast.Add(), ast.Call(self.np("zeros_like"), [name(result)], []))
 
+    def refuse_list(self, items, text):
+        """Python lists carry no tangents: a list holding a value that has one is refused."""
+        if any(self.ref(item) is not None for item in items):
+            raise self.error(f"a Python list holding values that carry a tangent (`{text}`): fwdad does "
+                             "not differentiate through lists",
+                             "use a tuple `(1.0, a, 3.0)`, an array `np.array((1.0, a, 3.0))`, or "
+                             "np.empty(n) filled element by element")
+
+    def is_list(self, id):
+        """Whether Numba typed `id` as a list (reflected or typed)."""
+        spec = getattr(self.calls, "spec", None)
+        numba_type = spec.types.numba_types.get(id) if spec is not None else None
+        return isinstance(numba_type, (types.List, types.ListType))
+
     def store_item(self, statement, target, value):
         array = target.value.id
+        if self.is_list(array):
+            self.refuse_list([value], ast.unparse(statement))
         if array not in self.varied:
             return [statement]
         return [statement] + self.write_item(array, target.slice, value)
@@ -315,7 +347,24 @@ class TangentPass:
                 raise self.error(f"fwdad cannot differentiate the in-place method .{call.func.attr}() "
                                  f"on {array!r}", "write the update as an assignment")
             return [statement] + self.fill(array, call.args[0])
+        if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and \
+                isinstance(call.func.value, ast.Name) and self.is_list(call.func.value.id):
+            self.refuse_list(call.args, ast.unparse(call))
+        if isinstance(call, ast.Call):
+            self.refuse_library_writes(call)
         return [statement]
+
+    def refuse_library_writes(self, call):
+        """A library call whose result is dropped can only matter by writing into its arguments
+        (np.random.shuffle(x), np.sin(x, out)): fwdad cannot update their tangents."""
+        function = self.resolve(call.func)
+        arrays = [a.id for a in call.args + [k.value for k in call.keywords] if isinstance(a, ast.Name)
+                  and a.id in self.varied and self.kinds[a.id].shape != "scalar"]
+        if arrays and function is not print:
+            raise self.error(f"`{ast.unparse(call)}` may write into {arrays[0]!r}, whose tangent fwdad "
+                             "cannot update", f"write the result into a new array (`y = ...`), or "
+                             f"compute it with a loop; an in-place shuffle can index with "
+                             f"`np.random.permutation(len({arrays[0]}))`")
 
     def statement_Return(self, statement):
         value = statement.value
@@ -415,34 +464,82 @@ class TangentPass:
         function = self.resolve(call.func)
         if function is MISSING and isinstance(call.func, ast.Attribute):
             return self.method(call.func.attr, call.func.value, call.args, call.keywords, result)
-        if not any(self.ref(n) is not None for a in call.args for n in ast.walk(a)):
+        if not any(self.ref(n) is not None for a in call.args + [k.value for k in call.keywords]
+                   for n in ast.walk(a)):
             return None, NOTHING
+        self.refuse_out(function, call)
+        if not rules.has_rule(function):
+            raise self.error(f"there is no derivative rule for {ast.unparse(call.func)} and fwdad cannot "
+                             "read its source.", no_rule_advice(ast.unparse(call.func)))
+        arguments = bound_arguments(function, call)
         try:
-            template = rules.function_rule(function, len(call.args))
-            if template is rules.LINEAR or template is rules.LINEAR_SEQUENCE:
-                return self.linear_call(call, template), NOTHING
+            template = rules.function_rule(function, len(arguments if arguments is not None else call.args))
         except KeyError:
-            raise self.error(
-                f"there is no derivative rule for {ast.unparse(call.func)} and fwdad cannot read "
-                "its source.", "define one with fwdad.defjvp(function, rule), or pass only "
-                "inactive (int or constant) arguments to it") from None
-        tangent, reads = self.template(template, call.args, result)
-        if call.keywords:
-            if not (isinstance(tangent, ast.Call) and self.resolve(tangent.func) is function):
+            raise self.error(f"fwdad's derivative rule for {ast.unparse(call.func)} does not take "
+                             f"{len(arguments or call.args)} arguments, as in `{ast.unparse(call)}`",
+                             "leave out the extra arguments, or compute the operation with a loop or "
+                             "another supported form (docs/subset.md lists the forms each rule takes)") from None
+        if isinstance(template, rules.Refused):
+            raise self.error(f"fwdad gives no tangent to {ast.unparse(call.func)} of a value that "
+                             f"carries one, as in `{ast.unparse(call)}`", template)
+        if template is rules.LINEAR or template is rules.LINEAR_SEQUENCE:
+            return self.linear_call(call, result), NOTHING
+        if template is None:
+            return None, NOTHING
+        if arguments is None:
+            if call.keywords:
                 raise self.error(f"keyword arguments to {ast.unparse(call.func)} are not supported "
                                  "when its arguments are differentiated", "pass them by position")
-            tangent.keywords = copy.deepcopy(call.keywords)
-        return tangent, reads
+            arguments = call.args
+        self.refuse_unused(template, arguments, call, rules.PIECEWISE_ARGUMENTS.get(function, ()))
+        return self.template(template, arguments, result)
 
-    def linear_call(self, call, template):
-        """The same call applied to the tangent of its (first or sequence) argument."""
+    def refuse_out(self, function, call):
+        """`out=` (np.sin(x, y), np.sum(x, out=y)) writes into an array whose tangent no rule updates."""
+        arguments = bound_arguments(function, call)
+        named = "out" in {k.arg for k in call.keywords}
+        if isinstance(function, np.ufunc):
+            named = named or len(call.args) > function.nin
+        elif arguments is not None:
+            names = list(inspect.signature(function).parameters)
+            named = named or "out" in names[:len(arguments)]
+        if named:
+            raise self.error(f"`{ast.unparse(call)}` writes its result into an `out` array, whose tangent "
+                             "fwdad cannot update", "assign the result instead: `y = f(x)` (or "
+                             "`y[:] = f(x)` to fill an existing array)")
+
+    def refuse_unused(self, template, arguments, call, piecewise=()):
+        """A rule that ignores an argument (np.max(x, 0), np.sin(x, out)) would give the wrong tangent."""
+        used = {n.id for n in ast.walk(rules.parsed(template).body) if isinstance(n, ast.Name)}
+        for i, argument in enumerate(arguments):
+            letter = "xyw"[i] if i < 3 else None
+            if i not in piecewise and (letter is None or not {letter, "d" + letter} & used):
+                raise self.error(f"fwdad's derivative rule for {ast.unparse(call.func)} does not handle "
+                                 f"the argument `{ast.unparse(argument)}` in `{ast.unparse(call)}`",
+                                 "leave out that argument, or compute the operation with a loop or "
+                                 "another supported form (docs/subset.md lists the forms each rule takes)")
+            if i not in piecewise and "d" + letter not in used and self.carries_tangent(argument):
+                raise self.error(f"fwdad's derivative rule for {ast.unparse(call.func)} treats "
+                                 f"`{ast.unparse(argument)}` as a constant, but it carries a tangent "
+                                 f"in `{ast.unparse(call)}`", "pass a constant there, or a value that does "
+                                 "not depend on the inputs")
+
+    def carries_tangent(self, node):
+        return any(self.ref(n) is not None for n in ast.walk(node) if isinstance(n, ast.Name))
+
+    def linear_call(self, call, result):
+        """The same call applied to the tangent of its first argument; a tuple or list of values
+        (np.concatenate((a, b)), np.array((a, 1.0))) becomes the tuple of their tangents."""
         first, rest = call.args[0], copy.deepcopy(call.args[1:])
-        if template is rules.LINEAR:
-            tangent = self.ref(first)
-        else:
-            tangent = ast.Tuple([self.ref(e) or self.zero(self.kinds.get(e.id), e) for e in first.elts],
-                                ast.Load())
+        tangent = self.sequence_tangent(first, result)
         return ast.Call(copy.deepcopy(call.func), [tangent] + rest, copy.deepcopy(call.keywords))
+
+    def sequence_tangent(self, node, result):
+        if isinstance(node, (ast.Tuple, ast.List)):
+            return ast.Tuple([self.sequence_tangent(e, result) for e in node.elts], ast.Load())
+        if isinstance(node, ast.Name) and node.id in self.kinds:
+            return self.ref(node) or self.zero(self.kinds[node.id], node)
+        return self.scalar_zero(self.dtype(result))
 
     def method(self, method, obj, args, keywords, result, attribute=False):
         key = "." + method
@@ -458,10 +555,46 @@ class TangentPass:
             return ast.Call(ast.Attribute(tangent, method, ast.Load()), copy.deepcopy(list(args)),
                             copy.deepcopy(keywords)), NOTHING
         operands = [obj] + list(args)
-        tangent, reads = self.template(rules.METHODS[key], operands, result)
-        if keywords and isinstance(tangent, ast.Call):
-            tangent.keywords = copy.deepcopy(keywords)
-        return tangent, reads
+        call = ast.Call(ast.Attribute(obj, method, ast.Load()), list(args), list(keywords))
+        if keywords:
+            raise self.error(f"fwdad's derivative rule for the method {key} does not handle keyword "
+                             f"arguments, as in `{ast.unparse(call)}`",
+                             "leave them out, or use a loop or another supported form (docs/subset.md)")
+        self.refuse_unused(rules.METHODS[key], operands, call)
+        return self.template(rules.METHODS[key], operands, result)
+
+
+def bound_arguments(function, call):
+    """The call's arguments by position, keywords included (`norm(x, ord=1)` -> [x, 1]), defaults
+    filling the gaps; None when `function` has no readable signature or a gap has no plain default."""
+    try:
+        signature = inspect.signature(function)
+        bound = signature.bind_partial(*call.args, **{k.arg: k.value for k in call.keywords})
+    except (TypeError, ValueError):
+        return None
+    names = [n for n, p in signature.parameters.items()
+             if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
+    given = [i for i, n in enumerate(names) if n in bound.arguments]
+    if len(given) != len(bound.arguments):
+        return None
+    arguments = []
+    for n in names[:max(given, default=-1) + 1]:
+        default = signature.parameters[n].default
+        if n not in bound.arguments and not isinstance(default, (type(None), bool, int, float, str)):
+            return None
+        arguments.append(bound.arguments[n] if n in bound.arguments else ast.Constant(default))
+    return arguments
+
+
+def no_rule_advice(function):
+    """What a user can do about a library function without a rule: wrap it and give the wrapper one."""
+    short = function.split(".")[-1]
+    return (f"wrap it in a module-level function and give that function a rule with fwdad.defjvp, then "
+            f"call the wrapper:\n"
+            f"    def my_{short}(x):\n        return {function}(x)\n\n"
+            f"    @fwdad.defjvp(my_{short})\n    def my_{short}_rule(x, dx):\n"
+            f"        return my_{short}(x), <the tangent, written with x and dx>\n"
+            f"or pass only inactive (int or constant) arguments to {function}")
 
 
 def prepare(cls, source, kinds, active=(0,), return_kind=None):

@@ -32,6 +32,7 @@ from .fuse import fuse
 from .tangent import TangentPass, assign, name
 
 COPIED_VIEWS = {"squeeze", "swapaxes"}      # computed per direction: copies, not views
+CONTIGUOUS_ONLY = {np.diff}                 # Numba's version takes only contiguous arrays
 
 
 class NotVectorizable(Exception):
@@ -248,6 +249,13 @@ class VectorTangentPass(TangentPass):
         contiguous = ast.Call(self.np("ascontiguousarray"), [tangent], [])
         new_shape = ast.Tuple([copy.deepcopy(e) for e in shape] + [name(self.K)], ast.Load())
         return ast.Call(ast.Attribute(contiguous, "reshape", ast.Load()), [new_shape], [])
+
+    def linear_call(self, call, result):
+        """A direction's tangent `d_x[..., k]` is strided: copy it for functions that need contiguity."""
+        tangent = super().linear_call(call, result)
+        if self.resolve(call.func) in CONTIGUOUS_ONLY:
+            tangent.args[0] = ast.Call(self.np("ascontiguousarray"), [tangent.args[0]], [])
+        return tangent
 
     def tangent_of(self, value, result):
         if isinstance(value, ast.Tuple):
