@@ -250,11 +250,8 @@ def jax_tangent(expression, args, tangents):
 
 
 # the default profile runs these forms (the rules issue 13 found wrong); the slow profile runs all
-FAST = {"np.linalg.norm(x - 0.5, 1)", "np.linalg.norm(x - 0.5, np.inf)", "np.linalg.norm(x, ord=1)",
-        "np.linalg.norm(x - 0.5, 3)", "np.linalg.norm(u - 0.5, 1)", "np.linalg.norm(u - 0.5, 2)",
-        "np.linalg.norm(u - 0.5, -np.inf)", "max(x)", "min(x)", "sum(x, s)", "np.arange(s, 5.0, t)",
-        "np.linspace(s, t, num=4)", "np.array([[s, t], [t, 1.0]])", "np.cumprod(u)", "np.roll(u, -2)",
-        "np.diff(x, 2)", "np.full(3, s, np.float64)", "np.clip(x, s - 0.2, t + 0.3)"}
+FAST = {"np.linalg.norm(x, ord=1)", "np.linalg.norm(u - 0.5, -np.inf)", "max(x)", "sum(x, s)",
+        "np.arange(s, 5.0, t)", "np.array([[s, t], [t, 1.0]])"}
 FAST_CASES = [c for c in OK_CASES if c[1] in FAST]
 
 

@@ -100,6 +100,7 @@ def test_advice_for_a_library_function_can_be_followed():
     assert tangent == 2.0 * 1.0           # the smallest entry is X[1]
 
 
+@pytest.mark.slow
 def test_vector_mode_gives_the_same_gradient():
     """value_and_grad (K directions at once) runs the new rules on slices of the direction axis."""
     args = (X, 0.7, 1.3)
