@@ -160,6 +160,19 @@ def forward_gradient_parallel(spec):
 
 
 # ---- exact gradients and Jacobians by chunked vector mode ----------------------------------------
+def restoring(spec):
+    """(lines saving the arrays the function writes into, lines restoring them before a pass).
+
+    Exact gradients run the function once per chunk of directions; a function that writes into
+    its argument (x[2] /= a) must see the caller's values in every pass, not the last pass's.
+    """
+    written = writes_arguments(spec)
+    save = [f"s{i} = a{i}.copy()" for i in written]
+    restore = [f"a{i}[...] = s{i}" for i in written]
+    restore += [f"d{a.i}[...] = 0" for a in actives(spec) if a.i in written and not a.scalar]
+    return save, restore
+
+
 def value_and_grad_vector(spec, jacobian=False):
     """Unit tangents in chunks of C directions; C = 1 with the scalar-mode JVP as a fallback."""
     active = actives(spec)
@@ -179,7 +192,9 @@ def value_and_grad_vector(spec, jacobian=False):
             out += [f"    {test} index < {a.o} + {a.size()}:", f"        {target} = {value}"]
         return out
 
-    chunk = ["c = min(C, n - start)"] + set_units(1) + \
+    save, restore = restoring(spec)
+    lines += save
+    chunk = ["c = min(C, n - start)"] + restore + set_units(1) + \
         [f"value, t = {jvp_call(spec, [a.d for a in active])}"]
     if jacobian:
         chunk += ["tf = np.ascontiguousarray(t).reshape(-1, C)", "if start == 0:",
@@ -210,6 +225,9 @@ def value_and_grad_sequential(spec, jacobian=False):
     for number, a in enumerate(active):
         test = "if" if number == 0 else "elif"
         body += [f"{test} index < {a.o} + {a.size()}:", f"    {a.d}f[index - {a.o}] = 1"]
+    save, restore = restoring(spec)
+    lines += save
+    body = restore + body
     tangents = [f"{a.d}[0]" if a.scalar else a.d for a in active]
     body.append(f"value, t = {jvp_call(spec, tangents)}")
     body += [f"{a.d}f[:] = 0" for a in active]

@@ -28,6 +28,7 @@ import copy
 
 import numpy as np
 
+from . import rules
 from .fuse import fuse
 from .tangent import TangentPass, assign, name
 
@@ -52,11 +53,14 @@ class VectorTangentPass(TangentPass):
         return fuse(function, self.k, set(self.names.tangents.values()), self.scalar_buffers)
 
     def check_views(self):
-        """Views that vector mode must copy (x.T, reshape) break aliasing if arrays are written."""
+        """Views that vector mode must copy (x.swapaxes, np.transpose(x, axes)) break aliasing if
+        arrays are written: a write through the copy would miss the viewed array's tangent."""
         copied = writes = False
         for node in ast.walk(self.tree):
             if isinstance(node, ast.Attribute) and node.attr in COPIED_VIEWS and \
                     isinstance(node.value, ast.Name) and node.value.id in self.varied:
+                copied = True
+            if isinstance(node, ast.Call) and self.copies_a_view(node):
                 copied = True
             if isinstance(node, (ast.Assign, ast.AugAssign)):
                 target = node.targets[0] if isinstance(node, ast.Assign) else node.target
@@ -65,6 +69,12 @@ class VectorTangentPass(TangentPass):
                     writes = True
         if copied and writes:
             raise NotVectorizable("a view is copied and arrays are written")
+
+    def copies_a_view(self, call):
+        """A view function of a varied array (np.swapaxes(x, 0, 1)) whose tangent is not a view."""
+        return self.resolve(call.func) in rules.VIEW_FUNCTIONS and bool(call.args) and \
+            isinstance(call.args[0], ast.Name) and call.args[0].id in self.varied and \
+            self.whole_view(call) is None
 
     def shape_of(self, id):
         kind = self.kinds.get(id)
@@ -223,12 +233,12 @@ class VectorTangentPass(TangentPass):
         """Views (x.T, reshape, ravel) of a tangent with its direction axis kept last, or None."""
         if isinstance(value, ast.Attribute) and value.attr == "T":
             obj, method, args = value.value, "T", []
+        elif isinstance(value, ast.Call) and self.resolve(value.func) in (np.reshape, np.ravel, np.transpose) \
+                and value.args and not value.keywords:        # first: np.transpose is no method of np
+            obj, method, args = value.args[0], self.resolve(value.func).__name__, value.args[1:]
         elif isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and \
                 value.func.attr in ("reshape", "ravel", "T", "transpose") and not value.keywords:
             obj, method, args = value.func.value, value.func.attr, value.args
-        elif isinstance(value, ast.Call) and self.resolve(value.func) in (np.reshape, np.ravel, np.transpose) \
-                and value.args and not value.keywords:
-            obj, method, args = value.args[0], self.resolve(value.func).__name__, value.args[1:]
         else:
             return None
         if not (isinstance(obj, ast.Name) and obj.id in self.varied and self.shape_of(obj.id) == "array"):

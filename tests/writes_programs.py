@@ -1,0 +1,37 @@
+"""Functions that write into their arguments or through views (vector mode's hard cases)."""
+import numpy as np
+
+
+def transpose_write(A, a):
+    np.transpose(A)[1] = a
+    return np.sum(A * A)
+
+
+def transpose_axes_write(A, a):
+    np.transpose(A, (1, 0))[2] *= a
+    return np.sum(A * A)
+
+
+def swapaxes_write(A, a):
+    np.swapaxes(A, 0, 1)[-1] *= a
+    return np.sum(A)
+
+
+def pair(y):
+    return np.sum(y * y), 1.0
+
+
+def divides_then_calls(x, a):
+    x[2] /= a * a + 1.0
+    s1, s2 = pair(x)
+    return a + s1
+
+
+def scales_argument(x, a):
+    x *= a
+    return np.sum(np.sin(x))
+
+
+def scales_argument_vector(x, a):
+    x[1:] *= a
+    return np.sin(x) * a
