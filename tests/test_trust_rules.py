@@ -23,6 +23,7 @@ CORRECT = [   # (program, arguments): the JVP must match central differences
     (P.arange_active_start, (0.7,)), (P.arange_active_step, (0.7, 1.3)),
     (P.linspace_active, (0.7, 2.9)), (P.linspace_num_keyword, (0.7, 2.9)),
     (P.builtin_max, (X,)), (P.builtin_min, (X,)), (P.builtin_sum, (X, 0.5)), (P.builtin_len, (X,)),
+    (P.max_of_tuple, (0.7, 2.9)), (P.sum_of_list, (0.7, 2.9)),
     (P.norm_1, (X,)), (P.norm_inf, (X,)), (P.norm_ord_keyword, (X,)), (P.norm_p, (X,)),
     (P.matrix_norm_1, (A,)), (P.matrix_norm_2, (A,)), (P.uses_sort_wrapper, (X,)),
     (P.cumprod_roll_diff, (X,)),
@@ -69,6 +70,7 @@ REFUSED = [   # (program, arguments, words the message must contain)
     (P.arange_with_dtype, (0.5,), "does not take 4 arguments"),
     (P.norm_variable_ord, (X, 2.0), "treats `p` as a constant"), (P.sin_with_out, (X,), "`out` array"),
     (P.shuffled, (X.copy(),), "may write into"), (P.chosen, (X,), "np.random.choice"),
+    (P.min_of_tuple_variable, (0.7, 2.9), "not the tuple `t`"),
 ]
 
 

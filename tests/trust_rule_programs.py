@@ -234,3 +234,16 @@ def many_new_rules(x, a, b):
     total = np.linalg.norm(x, 1) + np.linalg.norm(x, np.inf) + np.linalg.norm(x, 3) + max(x) + sum(x, a)
     return total + np.sum(np.cumprod(x)) + np.sum(np.roll(x, 1) * x) \
         + np.sum(np.diff(np.concatenate((x, v))) ** 2) + np.sum(r * w)
+
+
+def max_of_tuple(a, b):
+    return max((a, b, 1.0)) + min([a, b])
+
+
+def sum_of_list(a, b):
+    return sum([a, b], 0.5) * a + sum((a, b))
+
+
+def min_of_tuple_variable(a, b):
+    t = (a, b)
+    return min(t)

@@ -3,7 +3,9 @@
 Every float-valued computation becomes `name = op(atoms)`, where an atom is a name, a
 constant or a module attribute such as `math.pi`. `+=` on a name stays an augmented
 assignment (it is in place for arrays); `y[i] += v` becomes read, update, write. Ternaries
-become if statements; `math.log(x, b)` becomes `log(x) / log(b)`; `for v in x`, `enumerate` and `zip` become loops over `range`.
+become if statements; `math.log(x, b)` becomes `log(x) / log(b)`, `max((a, b))` becomes
+`max(a, b)` and `sum((a, b))` becomes `a + b`; `for v in x`, `enumerate` and `zip` become
+loops over `range`.
 Expressions that can only be ints or bools (comparisons, `len`, `x.shape[0]`, indices,
 `range` arguments, if/while tests) stay whole: they never carry a tangent. Calls to the
 user's own functions are bound to plain names (recorded in `callees`).
@@ -168,6 +170,9 @@ class Normalizer:
         if target is math.log and len(node.args) == 2:       # Numba has only the one-argument log
             one = [ast.Call(node.func, [a], []) for a in node.args]
             return self.operation(ast.BinOp(one[0], ast.Div(), one[1]))
+        if (target is sum or (target in (min, max) and len(node.args) == 1)) and node.args and \
+                isinstance(node.args[0], (ast.Tuple, ast.List)) and node.args[0].elts and not node.keywords:
+            return self.operation(spelled_out(target, node))
         if target in (min, max) and len(node.args) > 2 and not node.keywords:
             first = ast.Call(node.func, node.args[:2], [])
             return self.call(ast.Call(node.func, [first, *node.args[2:]], []))
@@ -360,6 +365,18 @@ class Normalizer:
 
     statement_Pass = statement_Break = statement_Continue = keep
     statement_Assert = statement_Raise = keep
+
+
+def spelled_out(function, call):
+    """max((a, b, c)) -> max(a, b, c), sum((a, b), s) -> s + a + b: the items of a literal tuple
+    or list become operations of their own, with the rules of scalars."""
+    items = list(call.args[0].elts)
+    if function is sum:
+        total = call.args[1] if len(call.args) > 1 else items.pop(0)
+        for item in items:
+            total = ast.BinOp(total, ast.Add(), item)
+        return total
+    return items[0] if len(items) == 1 else ast.Call(call.func, items, [])
 
 
 def normalize(parsed, is_user_function=lambda f: False):

@@ -492,6 +492,8 @@ class TangentPass:
                                  "when its arguments are differentiated", "pass them by position")
             arguments = call.args
         self.refuse_unused(template, arguments, call, rules.PIECEWISE_ARGUMENTS.get(function, ()))
+        for argument in arguments:
+            self.refuse_tuple_operand(argument)
         return self.template(template, arguments, result)
 
     def refuse_out(self, function, call):
@@ -523,6 +525,16 @@ class TangentPass:
                                  f"`{ast.unparse(argument)}` as a constant, but it carries a tangent "
                                  f"in `{ast.unparse(call)}`", "pass a constant there, or a value that does "
                                  "not depend on the inputs")
+
+    def refuse_tuple_operand(self, operand):
+        """Function rules take scalars and arrays: the tangent of a tuple (max(t), or a tuple
+        written inline) would be dropped as zero."""
+        is_tuple = isinstance(operand, (ast.Tuple, ast.List)) or (
+            isinstance(operand, ast.Name) and getattr(self.kinds.get(operand.id), "shape", None) == "tuple")
+        if is_tuple and self.carries_tangent(operand):
+            raise self.error(f"fwdad's derivative rules take scalars and arrays, not the tuple "
+                             f"`{ast.unparse(operand)}`", f"make an array of it first: "
+                             f"`np.array({ast.unparse(operand)})`, or pass the items one by one")
 
     def carries_tangent(self, node):
         return any(self.ref(n) is not None for n in ast.walk(node) if isinstance(n, ast.Name))
@@ -561,6 +573,8 @@ class TangentPass:
                              f"arguments, as in `{ast.unparse(call)}`",
                              "leave them out, or use a loop or another supported form (docs/subset.md)")
         self.refuse_unused(rules.METHODS[key], operands, call)
+        for operand in operands:
+            self.refuse_tuple_operand(operand)
         return self.template(rules.METHODS[key], operands, result)
 
 
