@@ -1,8 +1,8 @@
 """Rule coverage sweep: every row of the rule table, called with the argument forms Numba accepts.
 
-Each form is a Python expression over the arguments `x` (a vector), `u` (a matrix), `m` (a
-well-conditioned matrix), `s` and `t` (scalars), all active and inside every op's domain, and
-expects one of three outcomes:
+Each form is a Python expression (for the in-place rules, statements) over the arguments `x` (a
+vector), `u` (a matrix), `m` (a well-conditioned matrix), `s` and `t` (scalars), all active and
+inside every op's domain, and expects one of these outcomes:
 
 * OK: fwdad's JVP equals central differences of the plain Python function, and `jax.jvp` of the
   same expression run with `jax.numpy` wherever JAX evaluates it;
@@ -166,11 +166,25 @@ FORMS.update({
     ast.Div: [("s / x", OK), ("x / t", OK)], ast.Pow: [("x ** t", OK), ("s ** 2", OK), ("x ** x", OK)],
     ast.Mod: [("x % 0.3", OK), ("s % t", OK)], ast.MatMult: [("u @ m", OK), ("u @ x[:3]", OK)],
     ast.FloorDiv: [("(x // 0.3) * 1.0", OK)], ast.USub: [("-x", OK)], ast.UAdd: [("+s", OK)],
+    # in-place updates (rules.IN_PLACE): `{r}` is the result's name, statements split by "; "
+    (ast.Add, "in place"): [("{r} = x * 1.0; {r} += s", OK), ("{r} = s * 1.0; {r} += t", OK)],
+    (ast.Sub, "in place"): [("{r} = u * 1.0; {r} -= x[:3]", OK)],
+    (ast.Mult, "in place"): [("{r} = x * 1.0; {r} *= x", OK), ("{r} = s * 1.0; {r} *= t", OK)],
+    (ast.Div, "in place"): [("{r} = x * 1.0; {r} /= s", OK), ("{r} = s * 1.0; {r} /= t", OK)],
+    (ast.Pow, "in place"): [("{r} = x * 1.0; {r} **= t", OK), ("{r} = s * 1.0; {r} **= t", OK)],
 })
 
 
 def table_entries():
-    return set(rules.FUNCTIONS) | set(rules.METHODS) | set(rules.OPERATORS)
+    return set(rules.FUNCTIONS) | set(rules.METHODS) | set(rules.OPERATORS) | \
+        {(op, "in place") for op in rules.IN_PLACE}
+
+
+def statements(expression, result):
+    """The body lines computing `result` by the form `expression`."""
+    if "{r}" in expression:
+        return expression.format(r=result).split("; ")
+    return [f"{result} = {expression}"]
 
 
 def test_every_rule_is_swept():
@@ -245,7 +259,9 @@ def jax_tangent(expression, args, tangents):
     namespace = jax_namespace()
 
     def function(*values):
-        return eval(expression, namespace, dict(zip(("x", "u", "m", "s", "t"), values)))
+        scope = dict(zip(("x", "u", "m", "s", "t"), values))
+        exec("\n".join(statements(expression, "r")), namespace, scope)     # jax arrays: `r += s` rebinds r
+        return scope["r"]
     try:
         _, tangent = jax.jvp(function, tuple(jnp.asarray(a) for a in args), tuple(jnp.asarray(t) for t in tangents))
     except Exception:           # noqa: BLE001 (not every expression exists in jax.numpy)
@@ -268,7 +284,7 @@ def test_fast_forms_exist():
                          [pytest.param(b, marks=pytest.mark.slow) for b in range(len(BATCHES))])
 def test_sweep_batch(batch, sweep_dir):
     cases = FAST_CASES if batch < 0 else BATCHES[batch]
-    body = [f"r{i} = {expression}" for i, (_, expression, _) in enumerate(cases)]
+    body = [line for i, (_, expression, _) in enumerate(cases) for line in statements(expression, f"r{i}")]
     body.append("return (" + ", ".join(f"r{i}" for i in range(len(cases))) + ",)")
     module, _, _ = write_module(sweep_dir, f"sweep_batch_{batch + 1}", [("batch", body)])
     args, tangents = inputs(batch + 1)
