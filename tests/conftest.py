@@ -23,3 +23,5 @@ def pytest_addoption(parser):
     group.addoption("--fuzz-size", choices=["full", "fast"], default="full",
                     help="program size of the long profile: full, or the fast profile's smaller programs")
     group.addoption("--fuzz-report", default=None, help="write the long profile's failures to this file")
+    group.addoption("--fuzz-flavor", choices=["user", "mixed", "loops", "vector"], default=None,
+                    help="flavor of the long profile's programs (default: drawn); user: the forms of issue 13")

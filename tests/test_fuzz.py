@@ -16,10 +16,12 @@ A program that plain `numba.njit` cannot compile either, or where plain Numba an
 disagree the same way fwdad does, is outside the common subset and is skipped (not a bug).
 
 Profiles:
-  pytest tests/test_fuzz.py                 fast: a fixed sequence of 75 smaller programs (~1.5 min);
+  pytest tests/test_fuzz.py                 fast: a fixed sequence of 60 smaller programs and one of 12
+                                            of the "user" flavor (issue 13's forms) (~3 min on 2 cores);
                                             --fuzz-shrink minimizes a failure (minutes)
   pytest tests/test_fuzz.py -m fuzz_long --fuzz-examples=N [--fuzz-seed=S] [--fuzz-jobs=J]
                                             [--fuzz-size=full|fast] [--fuzz-report=FILE]
+                                            [--fuzz-flavor=user]  (the forms of issue 13, often)
       long: full-size (or fast-size) programs in chunks of 200, each chunk in a fresh process
       (Numba never frees compiled code); failures are collected and reported, not minimized. --fuzz-shrink instead
       runs in this process and stops at the first failure to minimize it.
@@ -45,7 +47,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, event, given, note, reject, seed, settings, strategies as st
 
 import fwdad
-from fuzz.generator import ARRAY, FLOAT, N, jax_source, programs
+from fuzz.generator import ARRAY, FLOAT, MATRIX, N, jax_source, programs
 from helpers import central_difference
 
 try:
@@ -54,13 +56,17 @@ try:
 except ImportError:          # the JAX oracle is optional
     jax = None
 
-FAST_EXAMPLES = 75
+FAST_EXAMPLES = 60
+USER_FORMS_EXAMPLES = 12      # the "user" flavor (issue 13's forms), about twice as slow per program
 FAST_SIZE = dict(max_functions=2, max_statements=3, max_depth=1, expression_depth=2)   # compile faster
 # Constructs left out of generated programs while the fwdad bug they trigger is open; each is
 # pinned by a strict xfail in tests/test_fuzz_regressions.py. Remove an entry once fixed.
 AVOID = frozenset()           # constructs left out while a bug they trigger is open (none now)
-# fwdad's documented refusals (docs/subset.md): a program that meets one is skipped, not failed
-LIMITATIONS = ("inside a condition or comparison",)
+# fwdad's documented refusals (docs/subset.md, docs/errors.md): a program that meets one, with
+# the error at the program's own line and a "What to do", is skipped, not failed
+LIMITATIONS = ("inside a condition or comparison",       # a call writing into its argument
+               "is wrapped by a decorator",               # functools.wraps: refused, never dropped
+               "a Python list holding values that carry a tangent")   # use a tuple or an array
 PRIMAL_TOLERANCE = dict(rtol=1e-9, atol=1e-11)
 JAX_TOLERANCE = dict(rtol=1e-9, atol=1e-11)
 STEPS = (1e-4, 1e-5)          # the central differences' two step sizes
@@ -106,14 +112,34 @@ class TwoArgumentLog(ast.NodeTransformer):
         return node
 
 
+NJIT = ast.parse("numba.njit(error_model='numpy')", mode="eval").body
+
+
+class EveryFunctionJitted(ast.NodeTransformer):
+    """Every module-level function compiled by numba.njit (its own @numba.njit included); a
+    decorator factory stays Python, and the wrapper it makes is jitted, without functools.wraps
+    (with it, Numba reads the wrapped function's signature and cannot compile `*args`)."""
+
+    def visit_Module(self, node):
+        for function in node.body:
+            if isinstance(function, ast.FunctionDef):
+                self.jit(function)
+        return node
+
+    def jit(self, function):
+        wrappers = [n for n in function.body if isinstance(n, ast.FunctionDef)]
+        for wrapper in wrappers:
+            wrapper.decorator_list = [NJIT]
+        if not wrappers:
+            kept = [d for d in function.decorator_list if ast.unparse(d) != "numba.njit"]
+            function.decorator_list = kept + [NJIT]
+
+
 def plain_numba(source, entry):
     """The entry function with every function of `source` compiled by plain numba.njit."""
     namespace = {"__name__": "fwdad_fuzz_plain"}
-    tree = ast.fix_missing_locations(TwoArgumentLog().visit(ast.parse(source)))
-    exec(compile(tree, "<fuzz plain numba>", "exec"), namespace)
-    for name, value in list(namespace.items()):
-        if callable(value) and getattr(value, "__module__", None) == "fwdad_fuzz_plain":
-            namespace[name] = numba.njit(error_model="numpy")(value)
+    tree = EveryFunctionJitted().visit(TwoArgumentLog().visit(ast.parse(source)))
+    exec(compile(ast.fix_missing_locations(tree), "<fuzz plain numba>", "exec"), namespace)
     return namespace[entry]
 
 
@@ -125,6 +151,8 @@ def draw_arguments(kinds, rng):
             out.append(float(rng.uniform(-2.0, 2.0)))
         elif kind == ARRAY:
             out.append(rng.uniform(-2.0, 2.0, N))
+        elif kind == MATRIX:
+            out.append(rng.uniform(-2.0, 2.0, (N, N)))
         else:
             out.append(int(rng.integers(0, 6)))
     return out
@@ -137,7 +165,7 @@ def with_special_value(args, rng):
         i = floats[rng.integers(len(floats))]
         value = (np.nan, np.inf, -np.inf)[rng.integers(3)]
         if isinstance(args[i], np.ndarray):
-            args[i][rng.integers(N)] = value
+            args[i].flat[rng.integers(args[i].size)] = value
         else:
             args[i] = float(value)
     return args
@@ -208,15 +236,20 @@ class Stats:
     kinks: int = 0
     jax_checked: int = 0
     skipped: dict = field(default_factory=dict)
+    user_forms: int = 0           # programs checked that hold one of the forms of issue 13
+    forms: dict = field(default_factory=dict)     # "form:<name>" -> programs checked that hold it
 
     def skip(self, why):
         self.skipped[why] = self.skipped.get(why, 0) + 1
 
     def add(self, other):
-        for name in ("programs", "points", "fd_checked", "vector_checked", "special", "kinks", "jax_checked"):
+        for name in ("programs", "points", "fd_checked", "vector_checked", "special", "kinks", "jax_checked",
+                     "user_forms"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         for why, count in other.skipped.items():
             self.skipped[why] = self.skipped.get(why, 0) + count
+        for form, count in other.forms.items():
+            self.forms[form] = self.forms.get(form, 0) + count
 
 
 class Checker:
@@ -253,6 +286,8 @@ class Checker:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 value = self.py(*args)
+        except numba.core.errors.NumbaError:
+            raise Unusable("an @numba.njit function of the program does not compile") from None
         except (OverflowError, ZeroDivisionError, ValueError) as error:
             if isinstance(error, ValueError) and not (special or "math domain error" in str(error)):
                 self.fail("generator bug: CPython cannot run the program", args,
@@ -275,19 +310,21 @@ class Checker:
                 self.py(*frozen)
         except ValueError as error:
             return "read-only" in str(error)
+        except numba.core.errors.NumbaError as error:      # an @numba.njit function writes into it
+            return "readonly" in str(error)
         except Exception:                   # noqa: BLE001 - run_python judged the call already
             pass
         return False
 
     def compiled(self, what, call):
         """Run fwdad; a program Numba itself cannot compile, or one that fwdad refuses with a
-        documented error (LIMITATIONS), is skipped; any other error fails."""
+        documented error (LIMITATIONS) at the program's line, is skipped; any other error fails."""
         try:
             return call()
-        except fwdad.DifferentiationError as error:
+        except (fwdad.DifferentiationError, fwdad.UnsupportedSyntaxError) as error:
             known = [why for why in LIMITATIONS if why in str(error)]
-            if not known:
-                self.fail(f"{what} raised DifferentiationError on a valid program",
+            if not (known and self.at_program_line(error)):
+                self.fail(f"{what} raised {type(error).__name__} on a valid program",
                           details=[traceback.format_exc(limit=-6)])
             raise Unusable(f"fwdad refuses it: {known[0]}") from None
         except Exception as error:          # noqa: BLE001 - every error is judged below
@@ -295,6 +332,10 @@ class Checker:
                 raise Unusable("plain Numba cannot compile it") from None
             self.fail(f"{what} raised {type(error).__name__} on a program plain Numba compiles",
                       details=[traceback.format_exc(limit=-6)])
+
+    def at_program_line(self, error):
+        """Does the message start at a line of this program and say what to do?"""
+        return str(error).startswith(self.module.__file__ + ":") and "What to do:" in str(error)
 
     def numba_cannot_compile(self):
         try:
@@ -459,7 +500,10 @@ def fmt(values):
 def check_program(program, seed_value):
     """Every oracle on a generated Program at a few random points; returns Stats."""
     kinds = [k for _, k in program.entry.params]
-    return Checker(program.source, program.entry.name, kinds, program.jax_compatible).check(seed_value)
+    stats = Checker(program.source, program.entry.name, kinds, program.jax_compatible).check(seed_value)
+    stats.forms = {f: 1 for f in program.features if f.startswith("form:")}
+    stats.user_forms = int(bool(stats.forms))
+    return stats
 
 
 def check_source(source, entry, kinds, seed_value=0, args=None, jax_comparable=False, points=3):
@@ -509,7 +553,9 @@ def summary(total, failures, elapsed, label):
              f"against central differences, {total.vector_checked} against vector mode, {total.jax_checked} "
              f"against jax.jvp, {total.special} with "
              f"NaN/inf arguments against CPython, {total.kinks} points near kinks skipped, "
-             f"{len(failures)} failures, {elapsed:.0f} s"]
+             f"{len(failures)} failures, {elapsed:.0f} s",
+             f"  {total.user_forms} of the programs checked hold forms of issue 13: " +
+             ", ".join(f"{form[5:]} {count}" for form, count in sorted(total.forms.items()))]
     lines += [f"  skipped {count:6d}  {why}" for why, count in sorted(total.skipped.items(), key=lambda kv: -kv[1])]
     kinds = {}
     for failure in failures:
@@ -526,6 +572,17 @@ def test_fuzz_fast(request):
                     program_options=FAST_SIZE)
     print("\n" + summary(total, [], time.time() - start, "fuzz fast"))
     assert total.fd_checked > FAST_EXAMPLES // 2        # the oracles did run
+
+
+def test_fuzz_fast_user_forms(request):
+    """A fixed sequence of smaller programs of the "user" flavor: lists and tuples, matrices and
+    writes through views, builtins on arrays, norms with ord, arange/linspace/np.array of active
+    scalars, decorated helpers (issue 13)."""
+    start = time.time()
+    total, _ = fuzz(USER_FORMS_EXAMPLES, shrink=request.config.getoption("--fuzz-shrink"),
+                    program_options=dict(FAST_SIZE, flavor="user"))
+    print("\n" + summary(total, [], time.time() - start, "fuzz fast, user forms"))
+    assert total.user_forms >= USER_FORMS_EXAMPLES // 2      # the new forms were drawn and checked
 
 
 # Numba never frees compiled code (a few MB per program), so the long profile runs its programs
@@ -578,6 +635,7 @@ def fuzz_in_chunks(examples, run_seed, jobs=1, options=None, progress=None):
 @pytest.mark.fuzz_long
 def test_fuzz_long(request):
     """pytest -m fuzz_long --fuzz-examples=N [--fuzz-seed=S] [--fuzz-jobs=J] [--fuzz-size=fast|full]
+    [--fuzz-flavor=user|mixed|loops|vector]
     [--fuzz-report=FILE].
 
     Failures are collected, not minimized; the report is rewritten after every chunk. To minimize
@@ -586,8 +644,11 @@ def test_fuzz_long(request):
     """
     option = request.config.getoption
     start = time.time()
-    options = FAST_SIZE if option("--fuzz-size") == "fast" else None
-    label = f"fuzz long (seed {option('--fuzz-seed')}, {option('--fuzz-size')}-size programs)"
+    options = dict(FAST_SIZE if option("--fuzz-size") == "fast" else {})
+    if option("--fuzz-flavor"):
+        options["flavor"] = option("--fuzz-flavor")
+    label = (f"fuzz long (seed {option('--fuzz-seed')}, {option('--fuzz-size')}-size programs, "
+             f"flavor {option('--fuzz-flavor') or 'drawn'})")
 
     def report(total, failures):
         text = summary(total, failures, time.time() - start, label)

@@ -16,6 +16,17 @@ Every program is valid by construction, so CPython runs it without an exception:
 - a variable is visible only in the block that defines it (and the blocks nested in it), and
   keeps one kind (float, int or array) for its whole life, as Numba's typing wants.
 
+The forms that users write and an earlier grammar never drew (issue 13) are in the grammar
+too, each recorded in Program.features as "form:<name>": Python lists and tuples of active
+floats (`t = [a, b * 2.0, 1.0]`, read, written and unpacked), N x N matrices with writes through
+views (`A.T[i, j] = e`, `np.transpose(A)`, `np.swapaxes(A, 0, 1)`, `x.reshape(2, 2)`, stepped
+slices `x[::2][k]`, rows and columns kept in a variable, views returned by a helper or passed
+to one that writes into them), builtins on arrays (`max(x)`, `min(x)`, `sum(x)`, `abs(x)`,
+`len(x)`), norms with an `ord`, `np.arange`/`np.linspace` with active bounds, `np.array` of
+active scalars, and helpers decorated with `@numba.njit` or a `functools.wraps` decorator.
+The "user" flavor draws them; the other flavors never do, so their programs are the same
+as before these forms were added.
+
 Shrinking (hypothesis) moves every choice towards the first, simplest production.
 """
 import ast
@@ -26,8 +37,12 @@ from hypothesis import strategies as st
 
 N = 4                                          # the length of every array
 FLOAT, INT, ARRAY = "float", "int", "array"
+MATRIX = "matrix"                              # an N x N float64 array
+LIST, TUPLE = "list", "tuple"                  # a Python list or tuple of SEQUENCE_LENGTH floats
+SEQUENCE_LENGTH = 3
 FLOAT_CONSTANTS = ("0.5", "2.0", "1.5", "0.25", "3.0", "-0.75", "1.0", "-2.0")
-PARAMETER_NAMES = {FLOAT: "abcd", ARRAY: "xyzu", INT: "nmpq"}
+PARAMETER_NAMES = {FLOAT: "abcd", ARRAY: "xyzu", INT: "nmpq", MATRIX: "ABCD"}
+LOCAL_PREFIX = {FLOAT: "s", ARRAY: "w", INT: "j", MATRIX: "M", LIST: "t", TUPLE: "t"}
 
 LOG_BASE = "math.log({e} * {e} + 1.0, 2.0)"
 # Constructs that the `avoid` argument of programs() can leave out, each while a known fwdad bug
@@ -38,7 +53,10 @@ AVOIDABLE = {
     "in_place_self_operand": "an augmented assignment whose operand is its target (a *= a)",
     "dot_method": "the method form a.dot(b) of a dot product (np.dot(a, b) stays)",
     "in_place_alias_operand": "w *= v where v is another name of the array w (v = w before)",
+    "transpose_function_view_write": "a write through np.transpose(A) or np.swapaxes(A, 0, 1), or through a "
+                                     "name or argument bound to one (A.T and A.transpose() stay)",
 }
+TRANSPOSE_FUNCTIONS = ("np.transpose(", "np.swapaxes(")
 
 # Templates: {e} {f} are float subexpressions, {s} a small float one, {a} {b} arrays, {t} a
 # bounded float, {n} an int, {c} a constant, {x} an array variable, {m} math or np, {q} a test.
@@ -95,14 +113,66 @@ ARRAY_FORMS = {
              "np.where({a} > {s}, {s}, {b})", "np.zeros(4) + {s}", "np.ones_like({x}) * {s}"],
 }
 RETURN_KINDS = ((FLOAT,), (ARRAY,), (FLOAT, FLOAT), (FLOAT, ARRAY), (ARRAY, FLOAT), (FLOAT, INT))
+MATRIX_RETURN_KINDS = ((MATRIX,), (FLOAT, MATRIX))
+
+# ---- the forms users write (issue 13); {A} is a matrix variable, {M} {P} matrix expressions,
+# {i} {j} indices in [-N, N), {k} an index into a view of N // 2 elements, {g} a sequence variable
+BUILTIN_ON_ARRAY_FORMS = ["max({a})", "min({a})", "sum({a})", "np.sum(abs({a}))", "float(len({x})) * {e}",
+                          "max({x}) - min({a})"]
+NORM_ORD_FORMS = ["np.linalg.norm({a}, 1)", "np.linalg.norm({a}, np.inf)", "np.linalg.norm({a}, -np.inf)",
+                  "np.linalg.norm({a}, ord=2)", "np.linalg.norm({a}, 3)", "np.linalg.norm({a}, ord=1)",
+                  "np.linalg.norm({M}, 1)", "np.linalg.norm({M}, np.inf)", "np.linalg.norm({M}, -1)",
+                  "np.linalg.norm({M}, 2)", "np.linalg.norm({M})"]
+MATRIX_FLOAT_FORMS = ["np.sum({M})", "{A}[{i}, {j}]", "np.trace({M})", "np.sum({M} @ {a})", "{a} @ {M} @ {b}",
+                      "np.sum({A}.T * {P})", "{A}.T[{i}, {j}]"]
+SEQUENCE_FLOAT_FORMS = ["{g}[{k3}]", "{g}[{k3}] * {e}", "max({g})", "min({g})", "sum({g})"]
+# an array of length N from active scalars: arange's length is ceil(3.5) = 4 whatever the rounding
+ACTIVE_BOUND_FORMS = ["np.arange({s}, {s} + 3.5, 1.0)", "np.linspace({s}, {s} + {f} * {f}, 4)",
+                      "np.linspace({e}, {f}, 4)", "np.array([{e}, {f}, {c}, {s}])",
+                      "np.array(({e}, 1.0, {s}, {f}))"]
+ARRAY_FROM_MATRIX_FORMS = ["{M} @ {a}", "{A}.T @ {a}", "{A}[{i}]", "{A}[:, {j}]", "np.sum({M}, axis=0)",
+                           "np.dot({a}, {M})", "np.swapaxes({A}, 0, 1)[{i}]", "np.transpose({M}) @ {a}"]
+MATRIX_FORMS = {
+    "arithmetic": ["{M} + {P}", "{M} * {P}", "{M} - {P}.T", "{M} * {s}", "{s} - {M}"],
+    "ufunc": ["np.sin({M})", "np.tanh({M})", "np.exp(np.cos({M}))", "{M} ** 2", "np.abs({M})"],
+    "product": ["{M} @ {P} * 0.25", "np.outer({a}, {b})", "np.outer({a}, {b}).T", "np.dot({M}, {P}) * 0.25"],
+    "view": ["{A}.T", "np.transpose({A})", "np.swapaxes({A}, 0, 1)", "{A}.transpose()"],
+    "fill": ["np.eye(4) * {s}", "np.zeros((4, 4)) + {s}", "np.ones((4, 4)) * {s}", "np.full((4, 4), {s})"],
+}
+# views that share the memory of {x} (an array) or {A} (a matrix), of length N
+ARRAY_VIEW_FORMS = ["{x}[::-1]", "{A}[{i}]", "{A}[:, {j}]", "{A}.T[{i}]", "np.transpose({A})[{i}]"]
+CONTIGUOUS_ARRAY_VIEW_FORMS = ["{C}.reshape(16)[4:8]", "np.reshape({C}, 16)[-4:]"]
+# writes through a view; {v} an array, {A} a matrix, {C} a C-contiguous matrix, {y} a C-contiguous array
+VIEW_WRITE_FORMS = {
+    ARRAY: ["{v}[::2][{k}] = {e}", "{v}[::-1][{i}] = {e}", "{v}[1::2] *= {e}", "{v}[::-1][{i}] += {e}",
+            "{v}[::2][{k}] += {e}", "{v}[::-2] = {x}[:2]"],
+    MATRIX: ["{A}[{i}, {j}] = {e}", "{A}.T[{i}, {j}] = {e}", "{A}.T[{i}] = {x}",
+             "np.transpose({A})[{i}, {j}] += {e}", "np.swapaxes({A}, 0, 1)[{i}] *= {e}", "{A}.T[:, {j}] += {x}",
+             "{A}[{i}] = {x}", "{A}.transpose()[{i}, {j}] = {e}"],
+    "contiguous": ["{y}.reshape(2, 2)[{k}, {k}] = {e}", "np.reshape({y}, (2, 2))[{k}] = {x}[:2]",
+                   "{C}.reshape(16)[{n16}] = {e}", "{C}.reshape(16)[4:8] += {x}"],
+}
+DECORATORS = {           # name: (source, whether the wrapper changes the value)
+    "njit": None,
+    "passed_through": ("def passed_through(fn):\n    @functools.wraps(fn)\n    def wrapper(*args):\n"
+                       "        return fn(*args)\n    return wrapper", False),
+    "doubled": ("def doubled(fn):\n    @functools.wraps(fn)\n    def wrapper(*args):\n"
+                "        return 2.0 * fn(*args)\n    return wrapper", True),
+}
 
 # Per flavor, how often each production is chosen. "vector" programs use whole-array NumPy
 # expressions and never write into arrays (the JAX oracle runs them); "loops" programs work
-# element by element; "mixed" programs do both.
+# element by element; "mixed" programs do both; "user" programs mix them with the forms of
+# issue 13. The first three draw none of those forms, so that their programs (and the fast
+# profile's fixed sequence) stay what they were; decorated: the percentage of functions with a
+# decorator.
+NO_USER_FORMS = dict(matrix_param=0, matrix_return=0, sequence=0, view_write=0, user_expr=0, decorated=0)
 WEIGHTS = {
-    "loops":  dict(array_expr=1, element_write=4, buffer=3, loop=5, reduction=1, array_param=2),
-    "vector": dict(array_expr=5, element_write=0, buffer=0, loop=2, reduction=4, array_param=3),
-    "mixed":  dict(array_expr=3, element_write=2, buffer=2, loop=3, reduction=3, array_param=3),
+    "loops":  dict(array_expr=1, element_write=4, buffer=3, loop=5, reduction=1, array_param=2, **NO_USER_FORMS),
+    "vector": dict(array_expr=5, element_write=0, buffer=0, loop=2, reduction=4, array_param=3, **NO_USER_FORMS),
+    "mixed":  dict(array_expr=3, element_write=2, buffer=2, loop=3, reduction=3, array_param=3, **NO_USER_FORMS),
+    "user":   dict(array_expr=3, element_write=2, buffer=1, loop=2, reduction=2, array_param=3,
+                   matrix_param=2, matrix_return=2, sequence=3, view_write=4, user_expr=4, decorated=10),
 }
 
 
@@ -126,8 +196,9 @@ class Program:
 
     @property
     def jax_compatible(self):
-        """No writes into arrays, so the same source runs on immutable jax.numpy arrays."""
-        return not self.features & {"element_write", "array_in_place"}
+        """No writes into arrays, so the same source runs on immutable jax.numpy arrays; and no
+        np.arange with active bounds, whose tangent jnp.arange drops (it needs concrete bounds)."""
+        return not self.features & {"element_write", "array_in_place", "active_arange"}
 
 
 class Scope:
@@ -173,6 +244,7 @@ class Builder:
         self.weights = WEIGHTS[flavor]
         self.functions = []
         self.features = set()
+        self.decorators = []             # the names of DECORATORS the module defines
         self.counter = 0
         self.in_test = False             # drawing an if/while test
 
@@ -193,6 +265,12 @@ class Builder:
     def chance(self, percent):
         return self.draw(st.integers(0, 99)) < percent
 
+    def sometimes(self, form, percent_per_weight=1):
+        """True with the flavor's weight of `form` times `percent_per_weight` percent; no draw at
+        all where the weight is 0, so that flavors without the form keep their sequence of draws."""
+        weight = self.weights[form]
+        return bool(weight) and self.chance(weight * percent_per_weight)
+
     def fresh(self, prefix):
         self.counter += 1
         return f"{prefix}{self.counter}"
@@ -201,17 +279,27 @@ class Builder:
     def program(self):
         count = self.draw(st.integers(1, self.max_functions))
         texts = [self.function(f"f{k}", entry=k == count - 1) for k in range(count)]
-        source = "import math\nimport numpy as np\n\n\n" + "\n\n\n".join(texts) + "\n"
+        imports = ["import functools"] * bool(self.decorators) + ["import math"]
+        imports += ["import numba"] * bool(self.decorators) + ["import numpy as np"]
+        texts = [DECORATORS[d][0] for d in self.decorators if DECORATORS[d]] + texts
+        source = "\n".join(imports) + "\n\n\n" + "\n\n\n".join(texts) + "\n"
         source = ast.unparse(ast.parse(source)) + "\n"       # minimal parentheses, one style
         return Program(source, self.functions, self.flavor, self.features)
 
     def function(self, name, entry):
         params = self.parameters(entry)
-        returns = self.one_of(RETURN_KINDS)
+        if self.weights["matrix_return"]:
+            returns = self.choose([(2, kinds) for kinds in RETURN_KINDS] +
+                                  [(self.weights["matrix_return"], kinds) for kinds in MATRIX_RETURN_KINDS])
+        else:
+            returns = self.one_of(RETURN_KINDS)
         self.counter = 0
         self.parameters_of_current = {p for p, _ in params}
         self.called = set()
         self.aliases = {}                       # array name -> the name it is another name of
+        self.view_base = {}                     # a view's name -> the array whose memory it shares
+        # arrays known to be C-contiguous (so that reshape gives a view in NumPy and Numba alike)
+        self.contiguous = {p for p, kind in params if entry and kind in (ARRAY, MATRIX)}
         scope = Scope(params, returns)
         body = []
         if not scope.of(FLOAT):                 # an accumulator that inner blocks can export to
@@ -222,12 +310,30 @@ class Builder:
         body += [self.return_statement(scope)]
         self.functions.append(Function(name, params, returns))
         signature = ", ".join(p for p, _ in params)
-        return "\n".join([f"def {name}({signature}):"] + indent(body))
+        return "\n".join(self.decorator(entry, returns) + [f"def {name}({signature}):"] + indent(body))
+
+    def decorator(self, entry, returns):
+        """[] or ["@numba.njit"] or a functools.wraps decorator: the wrapper is what is called."""
+        if not self.sometimes("decorated"):
+            return []
+        changes_value = len(returns) == 1
+        names = [d for d in DECORATORS if (d != "njit" or not entry) and (not DECORATORS[d] or
+                                                                          changes_value or not DECORATORS[d][1])]
+        # fwdad refuses functools.wraps wrappers (WrappedFunctionError): drawn less, so that most
+        # decorated programs are checked
+        chosen = self.choose([(3 if name == "njit" else 1, name) for name in names])
+        self.features.add(f"form:decorated_{chosen}")
+        if chosen not in self.decorators:
+            self.decorators.append(chosen)
+        return ["@numba.njit" if chosen == "njit" else f"@{chosen}"]
 
     def parameters(self, entry):
         count = self.draw(st.integers(1, 4))
-        kinds = [self.choose([(3, FLOAT), (self.weights["array_param"], ARRAY), (1, INT)])
+        kinds = [self.choose([(3, FLOAT), (self.weights["array_param"], ARRAY), (1, INT),
+                              (self.weights["matrix_param"], MATRIX)])
                  for _ in range(count)]
+        if MATRIX in kinds:
+            self.features.add("form:matrix")
         if entry and kinds.count(INT) == count:
             kinds[0] = FLOAT                    # something to differentiate
         names, used = [], {kind: 0 for kind in PARAMETER_NAMES}
@@ -261,10 +367,11 @@ class Builder:
     def live_terms(self, scope, exclude):
         """Float terms of the variables of `scope` not in `exclude`: the parameters (they may have
         been updated) and the six most recent locals."""
-        names = [n for n, k in scope.variables.items() if n not in exclude and k in (FLOAT, ARRAY)]
+        names = [n for n, k in scope.variables.items() if n not in exclude and k != INT]
         parameters = sorted(n for n in names if n in self.parameters_of_current)
         local = sorted((n for n in names if n not in self.parameters_of_current), key=lambda n: int(n[1:]))
-        return [f"np.sum({n})" if scope.variables[n] == ARRAY else n for n in parameters + local[-6:]]
+        term = {FLOAT: "{}", ARRAY: "np.sum({})", MATRIX: "np.sum({})", LIST: "{}[-1]", TUPLE: "{}[-1]"}
+        return [term[scope.variables[n]].format(n) for n in parameters + local[-6:]]
 
     def statement(self, scope, depth):
         w = self.weights
@@ -287,6 +394,11 @@ class Builder:
             (3 if in_loop else 0, "break_or_continue"),
             (1 if depth > 0 else 0, "early_return"),
             (2 if self.callees_writing_arrays(scope) else 0, "call_statement"),
+            (w["sequence"], "sequence"),
+            (w["sequence"] if self.sequences(scope) else 0, "sequence_update"),
+            (w["matrix_param"] if arrays or scope.of(MATRIX) else 0, "assign_matrix"),
+            (w["view_write"] if arrays or scope.of(MATRIX) else 0, "assign_view"),
+            (2 * w["view_write"] if arrays or scope.of(MATRIX) else 0, "view_write"),
         ])
         return getattr(self, "s_" + kind)(scope, depth)
 
@@ -454,7 +566,7 @@ class Builder:
             scope.variables[p] = scope.variables[q] = FLOAT
             return [f"{p}, {q} = {value}"]
         callee = self.one_of(callees)
-        names = [self.fresh({FLOAT: "s", ARRAY: "w", INT: "j"}[k]) for k in callee.returns]
+        names = [self.fresh(LOCAL_PREFIX[k]) for k in callee.returns]
         call = self.call(scope, callee)
         for name, kind in zip(names, callee.returns):
             scope.variables[name] = kind
@@ -467,16 +579,192 @@ class Builder:
         return [f"if {self.condition(scope, 1)}:", "    " + self.return_statement(scope)]
 
     def callees_writing_arrays(self, scope):
-        return [f for f in self.functions if any(k == ARRAY for _, k in f.params)] if scope.of(ARRAY) else []
+        if not (scope.of(ARRAY) or scope.of(MATRIX)):
+            return []
+        return [f for f in self.functions if any(k in (ARRAY, MATRIX) for _, k in f.params)]
 
     def s_call_statement(self, scope, depth):
         """A call whose result is dropped: it matters only through the arrays it writes into."""
         callee = self.one_of(self.callees_writing_arrays(scope))
         return [self.call(scope, callee, plain_arrays=True)]
 
+    # ---- the forms users write (issue 13) -----------------------------------------------------
+    def sequences(self, scope):
+        return scope.of(LIST) + scope.of(TUPLE)
+
+    def s_sequence(self, scope, depth):
+        """t = [e, f, c] or t = (e, f, c): a Python list or tuple of active floats."""
+        kind = self.choose([(2, TUPLE), (1, LIST)])
+        name = self.fresh(LOCAL_PREFIX[kind])
+        items = [self.float_expr(scope, self.operand_depth) for _ in range(SEQUENCE_LENGTH - 1)]
+        items.insert(self.draw(st.integers(0, SEQUENCE_LENGTH - 1)), self.one_of(FLOAT_CONSTANTS))
+        scope.variables[name] = kind
+        self.features.add(f"form:{kind}")
+        text = ", ".join(items)
+        return [f"{name} = [{text}]" if kind == LIST else f"{name} = ({text})"]
+
+    def s_sequence_update(self, scope, depth):
+        """t[k] = e (a list), or s1, s2, s3 = t (a tuple or a list)."""
+        name = self.one_of(self.sequences(scope))
+        if scope.variables[name] == LIST and self.chance(70):
+            index = self.sequence_index(scope)
+            value = self.float_expr(scope, self.operand_depth)
+            if self.is_carried(scope, name):
+                return [f"{name}[{index}] = math.tanh({value})"]
+            return [f"{name}[{index}] {self.one_of(['=', '+=', '*='])} {value}"]
+        targets = [self.fresh("s") for _ in range(SEQUENCE_LENGTH)]
+        scope.variables.update((t, FLOAT) for t in targets)
+        self.features.add("form:sequence_unpack")
+        return [f"{', '.join(targets)} = {name}"]
+
+    def sequence_index(self, scope):
+        if scope.of(INT) and self.chance(30):
+            return parens(f"{self.int_expr(scope)} % {SEQUENCE_LENGTH}")
+        return str(self.draw(st.integers(-SEQUENCE_LENGTH, SEQUENCE_LENGTH - 1)))
+
+    def s_assign_matrix(self, scope, depth):
+        """A new N x N matrix: a fresh one, a copy, or (through matrix_expr) a view of another."""
+        name = self.fresh(LOCAL_PREFIX[MATRIX])
+        matrices = scope.of(MATRIX)
+        if matrices and self.chance(20):
+            value = f"{self.one_of(matrices)}.copy()"
+        else:
+            value = self.matrix_expr(scope, self.expression_depth)
+        core = value[1:-1] if value.startswith("(") else value
+        fresh = core.startswith(("np.outer(", "np.eye(", "np.zeros(", "np.ones(", "np.full(")) or \
+            core.endswith(".copy()")
+        if fresh and not core.endswith(".T"):
+            self.contiguous.add(name)
+        self.note_view(name, value, scope)
+        scope.variables[name] = MATRIX
+        return [f"{name} = {value}"]
+
+    def note_view(self, name, value, scope):
+        """Remember that `name` shares the memory of the array `value` starts with, if it does."""
+        base = re.match(r"\(?(?:np\.(?:transpose|swapaxes|reshape)\()?(\w+)", value)
+        if base and base.group(1) in scope.variables and scope.variables[base.group(1)] in (ARRAY, MATRIX):
+            root = base.group(1)
+            self.view_base[name] = self.view_base.get(root, root)
+
+    def s_assign_view(self, scope, depth):
+        """w = A.T[i], w = x[::-1], V = A.T, ...: a name for a view, written through later."""
+        arrays, matrices = scope.of(ARRAY), scope.of(MATRIX)
+        contiguous = sorted(self.contiguous & set(matrices))
+        kind = self.choose([(2 if matrices else 0, MATRIX), (3, ARRAY)])
+        if kind == MATRIX:
+            form = self.one_of(self.writable_views(MATRIX_FORMS["view"]) + ["{A}"])
+        else:
+            forms = [f for f in self.writable_views(ARRAY_VIEW_FORMS) if "{A}" not in f or matrices]
+            forms = [f for f in forms if "{x}" not in f or arrays]
+            form = self.one_of(forms + (CONTIGUOUS_ARRAY_VIEW_FORMS if contiguous else []))
+        makers = self.makers(scope, self.operand_depth)
+        makers.update(C=lambda: self.one_of(contiguous))
+        value = self.fill(form, **makers)
+        name = self.fresh(LOCAL_PREFIX[kind])
+        self.note_view(name, value, scope)
+        scope.variables[name] = kind
+        self.features.add("form:view_variable")
+        return [f"{name} = {value}"]
+
+    def is_carried(self, scope, name):
+        return name in scope.carried or self.view_base.get(name) in scope.carried
+
+    def s_view_write(self, scope, depth):
+        """A write through a view: A.T[i, j] = e, np.swapaxes(A, 0, 1)[i] *= e, x[::2][k] = e, ..."""
+        arrays, matrices = scope.of(ARRAY), scope.of(MATRIX)
+        contiguous = sorted(self.contiguous & set(scope.variables))
+        contiguous_arrays = [n for n in contiguous if scope.variables[n] == ARRAY]
+        contiguous_matrices = [n for n in contiguous if scope.variables[n] == MATRIX]
+        forms = []
+        if arrays:
+            forms += VIEW_WRITE_FORMS[ARRAY]
+        if matrices:
+            forms += [f for f in self.writable_views(VIEW_WRITE_FORMS[MATRIX]) if "{x}" not in f or arrays]
+        if arrays:
+            forms += [f for f in VIEW_WRITE_FORMS["contiguous"] if
+                      ("{y}" not in f or contiguous_arrays) and ("{C}" not in f or contiguous_matrices)]
+        form = self.one_of(forms)
+        target = {"v": lambda: self.one_of(arrays), "A": lambda: self.one_of(matrices),
+                  "y": lambda: self.one_of(contiguous_arrays), "C": lambda: self.one_of(contiguous_matrices)}
+        name = target[re.match(r"(?:np\.\w+\()?\{(\w)\}", form).group(1)]()
+        carried = self.is_carried(scope, name)
+        if carried:                     # values written again and again across a loop stay bounded
+            form = re.sub(r" (\*=|\+=) ", " = ", form)
+        makers = self.makers(scope, self.operand_depth)
+        e, x = makers["e"], makers["x"]
+        makers.update(v=lambda: name, A=lambda: name, y=lambda: name, C=lambda: name,
+                      e=(lambda: f"math.tanh({e()})") if carried else e,
+                      x=(lambda: f"np.tanh({x()})") if carried else x)
+        self.features.update({"element_write", "form:view_write"})
+        return [self.fill(form, **makers)]
+
+    def matrix_expr(self, scope, depth):
+        """An N x N float matrix."""
+        matrices = scope.of(MATRIX)
+        self.features.add("form:matrix")
+        if not matrices:
+            return self.fill("np.outer({a}, {b})", **self.makers(scope, depth - 1))
+        leaf = depth <= 0
+        callees = [f for f in self.functions if f.returns == (MATRIX,)]
+        kind = self.choose([(4, "variable"), (0 if leaf else 3, "arithmetic"), (0 if leaf else 2, "ufunc"),
+                            (0 if leaf else 1, "product"), (0 if leaf else 2, "view"), (0 if leaf else 1, "fill"),
+                            (0 if leaf or not callees else 2, "call")])
+        if kind == "variable":
+            return self.one_of(matrices)
+        if kind == "call":
+            return self.call(scope, self.one_of(callees))
+        forms = self.writable_views(MATRIX_FORMS[kind]) if kind == "view" else MATRIX_FORMS[kind]
+        return parens(self.fill(self.one_of(forms), **self.makers(scope, depth)))
+
+    def user_float(self, scope, depth):
+        """A float from the forms users write: builtins on arrays, norms with an ord, matrices."""
+        kind = self.choose([(3 if scope.of(ARRAY) else 0, "builtin"), (2, "norm"), (2, "matrix")])
+        forms = {"builtin": BUILTIN_ON_ARRAY_FORMS, "norm": NORM_ORD_FORMS, "matrix": MATRIX_FLOAT_FORMS}[kind]
+        if not scope.of(MATRIX):
+            forms = [f for f in forms if "{A}" not in f]
+        if not scope.of(ARRAY):
+            forms = [f for f in forms if "{x}" not in f]
+        self.features.add(f"form:{kind}_float")
+        return parens(self.fill(self.one_of(forms), **self.makers(scope, depth)))
+
+    def user_array(self, scope, depth):
+        """An array from active scalar bounds or elements (arange, linspace, np.array), or from matrices."""
+        kind = self.choose([(3, "active_bounds"), (2, "from_matrix")])
+        forms = ACTIVE_BOUND_FORMS if kind == "active_bounds" else ARRAY_FROM_MATRIX_FORMS
+        if not scope.of(MATRIX):
+            forms = [f for f in forms if "{A}" not in f]
+        form = self.one_of(forms)
+        self.features.add(f"form:{kind}")
+        if form.startswith("np.arange("):
+            self.features.add("active_arange")
+        return parens(self.fill(form, **self.makers(scope, depth)))
+
+    def view_argument(self, scope, kind):
+        """A view to pass to a helper (which may write into it), or None."""
+        arrays, matrices = scope.of(ARRAY), scope.of(MATRIX)
+        if kind == MATRIX and matrices:
+            forms = self.writable_views(MATRIX_FORMS["view"])
+        elif kind == ARRAY and (arrays or matrices):
+            forms = [f for f in self.writable_views(ARRAY_VIEW_FORMS)
+                     if ("{A}" not in f or matrices) and ("{x}" not in f or arrays)]
+        else:
+            return None
+        self.features.add("form:view_argument")
+        return self.fill(self.one_of(forms), **self.makers(scope, 0))
+
+    def writable_views(self, forms):
+        """`forms` less the views through np.transpose/np.swapaxes while that bug is avoided."""
+        if "transpose_function_view_write" not in self.avoid:
+            return forms
+        return [f for f in forms if not f.startswith(TRANSPOSE_FUNCTIONS)]
+
     def return_statement(self, scope):
-        """Return values of the function's kinds; the first also adds up the live locals."""
+        """Return values of the function's kinds; the first also adds up the live locals; a later
+        array or matrix may be a view of a parameter (the caller may write into it)."""
         parts = [self.expression(scope, kind, self.operand_depth) for kind in scope.returns]
+        for k, kind in enumerate(scope.returns[1:], 1):
+            if kind in (ARRAY, MATRIX) and self.sometimes("view_write", percent_per_weight=10):
+                parts[k] = self.view_argument(scope, kind) or parts[k]
         terms = self.live_terms(scope, ())
         if terms and scope.returns[0] != INT:
             parts[0] = f"{parens(parts[0])} + ({' + '.join(terms)})"
@@ -488,6 +776,8 @@ class Builder:
             return self.float_expr(scope, depth)
         if kind == ARRAY:
             return self.array_expr(scope, depth)
+        if kind == MATRIX:
+            return self.matrix_expr(scope, depth)
         return self.int_expr(scope)
 
     def float_expr(self, scope, depth):
@@ -509,9 +799,16 @@ class Builder:
             (0 if leaf or not arrays else self.weights["reduction"], "reduction"),
             (0 if leaf or not callees else 2, "call"),
             (0 if leaf else 1, "truncate"),
+            (0 if leaf else self.weights["user_expr"], "user_float"),
+            (2 * self.weights["sequence"] if self.sequences(scope) else 0, "sequence"),
         ])
         if kind == "variable":
             return self.one_of(floats)
+        if kind == "user_float":
+            return self.user_float(scope, depth)
+        if kind == "sequence":
+            form = self.one_of(SEQUENCE_FLOAT_FORMS[:1] if leaf else SEQUENCE_FLOAT_FORMS)
+            return parens(self.fill(form, **self.makers(scope, depth)))
         if kind == "constant":
             return self.one_of(FLOAT_CONSTANTS)
         if kind == "element":
@@ -535,7 +832,12 @@ class Builder:
                     t=lambda: self.bounded_float(scope, depth - 1), n=lambda: self.int_expr(scope),
                     c=lambda: self.one_of(FLOAT_CONSTANTS), x=lambda: self.one_of(scope.of(ARRAY)),
                     m=lambda: self.one_of(["math", "np"]) if self.chance(30) else "math",
-                    q=lambda: self.condition(scope, depth - 1))
+                    q=lambda: self.condition(scope, depth - 1),
+                    M=lambda: self.matrix_expr(scope, depth - 1), P=lambda: self.matrix_expr(scope, depth - 1),
+                    A=lambda: self.one_of(scope.of(MATRIX)), i=lambda: self.index(scope),
+                    j=lambda: self.index(scope), k=lambda: str(self.draw(st.integers(-N // 2, N // 2 - 1))),
+                    n16=lambda: str(self.draw(st.integers(-N * N, N * N - 1))),
+                    g=lambda: self.one_of(self.sequences(scope)), k3=lambda: self.sequence_index(scope))
 
     def fill(self, template, **makers):
         """`template` with each distinct {placeholder} drawn once, in order of appearance."""
@@ -562,9 +864,11 @@ class Builder:
 
     def array_expr(self, scope, depth):
         arrays = scope.of(ARRAY)
-        if not arrays:
-            return self.one_of([f"np.ones({N})", f"np.zeros({N})"])
         leaf = depth <= 0
+        if not arrays:
+            if not leaf and self.sometimes("user_expr", percent_per_weight=10):
+                return self.user_array(scope, depth)
+            return self.one_of([f"np.ones({N})", f"np.zeros({N})"])
         callees = [f for f in self.functions if f.returns == (ARRAY,)]
         kind = self.choose([
             (4, "variable"),
@@ -577,11 +881,14 @@ class Builder:
             (0 if leaf else 1, "reorder"),
             (0 if leaf else 1, "fill"),
             (0 if leaf or not callees else 2, "call"),
+            (0 if leaf else self.weights["user_expr"], "user_array"),
         ])
         if kind == "variable":
             return self.one_of(arrays)
         if kind == "call":
             return self.call(scope, self.one_of(callees))
+        if kind == "user_array":
+            return self.user_array(scope, depth)
         return parens(self.fill(self.one_of(ARRAY_FORMS[kind]), **self.makers(scope, depth)))
 
     def int_expr(self, scope, lengths=True):
@@ -632,7 +939,7 @@ class Builder:
         lines = []
         for callee in self.functions:
             if callee.name not in self.called:
-                names = [self.fresh({FLOAT: "s", ARRAY: "w", INT: "j"}[k]) for k in callee.returns]
+                names = [self.fresh(LOCAL_PREFIX[k]) for k in callee.returns]
                 lines.append(f"{', '.join(names)} = {self.call(scope, callee)}")
                 scope.variables.update(zip(names, callee.returns))
         return lines
@@ -642,8 +949,15 @@ class Builder:
         self.called.add(callee.name)
         args = []
         for _, kind in callee.params:
-            if kind == ARRAY and (plain_arrays or self.chance(60)):
+            view = None
+            if kind in (ARRAY, MATRIX) and self.sometimes("view_write", percent_per_weight=10):
+                view = self.view_argument(scope, kind)
+            if view:
+                args.append(view)
+            elif kind == ARRAY and (plain_arrays or self.chance(60)):
                 args.append(self.one_of(scope.of(ARRAY)) if scope.of(ARRAY) else f"np.ones({N})")
+            elif kind == MATRIX and scope.of(MATRIX) and (plain_arrays or self.chance(60)):
+                args.append(self.one_of(scope.of(MATRIX)))
             elif kind == INT:
                 args.append(self.int_expr(scope, lengths="inactive_call_argument" not in self.avoid))
             else:
@@ -656,7 +970,9 @@ def programs(draw, flavor=None, max_functions=3, max_statements=5, max_depth=2, 
              avoid=frozenset()):
     """A random valid Program.
 
-    flavor: "loops", "vector" or "mixed" (drawn if None); max_functions: functions in the
+    flavor: "loops", "vector" or "mixed" (drawn if None), or "user" (the forms of issue 13
+    often: lists, matrices and views written through, builtins, norms with ord, decorated
+    helpers); max_functions: functions in the
     module; max_statements: top-level statements per function; max_depth: nesting of if/for/
     while blocks; expression_depth: nesting of operations in an assigned value; avoid: names
     from AVOIDABLE.
@@ -696,10 +1012,16 @@ class ToJax(ast.NodeTransformer):
             node.id = "jnp"
         return node
 
+    def visit_FunctionDef(self, node):
+        """@numba.njit left out: JAX traces the Python function."""
+        self.generic_visit(node)
+        node.decorator_list = [d for d in node.decorator_list if ast.unparse(d) != "numba.njit"]
+        return node
+
 
 def jax_source(source):
     """The module `source` with jax.numpy in place of numpy and math (for jax.jvp)."""
     tree = ToJax().visit(ast.parse(source))
-    header = "import jax.numpy as jnp\nimport jax.scipy.special as jax_special\n"
+    header = "import functools\nimport jax.numpy as jnp\nimport jax.scipy.special as jax_special\n"
     body = [n for n in tree.body if not isinstance(n, ast.Import)]
     return header + ast.unparse(ast.fix_missing_locations(ast.Module(body, []))) + "\n"
