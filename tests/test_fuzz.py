@@ -137,7 +137,7 @@ class EveryFunctionJitted(ast.NodeTransformer):
 
 def plain_numba(source, entry):
     """The entry function with every function of `source` compiled by plain numba.njit."""
-    namespace = {"__name__": "fwdad_fuzz_plain"}
+    namespace = {"__name__": "fwdad_fuzz_plain", "numba": numba}
     tree = EveryFunctionJitted().visit(TwoArgumentLog().visit(ast.parse(source)))
     exec(compile(ast.fix_missing_locations(tree), "<fuzz plain numba>", "exec"), namespace)
     return namespace[entry]
@@ -563,6 +563,51 @@ def summary(total, failures, elapsed, label):
         kinds[first] = kinds.get(first, 0) + 1
     lines += [f"  failed  {count:6d}  {kind}" for kind, count in sorted(kinds.items(), key=lambda kv: -kv[1])]
     return "\n".join(lines)
+
+
+DECORATED = """
+import functools
+import numba
+import numpy as np
+
+
+def doubled(fn):
+    @functools.wraps(fn)
+    def wrapper(*args):
+        return 2.0 * fn(*args)
+    return wrapper
+
+
+@numba.njit
+def g(a):
+    return a * a
+
+
+@doubled
+def h(x, a):
+    return np.sum(x) * a
+
+
+def f(x, a):
+    return h(x, g(a))
+"""
+
+
+PLAIN = """
+import numpy as np
+
+
+def f(x, a):
+    return np.sum(x) * a
+"""
+
+
+@pytest.mark.parametrize("source, expected", [(PLAIN, 30.0), (DECORATED, 180.0)], ids=["plain", "decorated"])
+def test_plain_numba_compiles_what_cpython_runs(source, expected):
+    """The "plain Numba cannot compile it" oracle must compile what CPython runs, with or without
+    decorators and `import numba`; else it would excuse every error of fwdad."""
+    x = np.array([1.0, 2.0, 3.0, 4.0])
+    assert plain_numba(source, "f")(x, 3.0) == load_module(source).f(x, 3.0) == expected
 
 
 def test_fuzz_fast(request):
