@@ -12,7 +12,7 @@ from numba.core.errors import NumbaError, NumbaPerformanceWarning
 
 from . import options
 from .compiler import USER_RULES, Compiler, numba_error
-from .errors import ExecutionError, FwdadError, TangentMismatchError, located
+from .errors import ExecutionError, FwdadError, OptionError, TangentMismatchError, located
 from .frontend.fence import fence
 from .frontend.parse import parse, python_function
 
@@ -39,11 +39,22 @@ def fast_key(value):
     if isinstance(value, np.ndarray):
         flags = value.flags
         return (value.dtype.num, value.ndim, flags.c_contiguous, flags.f_contiguous, flags.writeable,
-                flags.aligned)
+                flags.aligned, value.dtype.isnative)
     kind = type(value)
     if kind in (float, int, bool) or isinstance(value, np.generic):
         return kind
     return arg_type(value)
+
+
+def refuse_foreign_byte_order(who, names, values):
+    """Refuse an array in non-native byte order (np.zeros(3, '>f8')): Numba types it as a Python
+    object, and a key without the byte order would reuse code compiled for native arrays."""
+    for name, value in zip(names, values):
+        if isinstance(value, np.ndarray) and not value.dtype.isnative:
+            raise OptionError(
+                f"{who}: argument {name!r} is an array of dtype {value.dtype.str!r}, in non-native "
+                f"byte order, which compiled code cannot read.\nWhat to do: pass "
+                f"{name}.astype({name}.dtype.newbyteorder('=')).")
 
 
 def arg_type(value):
@@ -110,6 +121,7 @@ class ForwardFunction:
         try:
             return with_cache_recovery(unit.primal, args, lambda: flush_caches(unit))
         except NumbaError as error:
+            refuse_foreign_byte_order(self.__name__, self.parameters, args)
             raise numba_error(error, [unit.module], f"Numba cannot compile {self.__name__}") from None
 
     # ---- JVP -----------------------------------------------------------------------------------
@@ -118,6 +130,7 @@ class ForwardFunction:
         key = (tuple(fast_key(a) for a in args), tuple(active), mode)
         spec = self._dispatch.get(key)
         if spec is None:
+            refuse_foreign_byte_order(self.__name__, self.parameters, args)
             arg_types = tuple(arg_type(a) for a in args)
             spec = self._dispatch[key] = self.unit.specialization(arg_types, active, mode)
         self._last = spec
@@ -174,6 +187,7 @@ class ForwardFunction:
         name = self.parameters[i]
         where = f"{self.__name__}.jvp: the tangent of argument {name!r} (position {i})"
         if isinstance(primal, np.ndarray):
+            refuse_foreign_byte_order(f"{self.__name__}.jvp", [name], [primal])
             if primal.dtype.kind != "f":
                 raise TangentMismatchError(
                     f"{where}: {name!r} is an array of {primal.dtype}, which carries no tangent.\n"
@@ -268,23 +282,39 @@ class ForwardFunction:
         self._last = driver[1]
         return driver
 
-    def forward_gradient(self, *args, seed=0, directions=1, distribution="normal"):
+    def _option_arguments(self, who, args, kwargs, option_names):
+        """The call's arguments (positional and keyword, as the primal takes them); a parameter
+        named like one of the method's options must be passed positionally, else the keyword
+        would be ambiguous."""
+        for name in option_names:
+            if name in self.parameters and self.parameters.index(name) >= len(args):
+                raise OptionError(
+                    f"{who}: {self.__name__} has a parameter named {name!r}, which is also an "
+                    f"option of this method, and it was not passed by position.\nWhat to do: pass "
+                    f"{name!r} positionally (the keyword {name}= sets the option).")
+        return self._arguments(args, kwargs)
+
+    def forward_gradient(self, *args, seed=0, directions=1, distribution="normal", **kwargs):
         """(f(*args), g) with g = (1/K) sum_k (grad f . v_k) v_k, v_k drawn from `seed`.
 
         grads has one entry per argument (None for the inactive ones).
         """
         from .random import DISTRIBUTIONS, NORMAL_TABLE
         who = f"{self.__name__}.forward_gradient"
+        args = self._option_arguments(who, args, kwargs, ("seed", "directions", "distribution"))
         seed, directions = options.seed(who, seed), options.integer(who, "directions", directions, 1)
         distribution = options.choice(who, "distribution", distribution, tuple(DISTRIBUTIONS))
-        args = self._arguments(args, {})
         active = self._active_positions(args)
         if self.target == "cuda":
             return self._forward_gradient_cuda(args, active, seed, directions, distribution)
         driver, spec = self._driver("forward_gradient", args, active, directions)
-        value, grads = self._run(spec, driver, args + (np.uint64(seed), 0, directions,
-                                                        DISTRIBUTIONS[distribution], NORMAL_TABLE))
-        return value, self._per_argument(list(grads), active, args)
+        value, sums = None, None
+        for first, count in direction_passes(directions, sum(np.size(args[i]) for i in active)):
+            value, grads = self._run(spec, driver, args + (np.uint64(seed), first, count,
+                                                            DISTRIBUTIONS[distribution], NORMAL_TABLE))
+            weighted = [np.asarray(g, np.float64) * (count / directions) for g in grads]
+            sums = weighted if sums is None else [s + w for s, w in zip(sums, weighted)]
+        return value, self._per_argument(sums, active, args)
 
     def _forward_gradient_cuda(self, args, active, seed, directions, distribution):
         """K threads draw a direction each and run the JVP; a second kernel reduces on the device."""
@@ -333,24 +363,26 @@ class ForwardFunction:
         """The CUDA device function of the primal (callable from your @cuda.jit kernels)."""
         return self.unit.dispatcher("cuda")
 
-    def value_and_grad(self, *args, chunk=None):
+    def value_and_grad(self, *args, chunk=None, **kwargs):
         """(f(*args), exact gradient) by forward mode, `chunk` directions per pass."""
         from .gradients import actives, split
-        chunk = options.optional_integer(f"{self.__name__}.value_and_grad", "chunk", chunk, 1)
-        args = self._arguments(args, {})
+        who = f"{self.__name__}.value_and_grad"
+        args = self._option_arguments(who, args, kwargs, ("chunk",))
+        chunk = options.optional_integer(who, "chunk", chunk, 1)
         active = self._active_positions(args)
         driver, spec = self._driver("value_and_grad", args, active)
         value, flat = self._run(spec, driver, args + (self._chunk(args, active, chunk),))
         return value, self._per_argument(split(flat, actives(spec), args), active, args)
 
-    def jacobian(self, *args, chunk=None):
+    def jacobian(self, *args, chunk=None, **kwargs):
         """The Jacobian of f's (scalar or array) output with respect to each active argument.
 
         One entry per argument (None for the inactive ones), of shape output.shape + arg.shape.
         """
         from .gradients import actives, split
-        chunk = options.optional_integer(f"{self.__name__}.jacobian", "chunk", chunk, 1)
-        args = self._arguments(args, {})
+        who = f"{self.__name__}.jacobian"
+        args = self._option_arguments(who, args, kwargs, ("chunk",))
+        chunk = options.optional_integer(who, "chunk", chunk, 1)
         active = self._active_positions(args)
         driver, spec = self._driver("jacobian", args, active)
         value, flat = self._run(spec, driver, args + (self._chunk(args, active, chunk),))
@@ -360,8 +392,10 @@ class ForwardFunction:
 
     @staticmethod
     def _chunk(args, active, chunk):
+        """Directions per pass: `chunk` clamped to the active scalars (a larger chunk would only
+        allocate wider tangents), else up to 32 within about 2**25 tangent entries."""
         total = sum(np.size(args[i]) for i in active)
-        return int(chunk) if chunk else max(1, min(32, total, 2 ** 25 // max(total, 1)))
+        return min(int(chunk), max(total, 1)) if chunk else max(1, min(32, total, 2 ** 25 // max(total, 1)))
 
     def _per_argument(self, values, active, args):
         out = [None] * len(args)
@@ -408,6 +442,18 @@ class ForwardFunction:
                 seen.add(module.name)
                 texts.append(module.source)
         return "\n\n".join(texts)
+
+
+DIRECTION_ENTRIES = 2 ** 25     # tangent entries one forward_gradient pass may hold (~256 MB)
+
+
+def direction_passes(directions, total):
+    """(first, count) of each pass of forward_gradient: at most DIRECTION_ENTRIES // total
+    directions at a time, so that any `directions` runs in bounded memory (the K-wide tangents
+    of vector mode, the K per-direction values of the parallel driver). The directions drawn
+    are those of one pass (direction k is drawn from (seed, k) whatever the pass)."""
+    per_pass = max(1, DIRECTION_ENTRIES // max(total, 1))
+    return [(first, min(per_pass, directions - first)) for first in range(0, directions, per_pass)]
 
 
 def primals_and_tangents(who, primals, tangents):

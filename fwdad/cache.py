@@ -25,7 +25,7 @@ import numba
 import numpy as np
 from numba.core import types
 
-from .errors import CacheWarning
+from .errors import CacheWarning, user_stacklevel
 from .frontend.activity import FunctionTypes, Kind
 from .frontend.parse import code_fingerprint, python_function
 from .frontend.resolve import MISSING
@@ -66,7 +66,7 @@ def usable_directory():
             f"fwdad does not use the cache directory {path}: {problem}. It runs without the "
             "on-disk cache (compiled code is not reused by the next process).\nWhat to do: set "
             "FWDAD_CACHE_DIR to a directory that only you can write (mode 0700), or use cache=False."),
-            stacklevel=3)
+            stacklevel=user_stacklevel())
     return None
 
 

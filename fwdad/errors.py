@@ -1,5 +1,9 @@
 """fwdad's exceptions: every message names the user's file and line and says what to do."""
 import linecache
+import os
+import sys
+
+_PACKAGE = os.path.dirname(os.path.abspath(__file__)) + os.sep
 
 
 class FwdadError(Exception):
@@ -64,3 +68,18 @@ def located(cls, filename, lineno, what, hint=""):
     if hint:
         message += f"\nWhat to do: {hint}"
     return cls(message)
+
+
+def user_stacklevel():
+    """The warnings.warn stacklevel that attributes a warning to the user's line: the caller of
+    this helper is level 1, and every frame in fwdad, in Numba (which may call back into fwdad
+    while compiling) or in fwdad's generated code is skipped."""
+    import numba
+    numba_dir = os.path.dirname(os.path.abspath(numba.__file__)) + os.sep
+    frame, level = sys._getframe(1), 1
+    while frame is not None:
+        filename = frame.f_code.co_filename
+        if not (filename.startswith((_PACKAGE, numba_dir)) or filename.startswith("<fwdad")):
+            return level
+        frame, level = frame.f_back, level + 1
+    return 1

@@ -21,7 +21,7 @@ import numpy as np
 
 from . import options as check
 from . import random as fwdrandom
-from .errors import FwdadError
+from .errors import FwdadError, user_stacklevel
 from .gradients import actives, compile_driver, namespace, offsets, scalar_output_required
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
@@ -159,6 +159,8 @@ def as_parameters(params):
             if item.dtype.kind != "f":
                 raise FwdadError(f"fgd: parameter arrays must be float arrays, got {item.dtype}.\n"
                                  "What to do: pass params.astype(np.float64) (or float32).")
+            from .api import refuse_foreign_byte_order
+            refuse_foreign_byte_order("fgd", ["params" if single else f"params[{len(copies)}]"], [item])
             copies.append(np.array(item, copy=True, order="C"))
         elif isinstance(item, (float, int, np.floating)) and not isinstance(item, bool):
             copies.append(float(item) if not isinstance(item, np.floating) else item)
@@ -185,6 +187,48 @@ def shuffle_epoch(perm, seed, epoch):
         perm[i], perm[j] = perm[j], perm[i]
 
 
+def check_user_gradient(gradient, params, rest):
+    """Refuse fgd's gradient=<function> unless it is a Numba dispatcher returning (value, grads)
+    with value a float and grads shaped like params (the bare gradient for one parameter): the
+    compiled loop copies grads element by element, so a wrong length would read past its end and
+    a wrong structure would fail as a raw Numba TypingError. Called once, in Python, on the
+    initial parameters (and the first minibatch)."""
+    def refuse(wanted, got):
+        raise check.OptionError(f"fgd: gradient must be {wanted}, got {got}.\nWhat to do: make "
+                                "gradient a @numba.njit function of the same arguments as fn returning "
+                                "(loss, gradients), with one gradient per parameter of the "
+                                "parameter's shape and dtype (the bare gradient for a single parameter).")
+    if not isinstance(gradient, numba.core.dispatcher.Dispatcher):
+        refuse("a @numba.njit function", f"{check.shown(gradient)}, which is not compiled "
+               "(decorate it with @numba.njit)")
+    try:
+        out = gradient(*params, *rest)
+    except Exception as error:            # typing errors of the user's function, or its raise
+        first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        refuse("callable on fn's arguments", f"{type(error).__name__} calling it on the initial "
+               f"parameters: {first}")
+    if not isinstance(out, tuple) or len(out) != 2:
+        refuse("a function returning a pair (value, gradients)", f"a result {check.shown(out)}")
+    value, grads = out
+    if not isinstance(value, (float, np.floating)):
+        refuse("a function whose first result is the loss, a float scalar",
+               f"{check.shown(value)} first (are value and gradients swapped?)")
+    if len(params) == 1:
+        grads = (grads,)
+    elif not isinstance(grads, (tuple, list)) or len(grads) != len(params):
+        refuse(f"a function returning a tuple of {len(params)} gradients, one per parameter",
+               check.shown(grads))
+    for i, (param, grad) in enumerate(zip(params, grads)):
+        if isinstance(param, np.ndarray):
+            ok = isinstance(grad, np.ndarray) and grad.shape == param.shape and grad.dtype == param.dtype
+            wanted = f"an array of shape {param.shape} and dtype {param.dtype}"
+        else:
+            ok = isinstance(grad, (float, np.floating)) and np.ndim(grad) == 0
+            wanted = "a float scalar"
+        if not ok:
+            refuse(f"a function whose gradient of parameter {i} is {wanted}", check.shown(grad))
+
+
 def copy_flat(target, source):
     """Lines copying the flat array `source` into the flat view of buffer `target`."""
     return [f"{target}src = {source}", f"for e in range({target}f.size):",
@@ -201,7 +245,7 @@ def loop_source(spec, n_params, n_args, n_data, gradient, optimizer, sequential,
     state = [f"m{i}" for i in range(n_params)] + [f"s{i}" for i in range(n_params)]
     head = ", ".join(P + A + D + B + state + [
         "perm", "losses", "path", "t0", "steps", "seed", "K", "distribution", "table", "lr", "decay",
-        "mu", "beta1", "beta2", "eps", "clip", "batch", "shuffle"])
+        "mu", "beta1", "beta2", "eps", "clip", "batch", "shuffle", "stop_nonfinite"])
     lines = offsets(active) + [f"g{i} = np.empty_like({p})" for i, p in enumerate(P)]
     if sequential:
         lines += [f"v{i} = np.empty_like({p})" for i, p in enumerate(P)]
@@ -244,7 +288,12 @@ def loop_source(spec, n_params, n_args, n_data, gradient, optimizer, sequential,
         for i, a in enumerate(active):
             source = "gs" if n_params == 1 else f"gs[{i}]"
             body += [f"g{i}f[0] = {source}"] if a.scalar else copy_flat(f"g{i}", f"{source}.reshape(-1)")
-    body += ["losses[t] = value", "rate = lr if decay == 0.0 else lr * np.exp(-decay * t)"]
+    record_path = ["if path.shape[0] > t + 1:"]       # trajectory=True: record the parameters
+    for i, p in enumerate(P):
+        record_path += [f"    for e in range({p}f.size):", f"        path[t + 1, o{i} + e] = {p}f[e]"]
+    body += ["losses[t] = value", "if stop_nonfinite and not np.isfinite(value):"]   # stop at once:
+    body += ["    " + line for line in record_path] + ["    return t - t0 + 1"]   # step t not applied
+    body += ["rate = lr if decay == 0.0 else lr * np.exp(-decay * t)"]
     if clip:
         body += ["norm2 = 0.0"] + [f"norm2 += np.sum(g{i}.astype(np.float64) ** 2)" for i in range(n_params)]
         body += ["if norm2 > clip * clip:", "    scale = clip / np.sqrt(norm2)"]
@@ -253,12 +302,10 @@ def loop_source(spec, n_params, n_args, n_data, gradient, optimizer, sequential,
         g = f"(jv * v{i}f[e])" if single else f"g{i}f[e]"
         body += [f"for e in range({p}f.size):"]
         body += ["    " + line.format(p=f"{p}f", g=g, m=f"m{i}f", s=f"s{i}f") for line in UPDATES[optimizer]]
-    body += ["if path.shape[0] > t + 1:"]           # trajectory=True: record the parameters
-    for i, p in enumerate(P):
-        body += [f"    for e in range({p}f.size):", f"        path[t + 1, o{i} + e] = {p}f[e]"]
+    body += record_path
     lines.append("for t in range(t0, t0 + steps):")
     lines += ["    " + line for line in body]
-    lines.append("return 0")
+    lines.append("return steps")
     return "def fgd_loop({}):\n{}\n".format(head, "\n".join("    " + line for line in lines))
 
 
@@ -427,8 +474,11 @@ def nonfinite_stop(losses, first, done, on_nonfinite, warned):
     if not bad.size:
         return None
     step, value = first + int(bad[0]), recent[bad[0]]
-    message = (f"fgd: the loss at step {step} is {value} (not finite); the run stopped after step "
-               f"{done}.\nWhat to do: lower lr, clip the gradient (clip=...), check the data; or pass "
+    stopped = ("the run stopped there; the error's .result.params are the parameters that loss "
+               "was computed at (that step's update is not applied)" if done == step + 1
+               else f"the run stopped after step {done}")
+    message = (f"fgd: the loss at step {step} is {value} (not finite); {stopped}."
+               f"\nWhat to do: lower lr, clip the gradient (clip=...), check the data; or pass "
                "on_nonfinite='warn' or 'continue' to go on. The error's .result holds the steps done.")
     if on_nonfinite == "raise":
         error = NonFiniteLossError(message)
@@ -437,7 +487,7 @@ def nonfinite_stop(losses, first, done, on_nonfinite, warned):
     if not warned[0]:
         warned[0] = True
         warnings.warn(f"fgd: the loss at step {step} is {value} (not finite); going on "
-                      "(on_nonfinite='warn').", RuntimeWarning, stacklevel=3)
+                      "(on_nonfinite='warn').", RuntimeWarning, stacklevel=user_stacklevel())
     return None
 
 
@@ -529,6 +579,8 @@ class Plan:
         ns = dict(namespace(scalar), shuffle_epoch=shuffle_epoch)
         kind, sequential = "forward", False
         if callable(self.gradient):
+            check_user_gradient(self.gradient, self.values, self.args + tuple(
+                np.ascontiguousarray(d[:self.batch]) for d in self.data))
             ns["gradient"], kind = self.gradient, "custom"
         elif self.gradient == "exact":
             ns["gradient"], kind = forward._driver("value_and_grad", sample, self.active)[0], "exact"
@@ -553,18 +605,19 @@ class Plan:
         exception the compiled code raises names the user's line (see api.execution_error)."""
         from .api import execution_error, raised_at_run_time
         try:
-            self.call(loop, losses, t0, n, o)
+            return self.call(loop, losses, t0, n, o)
         except Exception as error:
             if not raised_at_run_time(error):
                 raise
             raise execution_error(error, self.spec, self.forward.py_func) from error
 
     def call(self, loop, losses, t0, n, o):
+        """The number of steps run: n, or fewer when a non-finite loss stopped the loop."""
         K = self.forward._chunk(self.sample_args, self.active, None) if self.uses_chunk else o.directions
-        loop(*self.arrays, *self.args, *self.data, *self.buffers, *self.state, self.perm, losses,
+        return loop(*self.arrays, *self.args, *self.data, *self.buffers, *self.state, self.perm, losses,
              self.path, t0, n, np.uint64(o.seed), K, fwdrandom.DISTRIBUTIONS[o.distribution],
              fwdrandom.NORMAL_TABLE, o.lr, o.decay, o.momentum, o.betas[0], o.betas[1], o.eps,
-             o.clip or 0.0, self.batch, self.shuffle)
+             o.clip or 0.0, self.batch, self.shuffle, o.on_nonfinite == "raise")
 
     @property
     def size(self):
