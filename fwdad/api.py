@@ -329,9 +329,13 @@ class ForwardFunction:
         kernels, numba_cuda = self._drivers[key], cuda()
         device_args = [numba_cuda.to_device(a) if isinstance(a, np.ndarray) else a for a in args]
         code, table = DISTRIBUTIONS[distribution], device_table()
-        values, ts = kernels.jvps(device_args, args, seed, 0, directions, code, table)
-        flats = [f.copy_to_host() for f in kernels.gradient(ts, args, seed, 0, directions, code, table)]
-        grads = [f.reshape(np.shape(args[a.i])) if not a.scalar else f[0] for f, a in zip(flats, kernels.items)]
+        sums = None
+        for first, count in direction_passes(directions, sum(np.size(args[i]) for i in active)):
+            values, ts = kernels.jvps(device_args, args, seed, first, count, code, table)
+            flats = [f.copy_to_host() * (count / directions)
+                     for f in kernels.gradient(ts, args, seed, first, count, code, table)]
+            sums = flats if sums is None else [s + f for s, f in zip(sums, flats)]
+        grads = [f.reshape(np.shape(args[a.i])) if not a.scalar else f[0] for f, a in zip(sums, kernels.items)]
         return float(values.copy_to_host()[0]), self._per_argument(grads, active, args)
 
     def cuda_jvp(self, *args, active=None):

@@ -516,6 +516,7 @@ def fgd_cuda(forward, params, o, *, data, gradient, args, callback):
         raise FwdadError(f"fgd on target='cuda' computes forward gradients only, got gradient={gradient!r}.\n"
                          "What to do: leave gradient='forward', or use target='cpu' or 'parallel'.")
     values, rebuild = as_parameters(params)
+    refuse_unbounded_directions(o.directions, sum(np.size(v) for v in values))
     batches = minibatches(data, o.batch_size)
     bar = progress_bar(o.steps, o.progress)
     if callback is not None:                     # the caller's structure, as on the CPU
@@ -529,6 +530,19 @@ def fgd_cuda(forward, params, o, *, data, gradient, args, callback):
     if o.trajectory:
         result.trajectory = path[:record.done + 1]
     return record.finish(result)
+
+
+def refuse_unbounded_directions(directions, size):
+    """fgd on CUDA holds all K directions of a step on the device (K x parameter count floats):
+    refuse a K whose buffers would exceed about api.DIRECTION_ENTRIES entries, naming the memory."""
+    from .api import DIRECTION_ENTRIES
+    if directions * max(size, 1) > DIRECTION_ENTRIES:
+        gigabytes = directions * max(size, 1) * 8 / 2 ** 30
+        check.refuse("fgd", "directions", directions,
+                     f"at most {DIRECTION_ENTRIES // max(size, 1)} on target='cuda' with {size} "
+                     f"parameters (the step's directions would need about {gigabytes:.3g} GiB)",
+                     "pass fewer directions, or use target='cpu' or 'parallel', which draw them "
+                     "one at a time when they do not fit.")
 
 
 def progress_bar(total, progress):
@@ -587,7 +601,7 @@ class Plan:
         elif self.gradient != "forward":
             raise FwdadError(f"fgd: gradient must be 'forward', 'exact' or a compiled function, "
                              f"got {self.gradient!r}")
-        elif forward.target == "parallel" or self.directions > 1:
+        elif (forward.target == "parallel" or self.directions > 1) and self.directions_fit():
             ns["gradient"] = forward._driver("forward_gradient", sample, self.active, self.directions)[0]
         else:
             sequential = True
@@ -599,6 +613,12 @@ class Plan:
         if key not in forward._drivers:                 # compiled once per configuration
             forward._drivers[key] = (compile_driver(self.source, "fgd_loop", ns), ns.get("gradient"))
         return forward._drivers[key][0]
+
+    def directions_fit(self):
+        """Whether the K directions of one step fit the forward_gradient drivers' K-wide buffers
+        (about api.DIRECTION_ENTRIES entries); else the loop draws them one at a time."""
+        from .api import DIRECTION_ENTRIES
+        return self.directions * max(self.size, 1) <= DIRECTION_ENTRIES
 
     def run(self, loop, losses, t0, n, o):
         """Steps t0 .. t0 + n - 1 of the compiled loop with the options `o` (an FGDOptions); an

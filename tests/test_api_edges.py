@@ -222,3 +222,21 @@ def test_user_stacklevel_skips_fwdad_frames():
     with pytest.warns(UserWarning) as caught:
         warn_here()
     assert caught[0].filename == __file__
+
+
+# ---- fgd with more directions than fit in one step's buffers ---------------------------------
+@pytest.mark.slow                     # two loops compiled (~9 s)
+def test_fgd_draws_directions_one_at_a_time_when_they_do_not_fit(monkeypatch):
+    vector = fwdad.fgd(QUAD, np.ones(3), lr=0.01, steps=3, directions=4, seed=2)
+    monkeypatch.setattr(api, "DIRECTION_ENTRIES", 6)          # 4 directions x 3 parameters > 6
+    sequential = fwdad.fgd(QUAD, np.ones(3), lr=0.01, steps=3, directions=4, seed=2)
+    np.testing.assert_allclose(sequential.params, vector.params, rtol=1e-12)
+    np.testing.assert_allclose(sequential.losses, vector.losses, rtol=1e-12)
+
+
+def test_fgd_on_cuda_refuses_directions_that_do_not_fit_naming_the_memory():
+    from fwdad.optim import refuse_unbounded_directions
+    refuse_unbounded_directions(1000, 3)
+    with pytest.raises(OptionError, match=r"directions must be at most 11184810 on target='cuda'"
+                       r".*about 2.24e\+03 GiB"):
+        refuse_unbounded_directions(10 ** 11, 3)
