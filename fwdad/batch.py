@@ -120,8 +120,11 @@ def compile_batch(spec, axes, active, target):
 
 def batch_jvp(forward, primals, tangents, in_axes=None):
     """Values and tangents of every instance: arrays with a leading batch axis."""
-    from .api import primals_and_tangents
-    primals, tangents = primals_and_tangents(f"{forward.__name__}.batch_jvp", primals, tangents)
+    from .api import primals_and_tangents, refuse_foreign_byte_order
+    who = f"{forward.__name__}.batch_jvp"
+    primals, tangents = primals_and_tangents(who, primals, tangents)
+    refuse_foreign_byte_order(who, forward.parameters, primals)     # rows of them would be native
+    refuse_foreign_byte_order(who, [f"the tangent of {p}" for p in forward.parameters], tangents)
     if len(tangents) != len(primals):
         raise TangentMismatchError(f"{forward.__name__}.batch_jvp got {len(primals)} primals but "
                                    f"{len(tangents)} tangents.")

@@ -101,7 +101,8 @@ BIG = np.arange(3.0).astype(">f8")
 
 @pytest.mark.parametrize("call", [
     lambda: VEC(BIG), lambda: VEC.jvp((BIG,), (np.ones(3, ">f8"),)), lambda: VEC.jacobian(BIG),
-    lambda: QUAD.value_and_grad(BIG)], ids=["primal", "jvp", "jacobian", "value_and_grad"])
+    lambda: QUAD.value_and_grad(BIG), lambda: VEC.batch_jvp((BIG,), (np.ones(3),))],
+    ids=["primal", "jvp", "jacobian", "value_and_grad", "batch_jvp"])
 def test_non_native_byte_order_is_refused_naming_the_argument(call):
     with pytest.raises(OptionError, match=r"argument 'x'.*byte order(.|\n)*newbyteorder\('='\)"
                        if call.__code__.co_names[0] == "VEC" else r"argument 'w'.*byte order"):
@@ -240,3 +241,27 @@ def test_fgd_on_cuda_refuses_directions_that_do_not_fit_naming_the_memory():
     with pytest.raises(OptionError, match=r"directions must be at most 11184810 on target='cuda'"
                        r".*about 2.24e\+03 GiB"):
         refuse_unbounded_directions(10 ** 11, 3)
+
+
+@pytest.mark.slow                     # a fresh interpreter with the CUDA simulator
+def test_cuda_forward_gradient_in_several_passes_equals_one_pass():
+    import os
+    import subprocess
+    import sys
+    pytest.importorskip("numba.cuda")
+    code = (
+        "import numpy as np, fwdad\n"
+        "from fwdad import api\n"
+        "from cuda_programs import quadratic\n"
+        "f = fwdad.forward_grad(quadratic, target='cuda')\n"
+        "x = np.arange(6.0)\n"
+        "one = f.forward_gradient(x, 0.5, seed=4, directions=5)\n"
+        "api.DIRECTION_ENTRIES = 14\n"                               # 2 directions per pass
+        "many = f.forward_gradient(x, 0.5, seed=4, directions=5)\n"
+        "print(float(np.abs(one[1][0] - many[1][0]).max()), abs(one[1][1] - many[1][1]), one[0] == many[0])\n")
+    environment = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONWARNINGS="ignore")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
+                         cwd=os.path.dirname(__file__), timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    worst_array, worst_scalar, same_value = out.stdout.split()
+    assert float(worst_array) < 1e-12 and float(worst_scalar) < 1e-12 and same_value == "True"
