@@ -66,7 +66,8 @@ AVOID = frozenset()           # constructs left out while a bug they trigger is 
 # the error at the program's own line and a "What to do", is skipped, not failed
 LIMITATIONS = ("inside a condition or comparison",       # a call writing into its argument
                "is wrapped by a decorator",               # functools.wraps: refused, never dropped
-               "a Python list holding values that carry a tangent")   # use a tuple or an array
+               "a Python list holding values that carry a tangent",   # use a tuple or an array
+               "fwdad's derivative rules take scalars and arrays, not the tuple")    # max(t), sum(t)
 PRIMAL_TOLERANCE = dict(rtol=1e-9, atol=1e-11)
 JAX_TOLERANCE = dict(rtol=1e-9, atol=1e-11)
 STEPS = (1e-4, 1e-5)          # the central differences' two step sizes
@@ -316,9 +317,10 @@ class Checker:
             pass
         return False
 
-    def compiled(self, what, call):
+    def compiled(self, what, call, args=None):
         """Run fwdad; a program Numba itself cannot compile, or one that fwdad refuses with a
-        documented error (LIMITATIONS) at the program's line, is skipped; any other error fails."""
+        documented error (LIMITATIONS) at the program's line, is skipped, and so is a point
+        `args` where plain Numba raises the same error (its svd on a NaN); any other error fails."""
         try:
             return call()
         except (fwdad.DifferentiationError, fwdad.UnsupportedSyntaxError) as error:
@@ -330,6 +332,8 @@ class Checker:
         except Exception as error:          # noqa: BLE001 - every error is judged below
             if self.numba_cannot_compile():
                 raise Unusable("plain Numba cannot compile it") from None
+            if args is not None and self.numba_raises(type(error), args):
+                raise NotComparable(f"plain Numba raises {type(error).__name__} too") from None
             self.fail(f"{what} raised {type(error).__name__} on a program plain Numba compiles",
                       details=[traceback.format_exc(limit=-6)])
 
@@ -342,6 +346,15 @@ class Checker:
             plain_numba(self.source, self.entry)(*draw_arguments(self.kinds, np.random.default_rng(0)))
         except Exception:                   # noqa: BLE001
             return True
+        return False
+
+    def numba_raises(self, error_type, args):
+        try:
+            plain_numba(self.source, self.entry)(*copy.deepcopy(args))
+        except error_type:
+            return True
+        except Exception:                   # noqa: BLE001
+            return False
         return False
 
     def numba_agrees_with(self, value, args):
@@ -391,9 +404,9 @@ class Checker:
         Returns the JVP's tangent.
         """
         primal_args = copy.deepcopy(args)
-        value = self.compiled("the compiled primal", lambda: self.ff(*primal_args))
+        value = self.compiled("the compiled primal", lambda: self.ff(*primal_args), args)
         jvp_args, jvp_tangents = copy.deepcopy(args), copy.deepcopy(tangents)
-        jvp_value, tangent = self.compiled("f.jvp", lambda: self.ff.jvp(jvp_args, jvp_tangents))
+        jvp_value, tangent = self.compiled("f.jvp", lambda: self.ff.jvp(jvp_args, jvp_tangents), args)
         for what, got, after in (("f(*args)", value, primal_args), ("f.jvp(...)[0]", jvp_value, jvp_args)):
             diff = differences(got, expected, **PRIMAL_TOLERANCE)
             if diff:
