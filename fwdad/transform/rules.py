@@ -51,13 +51,19 @@ class Refused(str):
 PIECEWISE_ARGUMENTS = {}     # function -> positions whose tangent does not reach the result at all
 
 
-def rule(template, *functions, piecewise=()):
+VIEW_FUNCTIONS = set()       # functions whose result may share memory with their first argument
+
+
+def rule(template, *functions, piecewise=(), view=False):
     """One row of the table; `piecewise` names the argument positions whose tangent cannot reach
     the result (arange's stop only sets the length, where's condition only selects), so that the
-    tangent pass refuses any other argument a template ignores."""
+    tangent pass refuses any other argument a template ignores. `view`: Numba may return a view of
+    the first argument (np.expand_dims(x, 0)), so a write through the result writes x too."""
     for function in functions:
         FUNCTIONS[function] = template
         PIECEWISE_ARGUMENTS[function] = frozenset(piecewise)
+        if view:
+            VIEW_FUNCTIONS.add(function)
 
 
 # ---- elementwise, scalar and array (math.* and np.*) ---------------------------------------
@@ -113,10 +119,11 @@ rule(Refused("draw the indices instead and index with them: `i = np.random.randi
              "`x[i]`, or `p = np.random.permutation(len(x))`, `x[p]`"),
      np.random.choice, np.random.permutation, np.random.shuffle)
 # reductions and products
-rule(LINEAR,            np.sum, np.cumsum, np.trace, np.transpose, np.reshape, np.ravel,
-                        np.squeeze, np.copy, np.ascontiguousarray, np.asarray, np.atleast_1d,
-                        np.atleast_2d, np.expand_dims, np.diag, np.swapaxes, np.negative, np.roll,
+rule(LINEAR,            np.sum, np.cumsum, np.trace, np.copy, np.diag, np.negative, np.roll,
                         np.diff, np.array)        # np.array((a, b)): the array of the tangents
+rule(LINEAR,            np.transpose, np.reshape, np.ravel, np.squeeze, np.ascontiguousarray,
+                        np.asarray, np.atleast_1d, np.atleast_2d, np.expand_dims, np.swapaxes,
+                        view=True)                # Numba returns a view when it can
 rule("np.sum(dx) / x.size",                             np.mean)
 rule("fwdad_runtime.extreme_jvp(x, dx, z)",             np.max, np.min, np.amax, np.amin)
 rule("fwdad_runtime.prod_jvp(x, dx)",                   np.prod)
@@ -162,11 +169,6 @@ METHODS = {
     ".prod": "fwdad_runtime.prod_jvp(x, dx)",
     ".dot": "dx.dot(y) + x.dot(dy)",
 }
-
-
-# functions whose result may share memory with an argument (for the activity analysis)
-VIEW_FUNCTIONS = {np.transpose, np.reshape, np.ravel, np.asarray, np.atleast_1d, np.atleast_2d,
-                  np.squeeze, np.swapaxes}
 
 
 # ---- instantiation -------------------------------------------------------------------------
