@@ -558,11 +558,13 @@ _WRAPPED = weakref.WeakKeyDictionary()
 
 
 def as_forward(fn):
-    """A ForwardFunction for `fn` (itself if it already is one), made once per function."""
+    """A ForwardFunction for `fn` (itself if it already is one), made once per function and
+    again when a global it reads changed (each fwdad.jvp call sees the current globals)."""
     if isinstance(fn, ForwardFunction):
         return fn
     key = python_function(fn)
-    if key not in _WRAPPED:
+    wrapped = _WRAPPED.get(key)
+    if wrapped is None or (wrapped._unit is not None and not wrapped._unit.is_current()):
         _WRAPPED[key] = ForwardFunction(key)
     return _WRAPPED[key]
 
@@ -570,6 +572,30 @@ def as_forward(fn):
 def jvp(fn, primals, tangents):
     """Functional form: (fn(*primals), J·tangents), compiling `fn` with fwdad on first use."""
     return as_forward(fn).jvp(primals, tangents)
+
+
+def check_rule(func, rule):
+    """Refuse what fwdad.defjvp cannot use: a non-function, a lambda (calls to it cannot be found
+    by name, a rule's source cannot be read) or a rule that does not take (*primals, *tangents)."""
+    for role, obj in (("function", func), ("rule", rule)):
+        if not callable(obj):
+            raise OptionError(f"fwdad.defjvp: the {role} {obj!r} is not callable.\n"
+                              "What to do: call fwdad.defjvp(func, rule) with two functions.")
+        if getattr(python_function(obj), "__name__", "") == "<lambda>":
+            raise OptionError(f"fwdad.defjvp: the {role} is a lambda; fwdad needs a function defined "
+                              "with `def`.\nWhat to do: define it with `def` and pass it by name.")
+    try:
+        count = len(inspect.signature(python_function(func)).parameters)
+        signature = inspect.signature(python_function(rule))
+    except (TypeError, ValueError):
+        return                       # a built-in without a signature: Numba reports a wrong call
+    try:
+        signature.bind(*range(2 * count))
+    except TypeError:
+        raise OptionError(f"fwdad.defjvp: the rule {getattr(rule, '__name__', rule)} cannot be called "
+                          f"with {getattr(func, '__name__', func)}'s arguments followed by their tangents.\n"
+                          "What to do: write the rule as rule(*primals, *tangents), e.g. "
+                          "`def rule(x, dx)` for f(x).") from None
 
 
 def defjvp(func, rule=None):
@@ -581,6 +607,7 @@ def defjvp(func, rule=None):
     """
     if rule is None:
         return lambda r: defjvp(func, r)
+    check_rule(func, rule)
     USER_RULES[func] = rule
     USER_RULES[python_function(func)] = rule
     return rule

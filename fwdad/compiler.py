@@ -21,7 +21,8 @@ from numba.core.errors import NumbaError
 
 from . import cache as disk_cache
 from . import codegen, runtime
-from .errors import CompilationError, FwdadError, UnsupportedSyntaxError, WrappedFunctionError, located
+from .errors import (CompilationError, DifferentiationError, FwdadError, UnsupportedSyntaxError,
+                     WrappedFunctionError, located)
 from .frontend.activity import Activity, Kind, Summary, function_types, is_complex
 from .frontend.fence import fence
 from .frontend.normalize import normalize
@@ -72,14 +73,15 @@ class Compiler:
         return readable and not rules.has_rule(obj) and not is_library_module(module)
 
     def unit(self, func, primal_only=False, parsed=None):
-        """The Unit of a user function (built once; recursion is reported).
+        """The Unit of a user function (built again when a global it reads changed; recursion is
+        reported). Globals are read when a Unit is built, as numba.njit reads them at first compile.
 
         A primal_only Unit (a defjvp rule) calls every user function as a plain primal.
         `parsed`: the source as read when the function was decorated (else it is read now).
         """
         with self.lock:
             key = (python_function(func), primal_only)
-            if key in self.units:
+            if key in self.units and self.units[key].is_current():
                 return self.units[key]
             if key in self.building:
                 chain = " -> ".join(f.__name__ for f, _ in self.building + [key])
@@ -128,6 +130,18 @@ def numba_error(error, modules, what):
     return CompilationError(f"{what}:\n{indent(short)}")
 
 
+def read_fingerprints(reads):
+    return {chain: disk_cache.fingerprint(value) for chain, value in reads.items()}
+
+
+def frozen_arrays(reads):
+    """Copies of the global arrays a function reads by name, for every compiled function of its
+    Unit: Numba freezes a global array when it compiles, so without a copy a primal compiled
+    before the user wrote into W and a tangent compiled after it would disagree."""
+    return {chain: value.copy() for chain, value in reads.items()
+            if "." not in chain and isinstance(value, np.ndarray)}
+
+
 def indent(text):
     return "\n".join("    " + line for line in text.splitlines())
 
@@ -141,6 +155,8 @@ class Unit:
         self.parsed = (parsed or parse(self.func)).with_current_namespace()
         fence(self.parsed.tree, self.parsed.filename)
         self.reads = global_reads(self.parsed.tree, self.parsed.namespace)
+        self.read_prints = read_fingerprints(self.reads)
+        self.frozen = frozen_arrays(self.reads)
         is_user = compiler.has_source if primal_only else compiler.is_user_function
         self.normalized = normalize(self.parsed, is_user)
         compiler.show(f"normalize ({self.name})", ast.unparse(self.normalized.tree))
@@ -162,9 +178,31 @@ class Unit:
     def name(self):
         return self.parsed.name
 
+    def is_current(self):
+        """Whether every global this function and its callees read is as when it was built: a
+        new decoration sees the current globals, as a fresh numba.njit does."""
+        reads = global_reads(self.parsed.tree, self.parsed.with_current_namespace().namespace)
+        return read_fingerprints(reads) == self.read_prints and \
+            all(callee.is_current() for callee in self.callees.values())
+
+    def check_frozen(self):
+        """Refuse to compile code for a global array reached through an attribute (cfg.W) that
+        changed since this Unit was built: the primal froze the old values, the new code would
+        freeze the new ones (a global name read directly is a snapshot and cannot change)."""
+        for chain, value in self.reads.items():
+            if "." in chain and isinstance(value, np.ndarray) and \
+                    disk_cache.fingerprint(value) != self.read_prints[chain]:
+                raise located(CompilationError, self.parsed.filename, self.parsed.tree.lineno,
+                              f"the global array {chain} changed after {self.name} was first compiled; "
+                              "its compiled primal keeps the old values (as Numba freezes globals) and "
+                              "its derivative would use the new ones.",
+                              f"decorate {self.name} again after changing {chain}, or pass the array "
+                              "as an argument")
+
     def namespace_for(self, target):
         """The user's globals, with each callee bound to its primal compiled for `target`."""
         namespace = dict(self.parsed.namespace)
+        namespace.update(self.frozen)
         namespace.update({name: callee.dispatcher(target) for name, callee in self.callees.items()})
         return namespace
 
@@ -262,6 +300,15 @@ class Unit:
         self._save_types(arg_types, types)
         return types
 
+    def return_type(self, arg_types):
+        """The Numba type this function returns for `arg_types` (for rules, which have no Activity)."""
+        try:
+            self.primal.compile(arg_types)
+        except NumbaError as error:
+            raise numba_error(error, [self.module], f"Numba cannot compile {self.name} for "
+                              f"arguments ({', '.join(map(str, arg_types))})") from None
+        return self.primal.overloads[arg_types].signature.return_type
+
     def line_of(self, name):
         """The user's line that first assigns `name` (the def line for parameters)."""
         for node in ast.walk(self.normalized.tree):
@@ -302,6 +349,23 @@ class RuleCallee:
         self.digest = hashlib.sha256(
             f"{disk_cache.fingerprint(func)} {self.rule_unit.digest}".encode()).hexdigest()[:16]
 
+    def is_current(self):
+        return self.rule_unit.is_current()
+
+    def check_result(self, arg_types, kinds):
+        """Refuse a rule whose tangent has another type than its value (a scalar tangent for an
+        array output would be broadcast without a word)."""
+        tangent_types = [t if k is not None else numba.types.none for t, k in zip(arg_types, kinds)]
+        result = self.rule_unit.return_type(tuple(arg_types) + tuple(tangent_types))
+        if isinstance(result, numba.types.BaseTuple) and len(result) == 2 and same_type(result[0], result[1]):
+            return
+        code = self.rule_unit.func.__code__
+        raise located(DifferentiationError, code.co_filename, code.co_firstlineno,
+                      f"the defjvp rule {self.rule_unit.name} of {self.func.__name__} returns {result} for "
+                      f"arguments ({', '.join(map(str, arg_types))}); it must return (value, tangent) with "
+                      "the tangent of the value's type (same dtype, scalar or array of the same ndim).",
+                      "return a tangent shaped like the value, e.g. `np.full_like(value, t)` for a scalar t")
+
     def summary(self, mask):
         return Summary(frozenset(mask), bool(mask))
 
@@ -309,6 +373,18 @@ class RuleCallee:
         if target != "cuda":
             return self.primal
         return self.compiler.unit(self.func).dispatcher(target)
+
+
+def same_type(value, tangent):
+    """Whether `tangent` can be the tangent of `value`: same dtype and ndim (tuples item by item)."""
+    value, tangent = numba.types.unliteral(value), numba.types.unliteral(tangent)
+    if isinstance(value, numba.types.BaseTuple):
+        return isinstance(tangent, numba.types.BaseTuple) and len(value) == len(tangent) and \
+            all(same_type(v, t) for v, t in zip(value, tangent))
+    if isinstance(value, numba.types.Array):
+        return isinstance(tangent, numba.types.Array) and \
+            (value.ndim, value.dtype) == (tangent.ndim, tangent.dtype)
+    return value == tangent
 
 
 class Calls:
@@ -355,6 +431,7 @@ class Calls:
         if isinstance(callee, RuleCallee):
             if not mask:
                 return None, (), kinds
+            callee.check_result(self.arg_types(call), kinds)
             return self.bind(f"{call.func.id}_rule", callee.rule_unit), tuple(range(len(call.args))), kinds
         summary = self.summary(call, mask)
         if not summary.varied_params and not summary.returns_varied:
@@ -465,6 +542,7 @@ class Specialization:
 
     def _build(self, target):
         unit, function = self.unit, self.function
+        unit.check_frozen()
         namespace = unit.namespace_for(target)
         namespace.update({self.aliases["np"]: np, self.aliases["math"]: math,
                           self.aliases["fwdad_runtime"]: runtime})

@@ -1,0 +1,178 @@
+"""Issue 13, last silent wrongs of an outside trial: writes through views made by function calls,
+global arrays written after the first compile, scalar globals changed before a new decoration,
+and defjvp rules whose tangent has another type than their value."""
+import sys
+
+import numpy as np
+import pytest
+
+import fwdad
+from fwdad.errors import DifferentiationError, OptionError
+
+from .helpers import central_difference
+
+
+# ---- S1: writes through views returned by NumPy functions --------------------------------------
+def through_ascontiguousarray(a):
+    X = np.zeros((2, 2)) + 0.0 * a
+    S = np.ascontiguousarray(X)
+    S[0, 1] = a * a
+    return X[0, 1]
+
+
+def through_expand_dims(a):
+    X = np.zeros((2, 2)) + 0.0 * a
+    S = np.expand_dims(X, 0)
+    S[0, 0, 1] = a * a
+    return X[0, 1]
+
+
+def through_expand_dims_of_inactive(a):
+    X = np.zeros(3)
+    V = np.expand_dims(X, 0)
+    V[0, 1] = a * a
+    return X[1]
+
+
+def through_ascontiguousarray_of_inactive(a):
+    X = np.zeros(3)
+    V = np.ascontiguousarray(X)
+    V[1] = a * a
+    return X[1]
+
+
+def through_swapaxes(a):
+    X = np.zeros((2, 2)) + 0.0 * a
+    S = np.swapaxes(X, 0, 1)
+    S[0, 1] = a * a
+    return X[1, 0]
+
+
+def through_transpose(a):
+    X = np.zeros((2, 2)) + 0.0 * a
+    S = np.transpose(X)
+    S[0, 1] = a * a
+    return X[1, 0]
+
+
+def through_asarray(a):
+    X = np.zeros((2, 2)) + 0.0 * a
+    S = np.asarray(X)
+    S[0, 1] = a * a
+    return X[0, 1]
+
+
+def through_atleast_2d(a):
+    X = np.zeros((2, 2)) + 0.0 * a
+    S = np.atleast_2d(X)
+    S[0, 1] = a * a
+    return X[0, 1]
+
+
+FAST_VIEWS = [through_ascontiguousarray, through_expand_dims, through_expand_dims_of_inactive,
+              through_ascontiguousarray_of_inactive]
+SLOW_VIEWS = [through_swapaxes, through_transpose, through_asarray, through_atleast_2d]
+A = 1.5
+EXPECTED = 2 * A                 # d(a * a)/da, written through the view into X
+
+
+def expected_by_differences(function):
+    derivative = central_difference(function, (A,), (1.0,))
+    assert derivative == pytest.approx(EXPECTED, rel=1e-6)      # plain NumPy shares memory too
+    return derivative
+
+
+def check_every_mode(function):
+    F = fwdad.forward_grad(function)
+    expected = expected_by_differences(function)
+    assert F.jvp((A,), (1.0,)) == pytest.approx((A * A, expected))
+    value, (grad,) = F.value_and_grad(A)
+    assert (value, grad) == pytest.approx((A * A, expected))
+    assert F.jacobian(A)[0] == pytest.approx(expected)
+    _, (estimate,) = F.forward_gradient(A, directions=4, seed=0)
+    assert estimate != 0.0                       # each direction sees the write (was: 0.0)
+
+
+@pytest.mark.parametrize("function", FAST_VIEWS, ids=lambda f: f.__name__)
+def test_a_write_through_a_view_function_reaches_the_viewed_array(function):
+    check_every_mode(function)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("function", SLOW_VIEWS, ids=lambda f: f.__name__)
+def test_a_write_through_swapaxes_transpose_asarray_atleast_2d_reaches_the_viewed_array(function):
+    check_every_mode(function)
+
+
+# ---- S3: a global array written after the first call ---------------------------------------------
+W_S3 = np.array([1.0, 2.0])
+
+
+def reads_global_array(x):
+    return np.sum(W_S3 * x)
+
+
+def test_the_derivative_sees_the_global_array_the_primal_froze():
+    x, dx = np.ones(2), np.array([1.0, 0.5])
+    F = fwdad.forward_grad(reads_global_array)
+    assert F(x) == 3.0
+    saved = W_S3.copy()
+    try:
+        W_S3[0] = 10.0
+        assert F(x) == 3.0                                      # frozen, as Numba does
+        value, tangent = F.jvp((x,), (dx,))
+        assert (value, tangent) == pytest.approx((3.0, central_difference(F, (x,), (dx,))))
+        assert tangent == pytest.approx(2.0)                    # W as frozen: 1 * 1 + 2 * 0.5
+        assert fwdad.forward_grad(reads_global_array).jvp((x,), (dx,)) == pytest.approx((12.0, 11.0))
+    finally:
+        W_S3[:] = saved
+
+
+# ---- S4: a scalar global changed before a new decoration ----------------------------------------
+SCALE_S4 = 2.0
+
+
+def reads_global_scale(x):
+    return SCALE_S4 * x * x
+
+
+def test_a_new_decoration_and_fwdad_jvp_read_the_current_globals(monkeypatch):
+    old = fwdad.forward_grad(reads_global_scale)
+    assert old(1.0) == 2.0
+    assert fwdad.jvp(reads_global_scale, (1.0,), (1.0,)) == (2.0, 4.0)
+    monkeypatch.setattr(sys.modules[__name__], "SCALE_S4", 3.0)
+    assert fwdad.forward_grad(reads_global_scale)(1.0) == 3.0
+    assert fwdad.jvp(reads_global_scale, (1.0,), (1.0,)) == (3.0, 6.0)
+    assert old.jvp((1.0,), (1.0,)) == (2.0, 4.0)            # an existing one keeps its frozen globals
+
+
+# ---- S5: defjvp rules checked ------------------------------------------------------------------
+def softplus(x):
+    return np.log1p(np.exp(x))
+
+
+def softplus_summed_tangent(x, dx):
+    return softplus(x), np.sum(dx)
+
+
+def uses_softplus(x):
+    return np.sum(softplus(x))
+
+
+def test_a_rule_whose_tangent_has_another_shape_is_refused_at_the_rule():
+    fwdad.defjvp(softplus, softplus_summed_tangent)
+    with pytest.raises(DifferentiationError, match=r"(?s)test_views_globals.py:\d+.*softplus_summed_tangent"
+                       r".*array\(float64, 1d.*float64.*What to do"):
+        fwdad.jvp(uses_softplus, (np.array([0.5, 1.0]),), (np.ones(2),))
+
+
+def two_arguments(x, dx):
+    return x, dx
+
+
+@pytest.mark.parametrize("func, rule", [(softplus, 3), (lambda x: x, two_arguments),
+                                        (softplus, lambda x, dx: (x, dx)), (softplus, softplus)],
+                         ids=["rule-not-callable", "lambda-function", "lambda-rule", "wrong-arity"])
+def test_defjvp_refuses_what_it_cannot_use(func, rule):
+    with pytest.raises(OptionError, match="What to do"):
+        fwdad.defjvp(func, rule)
