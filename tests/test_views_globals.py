@@ -2,12 +2,13 @@
 global arrays written after the first compile, scalar globals changed before a new decoration,
 and defjvp rules whose tangent has another type than their value."""
 import sys
+import types
 
 import numpy as np
 import pytest
 
 import fwdad
-from fwdad.errors import DifferentiationError, OptionError
+from fwdad.errors import CompilationError, DifferentiationError, OptionError
 
 from .helpers import central_difference
 
@@ -128,12 +129,37 @@ def test_the_derivative_sees_the_global_array_the_primal_froze():
         W_S3[:] = saved
 
 
+CFG_S3 = types.ModuleType("cfg_s3")
+CFG_S3.W = np.array([1.0, 2.0])
+
+
+def reads_module_array(x):
+    return np.sum(CFG_S3.W * x)
+
+
+def test_a_global_array_behind_an_attribute_that_changed_is_refused_not_mixed():
+    x = np.ones(2)
+    F = fwdad.forward_grad(reads_module_array)
+    assert F(x) == 3.0
+    CFG_S3.W[0] = 10.0
+    try:
+        with pytest.raises(CompilationError, match=r"(?s)CFG_S3\.W changed.*What to do: decorate"):
+            F.jvp((x,), (np.ones(2),))
+        assert fwdad.forward_grad(reads_module_array).jvp((x,), (np.ones(2),)) == (12.0, 12.0)
+    finally:
+        CFG_S3.W[0] = 1.0
+
+
 # ---- S4: a scalar global changed before a new decoration ----------------------------------------
 SCALE_S4 = 2.0
 
 
 def reads_global_scale(x):
     return SCALE_S4 * x * x
+
+
+def calls_a_function_reading_a_global(x):
+    return reads_global_scale(x) + x
 
 
 def test_a_new_decoration_and_fwdad_jvp_read_the_current_globals(monkeypatch):
@@ -144,6 +170,12 @@ def test_a_new_decoration_and_fwdad_jvp_read_the_current_globals(monkeypatch):
     assert fwdad.forward_grad(reads_global_scale)(1.0) == 3.0
     assert fwdad.jvp(reads_global_scale, (1.0,), (1.0,)) == (3.0, 6.0)
     assert old.jvp((1.0,), (1.0,)) == (2.0, 4.0)            # an existing one keeps its frozen globals
+
+
+def test_a_new_decoration_reads_the_current_globals_of_its_callees(monkeypatch):
+    assert fwdad.jvp(calls_a_function_reading_a_global, (1.0,), (1.0,)) == (3.0, 5.0)
+    monkeypatch.setattr(sys.modules[__name__], "SCALE_S4", 3.0)
+    assert fwdad.jvp(calls_a_function_reading_a_global, (1.0,), (1.0,)) == (4.0, 7.0)
 
 
 # ---- S5: defjvp rules checked ------------------------------------------------------------------
