@@ -265,3 +265,19 @@ def test_cuda_forward_gradient_in_several_passes_equals_one_pass():
     assert out.returncode == 0, out.stderr[-3000:]
     worst_array, worst_scalar, same_value = out.stdout.split()
     assert float(worst_array) < 1e-12 and float(worst_scalar) < 1e-12 and same_value == "True"
+
+
+def test_cache_warning_points_at_the_users_line(monkeypatch, tmp_path):
+    import os
+
+    from fwdad import cache
+    from fwdad.errors import CacheWarning
+    unsafe = tmp_path / "shared"
+    unsafe.mkdir()
+    os.chmod(unsafe, 0o777)                                    # world-writable: refused
+    monkeypatch.setenv("FWDAD_CACHE_DIR", str(unsafe))
+    monkeypatch.setattr(cache, "_REFUSED", set())
+    monkeypatch.setattr(api, "_COMPILERS", {})
+    with pytest.warns(CacheWarning, match="does not use the cache directory") as caught:
+        fwdad.forward_grad(energy, cache=True)
+    assert caught[0].filename == __file__                    # was: fwdad/api.py (compiler_for)
