@@ -593,7 +593,8 @@ class Plan:
         ns = dict(namespace(scalar), shuffle_epoch=shuffle_epoch)
         kind, sequential = "forward", False
         if callable(self.gradient):
-            check_user_gradient(self.gradient, self.values, self.args + tuple(
+            check_user_gradient(self.gradient, [np.copy(v) if isinstance(v, np.ndarray) else v
+                                                for v in self.values], self.args + tuple(
                 np.ascontiguousarray(d[:self.batch]) for d in self.data))
             ns["gradient"], kind = self.gradient, "custom"
         elif self.gradient == "exact":
@@ -635,9 +636,9 @@ class Plan:
         """The number of steps run: n, or fewer when a non-finite loss stopped the loop."""
         K = self.forward._chunk(self.sample_args, self.active, None) if self.uses_chunk else o.directions
         return loop(*self.arrays, *self.args, *self.data, *self.buffers, *self.state, self.perm, losses,
-             self.path, t0, n, np.uint64(o.seed), K, fwdrandom.DISTRIBUTIONS[o.distribution],
-             fwdrandom.NORMAL_TABLE, o.lr, o.decay, o.momentum, o.betas[0], o.betas[1], o.eps,
-             o.clip or 0.0, self.batch, self.shuffle, o.on_nonfinite == "raise")
+                    self.path, t0, n, np.uint64(o.seed), K, fwdrandom.DISTRIBUTIONS[o.distribution],
+                    fwdrandom.NORMAL_TABLE, o.lr, o.decay, o.momentum, o.betas[0], o.betas[1], o.eps,
+                    o.clip or 0.0, self.batch, self.shuffle, o.on_nonfinite == "raise")
 
     @property
     def size(self):
