@@ -163,6 +163,7 @@ class Unit:
         callee = compiler.unit if primal_only else compiler.callee
         self.callees = {name: callee(f) for name, f in self.normalized.callees.items()}
         self.resolve = Resolver(self.parsed.namespace, assigned_names(self.normalized.tree))
+        self.written = written_in_place(self.normalized.tree, self.calls_user_function, returned=False)
         self.digest = self.closure_digest()
         self.namespace = self.namespace_for("cpu")
         self.module = codegen.build([self.normalized.tree], f"primal of {self.name} ({self.digest})",
@@ -177,6 +178,9 @@ class Unit:
     @property
     def name(self):
         return self.parsed.name
+
+    def calls_user_function(self, call):
+        return isinstance(call.func, ast.Name) and call.func.id in self.callees
 
     def is_current(self):
         """Whether every global this function and its callees read is as when it was built: a
@@ -409,8 +413,7 @@ class Calls:
         if not isinstance(callee, Unit):
             return set()
         tree = callee.normalized.tree
-        written = written_in_place(tree, lambda c: isinstance(c.func, ast.Name) and c.func.id in callee.callees,
-                                   returned=False)
+        written = written_in_place(tree, callee.calls_user_function, returned=False)
         return {i for i, a in enumerate(tree.args.args) if a.arg in written}
 
     def arg_types(self, call):
@@ -497,9 +500,16 @@ class Specialization:
             return Kind("scalar", "float64")
         return None
 
-    def is_view_call(self, call):
+    def is_view_call(self, call, target):
+        """Whether `target = call` may share memory with the call's arguments. A view function
+        without a rule (np.flip) counts only when the view or its source is written in place here
+        (a caller writing a returned view makes the source active itself): then an active write
+        refuses the call instead of missing the other array's tangent."""
         function = self.unit.resolve(call.func)
-        return function is not MISSING and function in rules.VIEW_FUNCTIONS
+        if function is MISSING or function not in rules.VIEW_FUNCTIONS:
+            return False
+        names = {target} | {a.id for a in call.args if isinstance(a, ast.Name)}
+        return rules.has_rule(function) or bool(names & self.unit.written)
 
     @property
     def function(self):

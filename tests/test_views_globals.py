@@ -105,6 +105,38 @@ def test_a_write_through_swapaxes_transpose_asarray_atleast_2d_reaches_the_viewe
     check_every_mode(function)
 
 
+def writes_through_flip_of_inactive(a):
+    X = np.zeros(3)
+    V = np.flip(X)
+    V[0] = a * a
+    return X[2]
+
+
+def writes_into_the_source_of_a_flip(a):
+    X = np.zeros(3)
+    V = np.flip(X)
+    X[0] = a * a
+    return V[2]
+
+
+def rebinds_a_flip(a):
+    X = np.arange(3.0)
+    V = np.flip(X)
+    V = V * a
+    return V[0]
+
+
+@pytest.mark.parametrize("function", [writes_through_flip_of_inactive, writes_into_the_source_of_a_flip],
+                         ids=lambda f: f.__name__)
+def test_a_write_through_a_view_function_without_a_rule_is_refused_not_lost(function):
+    with pytest.raises(DifferentiationError, match=r"(?s)V = np\.flip\(X\).*no derivative rule for np\.flip"):
+        fwdad.forward_grad(function).jvp((A,), (1.0,))
+
+
+def test_a_view_function_without_a_rule_is_fine_when_nothing_is_written_through_it():
+    assert fwdad.jvp(rebinds_a_flip, (A,), (1.0,)) == pytest.approx((2.0 * A, 2.0))
+
+
 # ---- S3: a global array written after the first call ---------------------------------------------
 W_S3 = np.array([1.0, 2.0])
 

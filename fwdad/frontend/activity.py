@@ -104,7 +104,7 @@ class Activity:
         self.kinds = function_types.kinds
         self.params = [a.arg for a in tree.args.args]
         self.callee_summary = callee_summary      # (callee name, call node, varied mask) -> Summary
-        self.view_functions = view_functions      # function (call node) -> True if it returns a view
+        self.view_functions = view_functions      # (call node, target name) -> True if it may be a view
         self.varied = {self.params[i] for i in active_params if self.params[i] in self.kinds}
         self.parent = {}
 
@@ -164,7 +164,7 @@ class Activity:
         if isinstance(value, ast.Attribute) and value.attr in VIEW_METHODS and isinstance(value.value, ast.Name):
             return [value.value.id]
         if isinstance(value, ast.Call):
-            if self.view_functions(value):          # first: np.swapaxes(U, ..) is no method of `np`
+            if self.view_functions(value, target.id):   # first: np.swapaxes(U, ..) is no method of np
                 return [a.id for a in value.args if isinstance(a, ast.Name)]
             if isinstance(value.func, ast.Attribute) and value.func.attr in VIEW_METHODS \
                     and isinstance(value.func.value, ast.Name):

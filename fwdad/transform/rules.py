@@ -124,6 +124,10 @@ rule(LINEAR,            np.sum, np.cumsum, np.trace, np.copy, np.diag, np.negati
 rule(LINEAR,            np.transpose, np.reshape, np.ravel, np.squeeze, np.ascontiguousarray,
                         np.asarray, np.atleast_1d, np.atleast_2d, np.expand_dims, np.swapaxes,
                         view=True)                # Numba returns a view when it can
+# Numba returns views from these too, but they have no rule (an active argument is refused): a
+# write through the view of an inactive array must still make that array carry a tangent
+VIEW_FUNCTIONS.update({np.flip, np.fliplr, np.flipud, np.atleast_3d, np.moveaxis, np.rot90,
+                       np.broadcast_to, np.real, np.resize, np.asarray_chkfinite, np.trim_zeros})
 rule("np.sum(dx) / x.size",                             np.mean)
 rule("fwdad_runtime.extreme_jvp(x, dx, z)",             np.max, np.min, np.amax, np.amin)
 rule("fwdad_runtime.prod_jvp(x, dx)",                   np.prod)
