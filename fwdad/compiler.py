@@ -26,7 +26,7 @@ from .errors import (CompilationError, DifferentiationError, FwdadError, Unsuppo
 from .frontend.activity import Activity, Kind, Summary, function_types, is_complex
 from .frontend.fence import fence
 from .frontend.normalize import normalize
-from .frontend.parse import parse, python_function
+from .frontend.parse import namespace_of, parse, python_function
 from .frontend.resolve import MISSING, Resolver, assigned_names, global_reads
 from .transform import rules
 from .transform.naming import Names
@@ -130,6 +130,14 @@ def numba_error(error, modules, what):
     return CompilationError(f"{what}:\n{indent(short)}")
 
 
+def resolved(resolve, node):
+    """What a global chain refers to now (MISSING if a property raises, as global_reads does)."""
+    try:
+        return resolve(node)
+    except Exception:
+        return MISSING
+
+
 def read_fingerprints(reads):
     return {chain: disk_cache.fingerprint(value) for chain, value in reads.items()}
 
@@ -156,6 +164,8 @@ class Unit:
         fence(self.parsed.tree, self.parsed.filename)
         self.reads = global_reads(self.parsed.tree, self.parsed.namespace)
         self.read_prints = read_fingerprints(self.reads)
+        self.read_nodes = {chain: ast.parse(chain, mode="eval").body for chain in self.reads}
+        self.read_locals = assigned_names(self.parsed.tree)     # is_current looks the chains up again
         self.frozen = frozen_arrays(self.reads)
         is_user = compiler.has_source if primal_only else compiler.is_user_function
         self.normalized = normalize(self.parsed, is_user)
@@ -185,7 +195,8 @@ class Unit:
     def is_current(self):
         """Whether every global this function and its callees read is as when it was built: a
         new decoration sees the current globals, as a fresh numba.njit does."""
-        reads = global_reads(self.parsed.tree, self.parsed.with_current_namespace().namespace)
+        resolve = Resolver(namespace_of(self.func), self.read_locals)
+        reads = {chain: resolved(resolve, node) for chain, node in self.read_nodes.items()}
         return read_fingerprints(reads) == self.read_prints and \
             all(callee.is_current() for callee in self.callees.values())
 
