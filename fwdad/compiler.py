@@ -146,8 +146,19 @@ def frozen_arrays(reads):
     """Copies of the global arrays a function reads by name, for every compiled function of its
     Unit: Numba freezes a global array when it compiles, so without a copy a primal compiled
     before the user wrote into W and a tangent compiled after it would disagree."""
-    return {chain: value.copy() for chain, value in reads.items()
-            if "." not in chain and isinstance(value, np.ndarray)}
+    return {chain: frozen_copy(value) for chain, value in reads.items()
+            if "." not in chain and holds_array(value)}
+
+
+def holds_array(value):
+    return isinstance(value, np.ndarray) or (type(value) is tuple and any(map(holds_array, value)))
+
+
+def frozen_copy(value):
+    """An array copied, or a plain tuple with its arrays copied (Numba freezes both)."""
+    if isinstance(value, np.ndarray):
+        return value.copy()
+    return tuple(frozen_copy(v) if holds_array(v) else v for v in value)
 
 
 def indent(text):
@@ -205,7 +216,7 @@ class Unit:
         changed since this Unit was built: the primal froze the old values, the new code would
         freeze the new ones (a global name read directly is a snapshot and cannot change)."""
         for chain, value in self.reads.items():
-            if "." in chain and isinstance(value, np.ndarray) and \
+            if "." in chain and holds_array(value) and \
                     disk_cache.fingerprint(value) != self.read_prints[chain]:
                 raise located(CompilationError, self.parsed.filename, self.parsed.tree.lineno,
                               f"the global array {chain} changed after {self.name} was first compiled; "

@@ -161,6 +161,24 @@ def test_the_derivative_sees_the_global_array_the_primal_froze():
         W_S3[:] = saved
 
 
+W_PAIR_S3 = (np.array([1.0, 2.0]), 3.0)
+
+
+def reads_global_tuple_of_arrays(x):
+    return np.sum(W_PAIR_S3[0] * x) * W_PAIR_S3[1]
+
+
+def test_the_derivative_sees_the_arrays_of_a_global_tuple_the_primal_froze():
+    x = np.ones(2)
+    F = fwdad.forward_grad(reads_global_tuple_of_arrays)
+    assert F(x) == 9.0
+    W_PAIR_S3[0][0] = 10.0
+    try:
+        assert F.jvp((x,), (np.ones(2),)) == (9.0, 9.0)
+    finally:
+        W_PAIR_S3[0][0] = 1.0
+
+
 CFG_S3 = types.ModuleType("cfg_s3")
 CFG_S3.W = np.array([1.0, 2.0])
 
