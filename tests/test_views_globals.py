@@ -137,6 +137,43 @@ def test_a_view_function_without_a_rule_is_fine_when_nothing_is_written_through_
     assert fwdad.jvp(rebinds_a_flip, (A,), (1.0,)) == pytest.approx((2.0 * A, 2.0))
 
 
+def contiguous_copy_written(x, a):
+    S = np.ascontiguousarray(x)
+    S[0] = a * a
+    return x[0] + S[0]
+
+
+def ravel_written(x, a):
+    S = np.ravel(x)
+    S[0] = a * a
+    return x[0] + S[0]
+
+
+def ravel_method_source_written(x, a):
+    S = x.ravel()
+    x[0] = a * a
+    return x[0] + S[0]
+
+
+@pytest.mark.parametrize("function", [contiguous_copy_written, ravel_written, ravel_method_source_written],
+                         ids=lambda f: f.__name__)
+@pytest.mark.parametrize("strided", [True, False], ids=["strided", "contiguous"])
+def test_a_view_only_of_a_contiguous_array_has_a_tangent_copied_like_its_primal(function, strided):
+    """Numba copies a strided x here, but the tangent passed for it (np.ones(3)) is contiguous."""
+    def laid_out(values):                     # a fresh x, strided or not (the function writes into it)
+        x = np.zeros(6)[::2] if strided else np.zeros(3)
+        x[:] = values
+        return x
+
+    def at(dx, da, h):
+        return function(laid_out(np.arange(3.0) + h * dx), A + h * da)
+
+    for dx, da in [(np.ones(3), 0.0), (np.zeros(3), 1.0)]:
+        expected = (at(dx, da, 1e-6) - at(dx, da, -1e-6)) / 2e-6
+        tangent = fwdad.forward_grad(function).jvp((laid_out(np.arange(3.0)), A), (dx, da))[1]
+        assert tangent == pytest.approx(expected, rel=1e-6)
+
+
 # ---- S3: a global array written after the first call ---------------------------------------------
 W_S3 = np.array([1.0, 2.0])
 

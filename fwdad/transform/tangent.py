@@ -52,6 +52,14 @@ def assign(target, value):
     return ast.Assign([target if not isinstance(target, str) else name(target, True)], value)
 
 
+CONDITIONAL_VIEWS = {np.ravel, np.ascontiguousarray}      # views of contiguous arrays only
+
+
+def address(variable):
+    """`variable.ctypes.data`: where an array's data starts (equal for a view made by np.ravel)."""
+    return ast.Attribute(ast.Attribute(name(variable), "ctypes", ast.Load()), "data", ast.Load())
+
+
 def viewed(node):
     """The node whose memory `node` may share: x for x, x[1:], x.T and x[i].T."""
     while isinstance(node, (ast.Subscript, ast.Attribute)):
@@ -236,6 +244,33 @@ class TangentPass:
 
     # ---- statements -----------------------------------------------------------------------------
     def statement_Assign(self, statement):
+        return self.assign_with_tangent(statement) + self.copied_like_primal(statement)
+
+    def copied_like_primal(self, statement):
+        """np.ravel(x), x.ravel() and np.ascontiguousarray(x) are views only of a contiguous x (Numba
+        copies any other): where the result or x is written, the tangent is copied exactly when the
+        primal was, so that a write reaches both arrays or neither (the tangents' layouts may differ)."""
+        target, source = statement.targets[0], self.conditional_view_source(statement.value)
+        if not (isinstance(target, ast.Name) and source in self.varied and target.id in self.varied and
+                self.kinds[target.id].shape == "array" and {target.id, source} & self.written):
+            return []
+        tangent = name(self.d(target.id))
+        copied = ast.Compare(address(target.id), [ast.NotEq()], [address(source)])
+        return [ast.If(copied, [assign(self.d(target.id), ast.Call(ast.Attribute(tangent, "copy", ast.Load()),
+                                                                   [], []))], [])]
+
+    def conditional_view_source(self, value):
+        """x for np.ravel(x), x.ravel() and np.ascontiguousarray(x), else None."""
+        if not isinstance(value, ast.Call):
+            return None
+        if value.args and self.resolve(value.func) in CONDITIONAL_VIEWS and isinstance(value.args[0], ast.Name):
+            return value.args[0].id
+        if isinstance(value.func, ast.Attribute) and value.func.attr == "ravel" and \
+                self.resolve(value.func) is MISSING and isinstance(value.func.value, ast.Name):
+            return value.func.value.id
+        return None
+
+    def assign_with_tangent(self, statement):
         target, value = statement.targets[0], statement.value
         if isinstance(target, ast.Subscript):
             return self.store_item(statement, target, value)

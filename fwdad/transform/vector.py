@@ -226,7 +226,7 @@ class VectorTangentPass(TangentPass):
         if isinstance(target, ast.Name) and target.id in self.varied:
             view = self.whole_view(statement.value)
             if view is not None:
-                return [statement, assign(self.d(target.id), view)]
+                return [statement, assign(self.d(target.id), view)] + self.copied_like_primal(statement)
         return super().statement_Assign(statement)
 
     def whole_view(self, value):
