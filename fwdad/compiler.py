@@ -184,7 +184,8 @@ class Unit:
         callee = compiler.unit if primal_only else compiler.callee
         self.callees = {name: callee(f) for name, f in self.normalized.callees.items()}
         self.resolve = Resolver(self.parsed.namespace, assigned_names(self.normalized.tree))
-        self.written = written_in_place(self.normalized.tree, self.calls_user_function, returned=False)
+        self.written = written_in_place(self.normalized.tree, self.calls_user_function, returned=False,
+                                        resolve=self.resolve)
         self.digest = self.closure_digest()
         self.namespace = self.namespace_for("cpu")
         self.module = codegen.build([self.normalized.tree], f"primal of {self.name} ({self.digest})",
@@ -435,7 +436,7 @@ class Calls:
         if not isinstance(callee, Unit):
             return set()
         tree = callee.normalized.tree
-        written = written_in_place(tree, callee.calls_user_function, returned=False)
+        written = written_in_place(tree, callee.calls_user_function, returned=False, resolve=callee.resolve)
         return {i for i, a in enumerate(tree.args.args) if a.arg in written}
 
     def arg_types(self, call):

@@ -174,6 +174,31 @@ def test_a_view_only_of_a_contiguous_array_has_a_tangent_copied_like_its_primal(
         assert tangent == pytest.approx(expected, rel=1e-6)
 
 
+def writes_through_np_transpose_of_a_copy(x, a):
+    X = x + 0.0
+    S = np.transpose(X)
+    S[0] = a * a
+    return X[0] + X[1]
+
+
+def writes_through_reshape_method_of_a_copy(x, a):
+    X = x + 0.0
+    S = X.reshape(2)
+    S[0] = a * a
+    return X[0] + X[1]
+
+
+@pytest.mark.parametrize("function", [writes_through_np_transpose_of_a_copy,
+                                      writes_through_reshape_method_of_a_copy], ids=lambda f: f.__name__)
+def test_a_write_through_a_view_call_leaves_the_callers_tangent_alone(function):
+    F = fwdad.forward_grad(function)
+    dx = np.ones(2)
+    first = F.jvp((np.arange(2.0), A), (dx, 0.0))
+    assert first == pytest.approx((A * A + 1.0, 1.0))
+    assert np.array_equal(dx, np.ones(2))                    # was: [0, 1], so the next call differed
+    assert F.jvp((np.arange(2.0), A), (dx, 0.0)) == pytest.approx(first)
+
+
 # ---- S3: a global array written after the first call ---------------------------------------------
 W_S3 = np.array([1.0, 2.0])
 

@@ -67,11 +67,21 @@ def viewed(node):
     return node
 
 
-def written_in_place(tree, is_user_call, returned=True):
+def view_source(value, resolve):
+    """The array a view call reads (x in np.transpose(x), x.reshape(..)), else None."""
+    if not isinstance(value, ast.Call):
+        return None
+    if isinstance(value.func, ast.Attribute) and resolve(value.func) is MISSING:
+        return value.func.value if value.func.attr in VIEW_METHODS else None
+    return value.args[0] if value.args and resolve(value.func) in rules.VIEW_FUNCTIONS else None
+
+
+def written_in_place(tree, is_user_call, returned=True, resolve=None):
     """Names whose array may be written in place (`x[i] = ..`, `x += ..`, `x.fill(..)`, passed to
     a user function, returned to a caller that may write it unless `returned` is False), closed
-    under aliasing (`u = x`, `u = x[1:]`, `u = x.T`): a tangent that such a name gets from another
-    name's tangent must be a copy, or the write would change both."""
+    under aliasing (`u = x`, `u = x[1:]`, `u = x.T`, and with `resolve` `u = np.transpose(x)`): a
+    tangent that such a name gets from another name's tangent must be a copy, or the write would
+    change both (and a tangent the caller passed in)."""
     written, aliases = set(), []
     for node in ast.walk(tree):
         if isinstance(node, ast.Return) and node.value is not None and returned:
@@ -83,7 +93,8 @@ def written_in_place(tree, is_user_call, returned=True):
             for target in getattr(node, "targets", [getattr(node, "target", None)]):
                 if isinstance(target, ast.Subscript) and isinstance(target.value, ast.Name):
                     written.add(target.value.id)
-            value = viewed(node.value)
+            source = view_source(node.value, resolve) if resolve is not None else None
+            value = viewed(node.value if source is None else source)
             if isinstance(node, ast.Assign) and isinstance(node.targets[0], ast.Name) and \
                     isinstance(value, ast.Name):
                 aliases.append((node.targets[0].id, value.id))
@@ -119,7 +130,7 @@ class TangentPass:
         self.return_kind = return_kind
         self.names = names
         self.line = self.tree.lineno
-        self.written = written_in_place(self.tree, self.calls.is_user)
+        self.written = written_in_place(self.tree, self.calls.is_user, resolve=resolve)
 
     # ---- names, zeros and tangent references --------------------------------------------------
     def error(self, what, hint=""):
