@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 import fwdad
-from fwdad.errors import CompilationError, DifferentiationError, OptionError
+from fwdad.errors import CompilationError, DifferentiationError, ExecutionError, OptionError
 
 from .helpers import central_difference
 
@@ -172,6 +172,13 @@ def test_a_view_only_of_a_contiguous_array_has_a_tangent_copied_like_its_primal(
         expected = (at(dx, da, 1e-6) - at(dx, da, -1e-6)) / 2e-6
         tangent = fwdad.forward_grad(function).jvp((laid_out(np.arange(3.0)), A), (dx, da))[1]
         assert tangent == pytest.approx(expected, rel=1e-6)
+
+
+def test_a_strided_tangent_of_a_contiguous_array_written_through_ravel_is_refused_not_lost():
+    """The primal's ravel is a view, the tangent's a copy: the write could not reach both."""
+    strided_tangent = np.ones((3, 2))[:, 0]
+    with pytest.raises(ExecutionError, match=r"(?s)S = np\.ravel\(x\).*x is contiguous but its tangent is not"):
+        fwdad.forward_grad(ravel_written).jvp((np.arange(3.0), A), (strided_tangent, 0.0))
 
 
 def writes_through_np_transpose_of_a_copy(x, a):

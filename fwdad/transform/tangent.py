@@ -267,8 +267,14 @@ class TangentPass:
             return []
         tangent = name(self.d(target.id))
         copied = ast.Compare(address(target.id), [ast.NotEq()], [address(source)])
+        tangent_copied = ast.Compare(address(self.d(target.id)), [ast.NotEq()], [address(self.d(source))])
+        message = (f"fwdad: {source} is contiguous but its tangent is not, so a write through "
+                   f"{target.id} cannot reach the tangent of {source}; pass a contiguous tangent "
+                   f"(np.ascontiguousarray)")
+        refuse = ast.Raise(ast.Call(name("ValueError"), [ast.Constant(message)], []), None)
         return [ast.If(copied, [assign(self.d(target.id), ast.Call(ast.Attribute(tangent, "copy", ast.Load()),
-                                                                   [], []))], [])]
+                                                                   [], []))],
+                       [ast.If(tangent_copied, [refuse], [])])]
 
     def conditional_view_source(self, value):
         """x for np.ravel(x), x.ravel() and np.ascontiguousarray(x), else None."""
