@@ -566,9 +566,10 @@ def summary(total, failures, elapsed, label):
              f"against central differences, {total.vector_checked} against vector mode, {total.jax_checked} "
              f"against jax.jvp, {total.special} with "
              f"NaN/inf arguments against CPython, {total.kinks} points near kinks skipped, "
-             f"{len(failures)} failures, {elapsed:.0f} s",
-             f"  {total.user_forms} of the programs checked hold forms of issue 13: " +
-             ", ".join(f"{form[5:]} {count}" for form, count in sorted(total.forms.items()))]
+             f"{len(failures)} failures, {elapsed:.0f} s"]
+    if total.forms:
+        lines.append(f"  {total.user_forms} of the programs checked hold forms of issue 13: " +
+                     ", ".join(f"{form[5:]} {count}" for form, count in sorted(total.forms.items())))
     lines += [f"  skipped {count:6d}  {why}" for why, count in sorted(total.skipped.items(), key=lambda kv: -kv[1])]
     kinds = {}
     for failure in failures:
