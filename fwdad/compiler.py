@@ -194,6 +194,7 @@ class Unit:
         self.primal = disk_cache.njit(self.module[self.name], self.cache, **NUMBA_OPTIONS)
         self.device_module = self._device_primal = None
         self._typing = None
+        self._written = None
         self.types = {}
         self.specializations = {}
 
@@ -203,6 +204,21 @@ class Unit:
 
     def calls_user_function(self, call):
         return isinstance(call.func, ast.Name) and call.func.id in self.callees
+
+    def written_parameters(self):
+        """Positions of the parameters this function writes into, itself or through a callee
+        (drivers that run it several times at one point restore exactly these)."""
+        if self._written is None:
+            def call_writes(call):
+                callee = self.callees[call.func.id]
+                positions = callee.written_parameters() if isinstance(callee, Unit) else ()
+                return {call.args[i].id for i in positions
+                        if i < len(call.args) and isinstance(call.args[i], ast.Name)}
+            tree = self.normalized.tree
+            written = written_in_place(tree, self.calls_user_function, returned=False,
+                                       resolve=self.resolve, call_writes=call_writes)
+            self._written = frozenset(i for i, a in enumerate(tree.args.args) if a.arg in written)
+        return self._written
 
     def is_current(self):
         """Whether every global this function and its callees read is as when it was built: a

@@ -274,7 +274,8 @@ def scalar_output_required(spec, what):
 
 
 def writes_arguments(spec):
-    """Positions of array arguments the function writes into, directly or through an alias."""
+    """Positions of array arguments the function writes into, directly, through an alias or a
+    view, or inside a function it calls."""
     params = [a.arg for a in spec.unit.normalized.tree.args.args]
     activity, written = spec.activity, set()
     for node in ast.walk(spec.unit.normalized.tree):
@@ -282,5 +283,7 @@ def writes_arguments(spec):
             written.add(activity.find(node.targets[0].value.id))
         if isinstance(node, ast.AugAssign) and activity.holds_arrays(node.target.id):
             written.add(activity.find(node.target.id))
-    return [i for i, p in enumerate(params) if activity.find(p) in written]
+    found = {i for i, p in enumerate(params) if activity.find(p) in written}
+    found |= spec.unit.written_parameters()
+    return sorted(i for i in found if isinstance(spec.arg_types[i], numba.types.Array))
 

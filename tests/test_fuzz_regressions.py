@@ -1,13 +1,13 @@
 """Failures found by the differential fuzzer (tests/test_fuzz.py), minimized, one test each.
 
 Each test runs every fuzz oracle (CPython, central differences, JAX where it applies) on the
-minimized program. The five causes found so far are fixed (the comment above each test names
+minimized program. The causes found so far are fixed (the comment above each test names
 the component); a newly found failure goes here as xfail(strict=True, reason=...) until fixed.
 """
 import numpy as np
 import pytest
 
-from test_fuzz import FuzzFailure, check_source
+from test_fuzz import check_source
 
 LEN_ARGUMENT = '''
 import numpy as np
@@ -212,11 +212,10 @@ def f(x):
 '''
 
 
-# open (found by the "user" flavor, seed 135, on 7fee7ee): f.jacobian is wrong in the columns
-# after the first (by 16 and 24 at x = [0.5, -1, 2, 0.3]); f.jvp equals central differences.
-# Each pass after the first seems to see the earlier passes' write into x when the writing
-# callee returns a tuple (the same callee returning only the matrix is right).
-@pytest.mark.xfail(strict=True, raises=FuzzFailure,
-                   reason="vector mode: a callee returning a tuple writes into its argument")
+# gradients (exact drivers): found by the "user" flavor, seed 135, on 7fee7ee: f.jacobian was
+# wrong in the columns after the first (by 16 and 24 at x = [0.5, -1, 2, 0.3]): each pass after
+# the first saw the earlier passes' write into x made inside the callee (a tuple-returning
+# callee has no vector form, so the Jacobian runs one scalar pass per column). The drivers now
+# restore every argument the function or a callee writes (Unit.written_parameters).
 def test_vector_mode_write_in_a_callee_returning_a_tuple():
     check_source(VIEW_WRITE_IN_A_CALLEE_RETURNING_A_TUPLE, "f", ["array"], args=[np.array([0.5, -1.0, 2.0, 0.3])])

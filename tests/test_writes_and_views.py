@@ -16,7 +16,8 @@ X0 = np.array([0.5, -1.0, 2.0, 0.3])
 CASES = [(programs.transpose_write, A0), (programs.transpose_axes_write, A0),
          (programs.swapaxes_write, A0), (programs.divides_then_calls, X0),
          (programs.scales_argument, X0)]
-FUNCTIONS = {f: fwdad.forward_grad(f) for f, _ in CASES + [(programs.scales_argument_vector, X0)]}
+FUNCTIONS = {f: fwdad.forward_grad(f) for f in [c[0] for c in CASES] +
+             [programs.scales_argument_vector, programs.calls_a_writing_helper]}
 
 
 def gradient_by_jvps(f, array, a):
@@ -40,6 +41,13 @@ def test_value_and_grad_of_a_writing_function(program, array, chunk):
     np.testing.assert_allclose(gx, expected_x, rtol=1e-10, atol=1e-12)
     assert ga == pytest.approx(expected_a, rel=1e-10)
     np.testing.assert_array_equal(mine, after_one_call)      # as after one call of the function
+
+
+@pytest.mark.parametrize("chunk", [None, 1, 2])
+def test_jacobian_when_a_callee_writes_into_the_argument(chunk):
+    f, x = FUNCTIONS[programs.calls_a_writing_helper], X0
+    columns = [f.jvp((x.copy(),), (np.eye(x.size)[i],))[1] for i in range(x.size)]
+    np.testing.assert_allclose(f.jacobian(x.copy(), chunk=chunk)[0], np.stack(columns, -1), rtol=1e-12)
 
 
 @pytest.mark.parametrize("chunk", [None, 1, 2])

@@ -35,3 +35,14 @@ def scales_argument(x, a):
 def scales_argument_vector(x, a):
     x[1:] *= a
     return np.sin(x) * a
+
+
+def writes_then_pairs(x):
+    w = x * 2.0
+    x[::-1][-2] += 2.0
+    return 0.0, np.outer(w, w)
+
+
+def calls_a_writing_helper(x):
+    s, M = writes_then_pairs(x)
+    return M + np.sum(x)

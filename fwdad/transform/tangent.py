@@ -76,12 +76,13 @@ def view_source(value, resolve):
     return value.args[0] if value.args and resolve(value.func) in rules.VIEW_FUNCTIONS else None
 
 
-def written_in_place(tree, is_user_call, returned=True, resolve=None):
+def written_in_place(tree, is_user_call, returned=True, resolve=None, call_writes=None):
     """Names whose array may be written in place (`x[i] = ..`, `x += ..`, `x.fill(..)`, passed to
     a user function, returned to a caller that may write it unless `returned` is False), closed
     under aliasing (`u = x`, `u = x[1:]`, `u = x.T`, and with `resolve` `u = np.transpose(x)`): a
     tangent that such a name gets from another name's tangent must be a copy, or the write would
-    change both (and a tangent the caller passed in)."""
+    change both (and a tangent the caller passed in). With `call_writes(call)`, a user call writes
+    just the argument names it returns (what the callee is known to write) instead of all of them."""
     written, aliases = set(), []
     for node in ast.walk(tree):
         if isinstance(node, ast.Return) and node.value is not None and returned:
@@ -103,7 +104,8 @@ def written_in_place(tree, is_user_call, returned=True, resolve=None):
                     isinstance(node.func.value, ast.Name):
                 written.add(node.func.value.id)
             elif is_user_call(node):
-                written.update(a.id for a in node.args if isinstance(a, ast.Name))
+                written.update(call_writes(node) if call_writes is not None else
+                               (a.id for a in node.args if isinstance(a, ast.Name)))
     changed = True
     while changed:
         changed = False
