@@ -91,8 +91,9 @@ FORMS.update({
     np.clip: [("np.clip(x, 0.3, 0.7)", OK), ("np.clip(x, s - 0.2, t + 0.3)", OK),
               ("np.clip(u, 0.3, 0.7)", OK), ("np.clip(x, 0.3, 0.7, np.empty(4))", REFUSED)],
     # allocation: a zero tangent unless filled with an active value
-    np.empty: [("np.empty(3) * 0.0", OK)], np.zeros: [("np.zeros(3)", OK), ("np.zeros((2, 3))", OK)],
-    np.ones: [("np.ones(3)", OK)], np.empty_like: [("np.empty_like(x) * 0.0", OK)],
+    # np.empty's memory is uninitialized (NaN * 0.0 is NaN): read its shape, never its values
+    np.empty: [("np.empty(3).size * s", OK)], np.zeros: [("np.zeros(3)", OK), ("np.zeros((2, 3))", OK)],
+    np.ones: [("np.ones(3)", OK)], np.empty_like: [("np.empty_like(x).size * x", OK)],
     np.zeros_like: [("np.zeros_like(x)", OK)], np.ones_like: [("np.ones_like(u)", OK)],
     np.eye: [("np.eye(3)", OK)], np.identity: [("np.identity(3)", OK)],
     np.full: [("np.full(3, s)", OK), ("np.full((2, 2), s)", OK), ("np.full(3, s, np.float64)", OK)],
