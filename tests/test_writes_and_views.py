@@ -15,7 +15,8 @@ A0 = np.arange(16.0).reshape(4, 4) / 10
 X0 = np.array([0.5, -1.0, 2.0, 0.3])
 CASES = [(programs.transpose_write, A0), (programs.transpose_axes_write, A0),
          (programs.swapaxes_write, A0), (programs.divides_then_calls, X0),
-         (programs.scales_argument, X0)]
+         (programs.scales_argument, X0), (programs.callee_writes_a_swapped_view, A0),
+         (programs.fills_a_swapped_view, A0)]
 FUNCTIONS = {f: fwdad.forward_grad(f) for f in [c[0] for c in CASES] +
              [programs.scales_argument_vector, programs.calls_a_writing_helper]}
 

@@ -46,3 +46,18 @@ def writes_then_pairs(x):
 def calls_a_writing_helper(x):
     s, M = writes_then_pairs(x)
     return M + np.sum(x)
+
+
+def writes_first_row(B, a):
+    B[0] = a
+    return np.sum(B)
+
+
+def callee_writes_a_swapped_view(A, a):
+    return writes_first_row(np.swapaxes(A, 0, 1), a) + np.sum(A * A)
+
+
+def fills_a_swapped_view(A, a):
+    S = np.swapaxes(A, 0, 1)
+    S.fill(a)
+    return np.sum(A * A) + a

@@ -62,6 +62,8 @@ class VectorTangentPass(TangentPass):
                 copied = True
             if isinstance(node, ast.Call) and self.copies_a_view(node):
                 copied = True
+            if isinstance(node, ast.Call) and self.writes_in_place(node):
+                writes = True
             if isinstance(node, (ast.Assign, ast.AugAssign)):
                 target = node.targets[0] if isinstance(node, ast.Assign) else node.target
                 if isinstance(target, ast.Subscript) or (isinstance(node, ast.AugAssign) and
@@ -69,6 +71,12 @@ class VectorTangentPass(TangentPass):
                     writes = True
         if copied and writes:
             raise NotVectorizable("a view is copied and arrays are written")
+
+    def writes_in_place(self, call):
+        """x.fill(..), or a user function that may write into an argument (g(np.swapaxes(A, 0, 1)))."""
+        if isinstance(call.func, ast.Attribute) and call.func.attr == "fill":
+            return True
+        return self.calls.is_user(call) and bool(self.calls.written_params(call))
 
     def copies_a_view(self, call):
         """A view function of a varied array (np.swapaxes(x, 0, 1)) whose tangent is not a view."""
