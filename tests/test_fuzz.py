@@ -313,9 +313,9 @@ class Checker:
             return "read-only" in str(error)
         except numba.core.errors.NumbaError as error:      # an @numba.njit function writes into it
             return "readonly" in str(error)
-        except Exception:                   # noqa: BLE001 - run_python judged the call already
-            pass
-        return False
+        except Exception:                   # noqa: BLE001 - run_python judged the call already,
+            return True                     # so only the read-only arguments can make it raise
+        return False                        # (Numba crashes on `np.swapaxes(A, 0, 1)[i] *= a` of a read-only A)
 
     def compiled(self, what, call, args=None):
         """Run fwdad; a program Numba itself cannot compile, or one that fwdad refuses with a

@@ -219,3 +219,28 @@ def f(x):
 # restore every argument the function or a callee writes (Unit.written_parameters).
 def test_vector_mode_write_in_a_callee_returning_a_tuple():
     check_source(VIEW_WRITE_IN_A_CALLEE_RETURNING_A_TUPLE, "f", ["array"], args=[np.array([0.5, -1.0, 2.0, 0.3])])
+
+
+READ_ONLY_CRASH_IN_NUMBA = '''
+import numba
+import numpy as np
+
+
+@numba.njit
+def g(a, A, x):
+    A.T[-4] = x
+    np.swapaxes(A, 0, 1)[2] *= a
+    return a + np.sum(A)
+
+
+def f(x, A):
+    return x + g(x[1], A, x)
+'''
+
+
+# harness (found by the 2,000-program run, seed 13): Numba raises AttributeError, not its
+# "readonly" error, for `np.swapaxes(A, 0, 1)[i] *= a` of a read-only A, so the harness thought the program
+# wrote into no argument and took f.jvp's (correct) write into A's tangent for a bug.
+def test_a_write_numba_cannot_report_as_read_only_still_counts_as_a_write():
+    check_source(READ_ONLY_CRASH_IN_NUMBA, "f", ["array", "matrix"],
+                 args=[np.array([0.5, -1.0, 2.0, 0.3]), np.arange(16.0).reshape(4, 4) / 10])
