@@ -7,7 +7,7 @@ the component); a newly found failure goes here as xfail(strict=True, reason=...
 import numpy as np
 import pytest
 
-from test_fuzz import check_source
+from test_fuzz import FuzzFailure, check_source
 
 LEN_ARGUMENT = '''
 import numpy as np
@@ -244,3 +244,26 @@ def f(x, A):
 def test_a_write_numba_cannot_report_as_read_only_still_counts_as_a_write():
     check_source(READ_ONLY_CRASH_IN_NUMBA, "f", ["array", "matrix"],
                  args=[np.array([0.5, -1.0, 2.0, 0.3]), np.arange(16.0).reshape(4, 4) / 10])
+
+
+RESHAPE_WRITES_OF_THE_ARGUMENT = '''
+import numpy as np
+
+
+def f0(x, n, a):
+    np.reshape(x, (2, 2))[0] = x[:2]
+    w1 = x[::-1]
+    np.reshape(x, (2, 2))[1] = w1[:2]
+    return np.outer(w1, x) + (a + np.sum(x) + np.sum(w1))
+'''
+
+
+# open (found by the long run, seed 15, on 53cae69-27eb3cb): f.jacobian (vector mode) times the
+# direction differs from f.jvp, which equals central differences: writes into the argument
+# through np.reshape views, with a reversed view of it read in between.
+@pytest.mark.xfail(strict=True, raises=FuzzFailure,
+                   reason="vector mode: writes into the argument through np.reshape views")
+def test_vector_mode_reshape_writes_into_the_argument():
+    check_source(RESHAPE_WRITES_OF_THE_ARGUMENT, "f0", ["array", "int", "float"],
+                 args=[np.array([0.9057519277776351, -1.1374957216790782, 1.0688494357297569,
+                                 1.416973248033555]), 5, 1.2799344883152854])
