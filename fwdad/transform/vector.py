@@ -187,7 +187,15 @@ class VectorTangentPass(TangentPass):
         return [assign(self.d(target), ast.Subscript(source, ast.Tuple(parts, ast.Load()), ast.Load()))]
 
     def write_item(self, array, index, value):
+        """`d_x[i, :, k] = d_v[..., k]` per direction, but an array value's tangent is stored whole
+        (`d_x[i, :] = d_v`, directions broadcast along the last axis): the store then has the
+        primal's index pattern, and Numba's check that the source overlaps the destination (a
+        view of the same array, `x[2:] = x[::-1][:2]`) works for it; it misses the overlap for
+        some per-direction patterns (int, slice, int) and the tangent came out wrong."""
         parts = self.full_index(array, index)
+        if isinstance(value, ast.Name) and value.id in self.varied and self.shape_of(value.id) == "array":
+            store = ast.Subscript(name(self.d(array)), ast.Tuple(parts, ast.Load()), ast.Store())
+            return [assign(store, name(self.d(value.id)))]
         tangent = self.ref(value) or self.scalar_zero(self.dtype(array))
         store = ast.Subscript(name(self.d(array)), ast.Tuple(parts + [name(self.k)], ast.Load()), ast.Store())
         return [self.loop([assign(store, tangent)])]
