@@ -141,15 +141,7 @@ class ForwardFunction:
 
         One tangent per positional argument, None for the ones not differentiated.
         """
-        primals, tangents = primals_and_tangents(f"{self.__name__}.jvp", primals, tangents)
-        if len(tangents) != len(primals):
-            raise TangentMismatchError(
-                f"{self.__name__}.jvp got {len(primals)} primals but {len(tangents)} tangents.\n"
-                "What to do: pass one tangent per argument, None for the ones not differentiated.")
-        primals = self._arguments(primals, {})
-        tangents = tangents + (None,) * (len(primals) - len(tangents))
-        active = [i for i, t in enumerate(tangents) if t is not None]
-        checked = [self._check_tangent(i, primals[i], tangents[i]) for i in active]
+        primals, tangents, active, checked = self._checked_tangents("jvp", primals, tangents)
         rule = USER_RULES.get(self.py_func)
         if rule is not None:                       # the user's own rule wins, here too
             full = [zero_like(p) if t is None else c for p, t, c in
@@ -157,6 +149,86 @@ class ForwardFunction:
             return self._compiler.unit(rule, primal_only=True).primal(*primals, *full)
         spec = self.specialization(primals, active)
         return self._run(spec, spec.jvp, primals + tuple(checked))
+
+    def _checked_tangents(self, method, primals, tangents):
+        """(primals, tangents, active positions, their tangents in the primals' dtypes)."""
+        who = f"{self.__name__}.{method}"
+        primals, tangents = primals_and_tangents(who, primals, tangents)
+        if len(tangents) != len(primals):
+            raise TangentMismatchError(
+                f"{who} got {len(primals)} primals but {len(tangents)} tangents.\n"
+                "What to do: pass one tangent per argument, None for the ones not differentiated.")
+        primals = self._arguments(primals, {})
+        tangents = tangents + (None,) * (len(primals) - len(tangents))
+        active = [i for i, t in enumerate(tangents) if t is not None]
+        checked = [self._check_tangent(i, primals[i], tangents[i]) for i in active]
+        return primals, tangents, active, checked
+
+    def jvp2(self, primals, tangents):
+        """(f, f'[v], f''[v, v]) at primals along v = tangents: Taylor order 2 in one pass.
+
+        fwdad differentiates its own tangent code along the same direction (see docs/second-order.md);
+        the second entry equals jvp's tangent, the third is d^2/dt^2 f(primals + t v) at t = 0.
+        """
+        from . import nested
+        primals, _, active, checked = self._checked_tangents("jvp2", primals, tangents)
+        self._refuse_user_rule("jvp2")
+        if not active:
+            value = self(*primals)
+            return value, zero_like(value), zero_like(value)
+        return self._guarded(lambda: nested.taylor2(self, primals, checked, active))
+
+    def hvp(self, args, v):
+        """H . v: the Hessian of scalar f with respect to the differentiated arguments (wrt, else
+        every float argument) times v (one entry per argument, None for the others).
+
+        Forward over forward: one outer pass per input scalar (about n JVPs), where reverse over
+        forward would need one; for n in the thousands prefer a reverse-mode tool for H . v.
+        """
+        from . import nested
+        args = tuple(args)
+        active = self._active_positions(args)
+        _, _, given, checked = self._checked_tangents("hvp", args, v)
+        if sorted(given) != sorted(active):
+            raise TangentMismatchError(
+                f"{self.__name__}.hvp: v has entries for arguments {given}, but the differentiated "
+                f"arguments are {active}.\nWhat to do: pass one direction per differentiated argument "
+                "(wrt, else every float argument) and None for the others.")
+        self._refuse_user_rule("hvp")
+        product = self._guarded(lambda: nested.hessian_vector_product(self, args, active, checked))
+        return tuple(self._per_argument(product, active, args))
+
+    def hessian(self, *args, sparse=False, **kwargs):
+        """The Hessian of scalar f: H[i][j] of shape args[i].shape + args[j].shape for the
+        differentiated arguments i, j (None elsewhere). With sparse=True a scipy.sparse CSR
+        matrix over the flattened differentiated arguments, from a colored (compressed) outer pass.
+        """
+        from . import nested
+        who = f"{self.__name__}.hessian"
+        args = self._option_arguments(who, args, kwargs, ("sparse",))
+        sparse = options.flag(who, "sparse", sparse)
+        active = self._active_positions(args)
+        self._refuse_user_rule("hessian")
+        return self._guarded(lambda: nested.hessian(self, args, active, sparse))
+
+    def _refuse_user_rule(self, method):
+        if USER_RULES.get(self.py_func) is not None:
+            raise FwdadError(
+                f"{self.__name__}.{method}: {self.__name__} has a defjvp rule, which gives first "
+                "derivatives only.\nWhat to do: differentiate the function's own code (drop the rule), "
+                "or call a function that uses it: fwdad reads the rule's source as it reads any helper.")
+
+    def _guarded(self, compute):
+        """Run a second-order computation; a refusal inside fwdad's own tangent code names the
+        user's function, since the user cannot edit that code."""
+        try:
+            return compute()
+        except FwdadError as error:
+            if str(error).startswith(self.py_func.__code__.co_filename):
+                raise                            # about the user's own code
+            error.args = (f"{self.__name__}: fwdad cannot differentiate its own tangent code of this "
+                          f"function a second time:\n{error}",) + error.args[1:]
+            raise
 
     @staticmethod
     def _fill(active, checked, n):

@@ -21,6 +21,7 @@ from numba.core.errors import NumbaError
 
 from . import cache as disk_cache
 from . import codegen, runtime
+from .nested import TypedCallee
 from .errors import (CompilationError, DifferentiationError, FwdadError, UnsupportedSyntaxError,
                      WrappedFunctionError, located)
 from .frontend.activity import Activity, Kind, Summary, function_types, is_complex
@@ -55,7 +56,7 @@ class Compiler:
 
     def is_user_function(self, obj):
         """Should a call to `obj` be differentiated through its source (or a defjvp rule)?"""
-        if rule_of(obj) is not None:
+        if rule_of(obj) is not None or getattr(obj, "fwdad_typed", None) is not None:
             return True
         if rules.has_rule(obj):
             return False
@@ -63,6 +64,8 @@ class Compiler:
         if not hasattr(func, "__code__") and not hasattr(func, "__wrapped__"):
             return False                     # a wrapper (functools.wraps) is refused by parse
         module = getattr(func, "__module__", "") or ""
+        if module == "fwdad.runtime":              # tangent code's helpers: read for second derivatives
+            return hasattr(obj, "py_func")
         return not is_library_module(module) or module.startswith(("fwdad.examples", "fwdad.models"))
 
     def has_source(self, obj):
@@ -98,6 +101,8 @@ class Compiler:
             return unit
 
     def callee(self, func):
+        if getattr(func, "fwdad_typed", None) is not None:
+            return TypedCallee(self, func)
         rule = rule_of(func)
         return RuleCallee(self, func, rule) if rule is not None else self.unit(func)
 
@@ -449,6 +454,8 @@ class Calls:
     def written_params(self, call):
         """Positions of the callee's parameters that it may write in place (none for a rule)."""
         callee = self.callee(call)
+        if isinstance(callee, TypedCallee):
+            return callee.written_parameters(self.arg_types(call))
         if not isinstance(callee, Unit):
             return set()
         tree = callee.normalized.tree

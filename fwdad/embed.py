@@ -12,6 +12,8 @@ import re
 from numba.core import types
 from numba.extending import overload
 
+from .nested import tangent_njit_implementation
+
 
 def tangent_njit(forward):
     """A function callable from @numba.njit code computing (value, J . tangents)."""
@@ -22,6 +24,10 @@ def tangent_njit(forward):
          f"    raise NotImplementedError('call this from @numba.njit code; use .jvp from Python')\n", scope)
     stub = scope["stub"]
     stub.__name__ = stub.__qualname__ = identifier(forward.__name__) + "_tangent"
+    stub.fwdad_typed = tangent_njit_implementation(forward)    # differentiated: nested.TypedCallee
+    stub.fwdad_defined_at = forward.py_func
+    stub.fwdad_digest = lambda: f"tangent_njit {forward.unit.digest}"
+    stub.fwdad_is_current = lambda: forward.unit.is_current()
 
     def implementation(*arg_types):
         primal_types = tuple(types.unliteral(t) for t in arg_types[:n])

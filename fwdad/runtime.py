@@ -72,7 +72,9 @@ def vector_norm_jvp(x, dx, z, p):
         return np.sum(d_abs)
     if p == 2:
         return np.sum(x * dx) / z
-    return dx.dtype.type(np.sum(np.abs(x) ** (p - 1) * d_abs) * z ** (1 - p))
+    out = np.empty(1, dx.dtype)             # in dx's dtype (a store casts, and fwdad can
+    out[0] = np.sum(np.abs(x) ** (p - 1) * d_abs) * z ** (1 - p)    # differentiate it again)
+    return out[0]
 
 
 @numba.njit(error_model="numpy", cache=CACHE)
@@ -104,3 +106,15 @@ def _norm_ord_jvp(x, dx, z, p):
     if x.ndim == 1:
         return lambda x, dx, z, p: vector_norm_jvp(x, dx, z, p)
     return lambda x, dx, z, p: matrix_norm_jvp(x, dx, z, p)
+
+
+def norm_ord_implementation(arg_types):
+    """What norm_ord_jvp runs for these argument types, and which arguments it takes: fwdad
+    differentiates that function for second derivatives (nested.TypedCallee)."""
+    x, p = arg_types[0], arg_types[3]
+    if isinstance(p, (types.NoneType, types.Omitted)):
+        return norm_jvp, (0, 1, 2)
+    return (vector_norm_jvp if x.ndim == 1 else matrix_norm_jvp), (0, 1, 2, 3)
+
+
+norm_ord_jvp.fwdad_typed = norm_ord_implementation

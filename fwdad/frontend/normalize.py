@@ -46,6 +46,12 @@ INACTIVE_CALLS = {len, range, int, bool, isinstance, numba.prange}
 INDEX_SOURCES = {range, numba.prange}
 
 
+def is_dtype_cast(call):
+    """`x.dtype.type(v)`: v as a scalar of x's dtype."""
+    return isinstance(call.func, ast.Attribute) and call.func.attr == "type" and \
+        isinstance(call.func.value, ast.Attribute) and call.func.value.attr == "dtype"
+
+
 class Normalized:
     """A normalized function: the tree, its temporaries' namer and the user functions it calls."""
 
@@ -108,6 +114,8 @@ class Normalizer:
             return node.attr in INACTIVE_ATTRIBUTES
         if isinstance(node, ast.Subscript):
             return self.is_inactive(node.value)
+        if isinstance(node, ast.Call) and is_dtype_cast(node):     # x.dtype.type(0): a typed constant
+            return all(isinstance(a, ast.Constant) or self.is_inactive(a) for a in node.args)
         if isinstance(node, ast.Call):
             return self.resolve(node.func) in INACTIVE_CALLS
         return False

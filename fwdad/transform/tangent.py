@@ -30,6 +30,7 @@ from numba.core import types
 
 from ..errors import DifferentiationError, located
 from ..frontend.activity import VIEW_METHODS
+from ..frontend.normalize import is_dtype_cast
 from ..frontend.resolve import MISSING
 from . import rules
 
@@ -516,6 +517,9 @@ class TangentPass:
 
     def call(self, call, result):
         function = self.resolve(call.func)
+        if is_dtype_cast(call):                   # x.dtype.type(v): a cast, linear in v
+            tangent = self.ref(call.args[0]) if len(call.args) == 1 and not call.keywords else None
+            return (None if tangent is None else ast.Call(copy.deepcopy(call.func), [tangent], [])), NOTHING
         if function is MISSING and isinstance(call.func, ast.Attribute):
             return self.method(call.func.attr, call.func.value, call.args, call.keywords, result)
         if not any(self.ref(n) is not None for a in call.args + [k.value for k in call.keywords]
