@@ -334,3 +334,20 @@ def test_parameter_names_never_clash_with_generated_names():
     np.testing.assert_allclose(np.array([[H[i][j] for j in range(5)] for i in range(5)]), expected, rtol=1e-13)
     product = f.hvp(args, (1.0, 0.0, 0.0, 0.0, 1.0))
     np.testing.assert_allclose(product, expected @ [1.0, 0, 0, 0, 1.0], rtol=1e-13)
+
+
+def test_newton_calibration_example():
+    """examples/newton_calibration.py --quick: Newton on fwdad's Hessian reaches scipy's minimum."""
+    import os
+    import sys
+    examples = os.path.join(os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__)))),
+                            "examples")
+    sys.path.insert(0, examples)
+    try:
+        import newton_calibration
+    finally:
+        sys.path.remove(examples)
+    rows = newton_calibration.run(quick=True)
+    newton_theta, trust_theta = rows[0][3], rows[1][3]
+    np.testing.assert_allclose(newton_theta, trust_theta, rtol=1e-6)
+    assert rows[0][1] <= 10                   # Newton: quadratic convergence, a handful of steps
