@@ -351,3 +351,33 @@ def test_newton_calibration_example():
     newton_theta, trust_theta = rows[0][3], rows[1][3]
     np.testing.assert_allclose(newton_theta, trust_theta, rtol=1e-6)
     assert rows[0][1] <= 10                   # Newton: quadratic convergence, a handful of steps
+
+
+JAX_SCALAR = ["mlp_softmax_cross_entropy", "least_squares_residual", "linear_solve_energy",
+              "batch_norm_columns", "log_likelihood", "products", "recurrent_unroll", "outer_and_norm"]
+
+
+@pytest.mark.skipif(jax is None, reason="the JAX oracle")
+@pytest.mark.parametrize("name", [pytest.param(n, marks=() if n == "least_squares_residual" else (pytest.mark.slow,))
+                                  for n in JAX_SCALAR])
+def test_corpus_hessian_matches_jax(name):
+    """Every scalar-valued, JAX-compatible program of the array corpus: f.hessian == jax.hessian."""
+    function, make_args = next(c for c in corpus_arrays.CASES if c[0].__name__ == name)
+    args = make_args(np.random.default_rng(5))
+    active = [i for i, a in enumerate(args) if is_float(a)]
+    f = fwdad.forward_grad(function)
+    if np.ndim(f(*args)) != 0:
+        pytest.skip("not scalar-valued")
+    blocks = f.hessian(*args)
+    jax_function = types.FunctionType(function.__code__, dict(function.__globals__, np=jnp))
+
+    def closed(*xs):
+        full = list(args)
+        for i, x in zip(active, xs):
+            full[i] = x
+        return jax_function(*full)
+    expected = jax.hessian(closed, argnums=tuple(range(len(active))))(*(jnp.asarray(args[i]) for i in active))
+    for a, i in enumerate(active):
+        for b, j in enumerate(active):
+            np.testing.assert_allclose(blocks[i][j], np.asarray(expected[a][b]), rtol=1e-8, atol=1e-9,
+                                       err_msg=f"{name} H[{i}][{j}]")
