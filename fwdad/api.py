@@ -378,11 +378,16 @@ class ForwardFunction:
         value, flat = self._run(spec, driver, args + (self._chunk(args, active, chunk),))
         return value, self._per_argument(split(flat, actives(spec), args), active, args)
 
-    def jacobian(self, *args, chunk=None, **kwargs):
+    def jacobian(self, *args, chunk=None, sparse=False, sparsity=None, **kwargs):
         """The Jacobian of f's (scalar or array) output with respect to each active argument.
 
         One entry per argument (None for the inactive ones), of shape output.shape + arg.shape.
+        sparse=True (or a pattern as sparsity=): one scipy.sparse.csr_array per argument instead,
+        output elements x argument elements, from a colored compressed pass (fwdad.sparse).
         """
+        if sparse or sparsity is not None:
+            from .sparse import sparse_jacobian
+            return sparse_jacobian(self, *args, sparsity=sparsity, **kwargs)
         from .gradients import actives, split
         who = f"{self.__name__}.jacobian"
         args = self._option_arguments(who, args, kwargs, ("chunk",))
@@ -400,6 +405,12 @@ class ForwardFunction:
         allocate wider tangents), else up to 32 within about 2**25 tangent entries."""
         total = sum(np.size(args[i]) for i in active)
         return min(int(chunk), max(total, 1)) if chunk else max(1, min(32, total, 2 ** 25 // max(total, 1)))
+
+    def sparsity(self, *args, local=False, **kwargs):
+        """The sparsity pattern of the Jacobian, found from the code (a fwdad.sparse.Sparsity);
+        local=True: the pattern at this point only (the branches taken here)."""
+        from .sparse import jacobian_sparsity
+        return jacobian_sparsity(self, *args, local=local, **kwargs)
 
     def _per_argument(self, values, active, args):
         out = [None] * len(args)

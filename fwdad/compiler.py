@@ -32,6 +32,10 @@ from .transform import rules
 from .transform.naming import Names
 from .transform.tangent import TangentPass, written_in_place
 from .transform.vector import NotVectorizable, VectorTangentPass
+from .transform.sparsity import LocalSparsityPass, SparsityPass
+from .sparse import runtime as sparse_runtime
+
+PASSES = {"vector": VectorTangentPass, "sparsity": SparsityPass, "sparsity_local": LocalSparsityPass}
 
 NUMBA_OPTIONS = {"error_model": "numpy"}
 USER_RULES = {}                      # function -> rule, filled by fwdad.defjvp
@@ -558,8 +562,9 @@ class Specialization:
                 unit = self.unit
                 self.names = copy.deepcopy(unit.normalized.names)
                 self.aliases = {"np": self.module_alias("np", np), "math": self.module_alias("math", math),
-                                "fwdad_runtime": self.module_alias("fwdad_runtime", runtime)}
-                pass_class = VectorTangentPass if self.mode == "vector" else TangentPass
+                                "fwdad_runtime": self.module_alias("fwdad_runtime", runtime),
+                                "fwdad_sparsity": self.module_alias("fwdad_sparsity", sparse_runtime)}
+                pass_class = PASSES.get(self.mode, TangentPass)
                 tangent = pass_class(unit.normalized, self.types.kinds, self.varied, self.active,
                                      unit.resolve, self.calls, unit.parsed.filename, self.aliases,
                                      self.types.return_kind, self.names)
@@ -594,7 +599,7 @@ class Specialization:
         unit.check_frozen()
         namespace = unit.namespace_for(target)
         namespace.update({self.aliases["np"]: np, self.aliases["math"]: math,
-                          self.aliases["fwdad_runtime"]: runtime})
+                          self.aliases["fwdad_runtime"]: runtime, self.aliases["fwdad_sparsity"]: sparse_runtime})
         namespace.update(self.calls.namespace_for(target))
         description = (f"tangent of {unit.name} from {unit.parsed.filename}; arguments "
                        f"({', '.join(map(str, self.arg_types))}); active {sorted(self.active)}; "
