@@ -24,13 +24,16 @@ import time
 import numba
 import numpy as np
 
-from . import random as fwdrandom
-from .cache import numba_can_cache
-from .errors import FwdadError
-from .gradients import actives, compile_driver, namespace, offsets, scalar_output_required, writes_arguments
 from . import options as check
-from .optim import (UPDATES, FGDOptions, FGDResult, as_parameters, check_arity, checked_inputs, fgd,
-                    progress_bar, run_in_chunks, shuffle_epoch)
+from . import random as fwdrandom
+from .api import as_forward
+from .cache import numba_can_cache
+from .errors import FwdadError, OptionError
+from .gradients import actives, compile_driver, namespace, offsets, refuse_written_arguments, scalar_output_required
+from .train.chunks import FGDResult, run_in_chunks
+from .train.local import fgd_in_process
+from .train.options import FGDOptions, as_parameters, check_arity, checked_inputs, progress_bar
+from .train.steps import UPDATES, shuffle_epoch
 from .version import __version__
 
 CACHE = numba_can_cache(__file__)        # running MPI needs no writable directory
@@ -85,9 +88,12 @@ def distributed_fgd(fn, params, *, comm=None, mode="directions", lr, steps, seed
                  on_nonfinite=on_nonfinite)
     comm = resolve_comm(comm)
     if comm is None or (comm.Get_size() == 1 and fallback):
-        return fgd(fn, params, data=data, callback=callback, args=args, **given)
+        return fgd_in_process(as_forward, fn, params, data=data, gradient="forward", args=args,
+                              callback=callback, **given)
     o = FGDOptions.validated(**given)      # the errors every rank finds by itself, before any message
     args, data = checked_inputs("fgd", params, args, data, "forward", callback)
+    forward = as_forward(fn)
+    refuse_target_over_mpi(forward, comm.Get_size())
     check_every = check.optional_integer("fgd", "check_every", check_every, 0) or 0
     timeout = check.real("fgd", "timeout", timeout, positive=True)
     if check.flag("fgd", "abort_on_error", abort_on_error):
@@ -95,9 +101,22 @@ def distributed_fgd(fn, params, *, comm=None, mode="directions", lr, steps, seed
     check.flag("fgd", "fallback", fallback)
     channel = Channel(comm, timeout)
     try:
-        return Trainer(fn, params, channel, mode, o, data, args, check_every).train(callback)
+        return Trainer(forward, params, channel, mode, o, data, args, check_every).train(callback)
     finally:
         channel.free()
+
+
+def refuse_target_over_mpi(forward, ranks):
+    """Refuse a function whose target the MPI loop cannot honour: every rank runs its JVPs in
+    compiled CPU code, so a target="cuda" or "parallel" function would silently run on one CPU
+    core instead (every rank raises the same error, before any message is sent)."""
+    if forward.backend.runs_over_mpi:
+        return
+    raise OptionError(
+        f"fgd: with comm= over {ranks} ranks, each rank runs the JVPs of {forward.__name__} in fwdad's "
+        f"compiled CPU loop, which cannot run its target={forward.target!r} code.\nWhat to do: "
+        f"decorate {forward.__name__} with target='cpu' (the default) for fgd(comm=...), or call fgd "
+        f"without comm= to train on the {forward.target!r} target in one process.")
 
 
 def resolve_comm(comm):
@@ -437,10 +456,9 @@ def show(value):
 class Trainer:
     """One rank's state: parameters, its data shard, compiled step functions and the channel."""
 
-    def __init__(self, fn, params, channel, mode, options, data, args, check_every):
-        from .api import as_forward
+    def __init__(self, forward, params, channel, mode, options, data, args, check_every):
         o = self.options = options
-        self.forward, self.mode, self.steps, self.seed = as_forward(fn), mode, o.steps, np.uint64(o.seed)
+        self.forward, self.mode, self.steps, self.seed = forward, mode, o.steps, np.uint64(o.seed)
         self.optimizer, self.K, self.distribution = o.optimizer, o.directions, o.distribution
         self.settings = dict(lr=o.lr, momentum=o.momentum, decay=o.decay, clip=o.clip or 0.0,
                              beta1=o.betas[0], beta2=o.betas[1], eps=o.eps)
@@ -552,23 +570,17 @@ class Trainer:
         active = list(range(len(self.values)))
         spec = forward.specialization(sample, active)
         scalar_output_required(spec, "fgd")
-        written = writes_arguments(spec)
-        if written:
-            raise FwdadError(f"{forward.__name__} writes into its argument "
-                             f"{forward.parameters[written[0]]!r}; fgd evaluates the function at the "
-                             "same point for every direction.\nWhat to do: copy the argument inside "
-                             "the function first.")
+        refuse_written_arguments(spec, "fgd")
         act = actives(spec)[:len(self.values)]
         ns = dict(namespace(spec), shuffle_epoch=shuffle_epoch, assemble=assemble)
         sources = (evaluate_source(act, len(self.values), len(self.args), len(self.data)),
                    update_source(act, len(self.values), self.optimizer, self.settings["clip"],
                                  self.K == 1 and not self.settings["clip"]))
-        key = ("distributed evaluate", sources[0], id(spec))
-        if key not in forward._drivers:               # compiled once per configuration
-            forward._drivers[key] = compile_driver(sources[0], "evaluate", ns)
+        self.evaluate_fn = spec.driver(("distributed evaluate", sources[0]),  # once per configuration
+                                       lambda: compile_driver(sources[0], "evaluate", ns))
         if sources[1] not in UPDATE_FUNCTIONS:        # calls no user code: shared by every function
             UPDATE_FUNCTIONS[sources[1]] = compile_driver(sources[1], "update", ns)
-        self.evaluate_fn, self.update_fn = forward._drivers[key], UPDATE_FUNCTIONS[sources[1]]
+        self.update_fn = UPDATE_FUNCTIONS[sources[1]]
         self.source = "\n".join(sources)
         self.v = [np.empty_like(a) for a in self.arrays]
         self.g = [np.zeros_like(a) for a in self.arrays]

@@ -6,14 +6,15 @@ as one native loop. Every driver accumulates g[i] = sum_k t_k v_k[i] in the same
 sequential, vector-mode and parallel drivers return bit-identical forward gradients.
 """
 import ast
-import linecache
 
 import numba
 import numpy as np
 
 from . import random as fwdrandom
-from .compiler import NUMBA_OPTIONS
+from .codegen import NUMBA_OPTIONS, compile_source
 from .errors import FwdadError
+
+DIRECTION_ENTRIES = 2 ** 25     # tangent entries one forward_gradient pass may hold (~256 MB)
 
 
 class Active:
@@ -51,15 +52,72 @@ def offsets(active):
 
 
 def compile_driver(source, name, namespace, parallel=False):
-    """Exec generated driver source (registered in linecache) and compile it with Numba."""
-    filename = f"<fwdad driver {name} {abs(hash(source)):x}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    scope = dict(namespace)
-    exec(compile(source, filename, "exec"), scope)
+    """The driver `name` defined in the generated `source`, compiled with Numba."""
     options = dict(NUMBA_OPTIONS, parallel=parallel) if parallel else NUMBA_OPTIONS
-    function = numba.njit(**options)(scope[name])
-    function.fwdad_source = source
-    return function
+    return compile_source(source, name, namespace, numba.njit(**options))
+
+
+def direction_passes(directions, total):
+    """(first, count) of each pass of forward_gradient: at most DIRECTION_ENTRIES // total
+    directions at a time, so that any `directions` runs in bounded memory (the K-wide tangents
+    of vector mode, the K per-direction values of the parallel driver). The directions drawn
+    are those of one pass (direction k is drawn from (seed, k) whatever the pass)."""
+    per_pass = max(1, DIRECTION_ENTRIES // max(total, 1))
+    return [(first, min(per_pass, directions - first)) for first in range(0, directions, per_pass)]
+
+
+def directions_fit(directions, size):
+    """Whether K directions of `size` parameters fit one pass's K-wide buffers."""
+    return directions * max(size, 1) <= DIRECTION_ENTRIES
+
+
+def chunk_size(args, active, chunk):
+    """Directions per pass: `chunk` clamped to the active scalars (a larger chunk would only
+    allocate wider tangents), else up to 32 within about 2**25 tangent entries."""
+    total = sum(np.size(args[i]) for i in active)
+    return min(int(chunk), max(total, 1)) if chunk else max(1, min(32, total, 2 ** 25 // max(total, 1)))
+
+
+def parameter_names(spec):
+    return [a.arg for a in spec.unit.parsed.tree.args.args]
+
+
+def refuse_written_arguments(spec, what):
+    """Refuse a function that writes into an argument: `what` evaluates it several times at one point."""
+    written = writes_arguments(spec)
+    if written:
+        raise FwdadError(
+            f"{spec.unit.name} writes into its argument {parameter_names(spec)[written[0]]!r}; "
+            f"{what} evaluates the function at the same point for every direction.\nWhat to do: "
+            "copy the argument inside the function first.")
+
+
+def forward_gradient_driver(target, scalar, vector, directions):
+    """(compiled forward_gradient driver, the specialization it runs) on a CPU `target`."""
+    def build():
+        scalar_output_required(scalar, "forward_gradient")
+        refuse_written_arguments(scalar, "forward_gradient")
+        generator, spec = target.forward_gradient_generator(scalar, vector, directions)
+        return compile_driver(generator(spec), generator.__name__, namespace(spec), target.parallel), spec
+    return scalar.driver(("forward_gradient", target.name, directions > 1), build)
+
+
+def exact_gradient_driver(target, scalar, vector, jacobian):
+    """(compiled value_and_grad or jacobian driver, the specialization it runs), by chunked
+    vector mode, or one direction at a time when the function has no vector form."""
+    def build():
+        if not jacobian:
+            scalar_output_required(scalar, "value_and_grad")
+        elif scalar.types.return_kind is None or scalar.types.return_kind.shape == "tuple":
+            raise FwdadError(
+                f"{scalar.unit.name}.jacobian needs a function returning one float scalar or "
+                f"float array, not {scalar.types.return_type}.\nWhat to do: return one "
+                "array (stack the outputs), or differentiate each output separately.")
+        generator, spec = (value_and_grad_vector, vector) if vector.vectorizable else \
+            (value_and_grad_sequential, scalar)
+        return compile_driver(generator(spec, jacobian), generator.__name__, namespace(spec),
+                              target.parallel), spec
+    return scalar.driver(("jacobian" if jacobian else "value_and_grad", target.name), build)
 
 
 def namespace(spec):

@@ -21,8 +21,7 @@ import numpy as np
 
 from .. import fgd, forward_grad
 from . import peers, problems
-from ..reproduce.cost import MALLOC_RETURNS_MEMORY
-from .harness import LoopPeer, Peer, Table, limit_threads, machine, measure_loops, measure_peers, timeit
+from .harness import MALLOC_RETURNS_MEMORY, LoopPeer, Peer, Table, limit_threads, machine, measure_loops, measure_peers, timeit
 
 SECTIONS = ("jvp", "fgd", "vector", "memory", "compile")
 PAPER_STEPS_PER_SECOND = 25_000 / 3.1        # the paper: 25,000 Rosenbrock iterations in about 3.1 s
@@ -198,7 +197,7 @@ def plot_memory(Ts, curves, out):
     """Linear MiB against T on a log axis, plain tick labels: forward mode's flat zero line and
     reverse mode's growth read directly. Returns the file name, or None without matplotlib."""
     try:
-        from ..reproduce.common import pyplot, save
+        from .figures import pyplot, save
         plt = pyplot()
     except ImportError:
         return None

@@ -385,6 +385,15 @@ def function_rule(function, arity):
     return template
 
 
+ALLOCATING = {"zeros", "zeros_like", "empty", "empty_like", "ones", "ones_like", "full", "full_like",
+              "copy", "arange", "linspace", "eye", "identity", "concatenate", "stack", "outer", "dot"}
+
+
+def allocates(name):
+    """Whether np.<name>(...) or x.<name>(...) makes a new array (device code cannot)."""
+    return name in ALLOCATING
+
+
 def has_rule(function):
     try:
         return function in FUNCTIONS

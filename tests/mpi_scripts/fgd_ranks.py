@@ -126,6 +126,12 @@ def checks(comm, out):
         report(comm, out, "nonfinite", error)
         with open(os.path.join(out, f"nonfinite.rank{comm.Get_rank()}.txt"), "w") as file:
             file.write(f"{error.step} {error.result.steps} {len(error.result.losses)}")
+    for target in ("parallel", "cuda"):             # the MPI loop runs CPU code: refused on every rank
+        try:
+            distributed.distributed_fgd(fwdad.forward_grad(quadratic, target=target), (np.zeros(6), 0.5),
+                                        comm=comm, progress=False, lr=0.01, steps=3)
+        except fwdad.OptionError as error:
+            report(comm, out, f"target_{target}", error)
     distributed._test_hooks["perturb"] = (1, 7)     # rank 1 nudges its parameters at step 7
     try:
         run_case(comm, "directions_sgd")
