@@ -317,9 +317,7 @@ class SparsityPass(VectorTangentPass):
     # ---- statements: the shadow of a branch writes no array of the primal -------------------------
     def block(self, statements):
         out = []
-        for statement in statements:
-            if isinstance(statement, (ast.For, ast.While)):
-                self.defined.update(assigned([statement]))        # loop-carried names
+        for statement in statements:             # defined: bound by a statement before this one
             out.extend(super().block([statement]))
             self.defined.update(assigned([statement]))
         return out
