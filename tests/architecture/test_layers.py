@@ -18,7 +18,8 @@ MAX_UPWARD = 2
 LAYERS = [          # bottom first; a name covers the module and everything under it
     ["fwdad.version", "fwdad.errors", "fwdad.options", "fwdad.codegen", "fwdad.data"],
     ["fwdad.frontend", "fwdad.transform"],             # source -> normalized AST -> tangent AST
-    ["fwdad.cache", "fwdad.random", "fwdad.runtime", "fwdad.sparse.runtime", "fwdad.device"],
+    ["fwdad.cache", "fwdad.random", "fwdad.runtime", "fwdad.sparse.runtime", "fwdad.coloring",
+     "fwdad.device"],
     ["fwdad.compiler"],                                # Unit, Specialization: the passes in order
     ["fwdad.execution", "fwdad.arguments"],            # running compiled code, checking arguments
     ["fwdad.gradients", "fwdad.batch", "fwdad.kernels", "fwdad.embed", "fwdad.sparse"],   # drivers
@@ -124,7 +125,7 @@ def cycles(graph):
 def upward(graph):
     """Imports from a module to a module of a higher layer: (importer, imported, line)."""
     return [(m, name, line) for m, edges in sorted(graph.items()) for name, line in edges
-            if layer_of(name) > layer_of(m)]
+            if None not in (layer_of(name), layer_of(m)) and layer_of(name) > layer_of(m)]
 
 
 GRAPH = import_graph()
