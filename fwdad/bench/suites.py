@@ -7,6 +7,8 @@ Sections (each a function returning rows into a harness.Table):
   vector   exact gradient by vector mode vs n single-direction JVPs (Rosenbrock, n = 1000)
   memory   peak memory of a JVP through a T-step simulation vs reverse mode, T = 1e3 ... 1e6
   compile  first-call compile latency, and a fresh process with cache=True
+  sparse   sparse Jacobians of the 2-D Brusselator (fwdad/bench/sparse.py): colors, detection,
+           vs one JVP, dense f.jacobian, jax.jacfwd, sparsejac; solve_ivp vs SciPy's FD
 """
 import contextlib
 import json
@@ -23,7 +25,7 @@ from .. import fgd, forward_grad
 from . import peers, problems
 from .harness import MALLOC_RETURNS_MEMORY, LoopPeer, Peer, Table, limit_threads, machine, measure_loops, measure_peers, timeit
 
-SECTIONS = ("jvp", "fgd", "vector", "memory", "compile")
+SECTIONS = ("jvp", "fgd", "vector", "memory", "compile", "sparse")
 PAPER_STEPS_PER_SECOND = 25_000 / 3.1        # the paper: 25,000 Rosenbrock iterations in about 3.1 s
 
 
@@ -301,6 +303,10 @@ def run_sections(table, sections, quick, out, log):
     if "compile" in sections:
         log("fwdad bench: compile latency (fresh processes)")
         extra["compile"] = compile_section(table, quick, os.path.join(out, "cache"))
+    if "sparse" in sections:
+        log("fwdad bench: sparse Jacobians (2-D Brusselator)")
+        from .sparse import sparse_section
+        sparse_section(table, quick)
     return extra
 
 

@@ -11,12 +11,15 @@ entry (i, j) of J is B[i, color(j)].
 import hashlib
 import weakref
 
+import numba
 import numpy as np
 
 from .. import coloring
+from ..cache import numba_can_cache
 from ..errors import FwdadError, SparsityError
 
 WORD_BITS = 64
+CACHE = numba_can_cache(__file__)
 _PATTERNS = weakref.WeakKeyDictionary()       # ForwardFunction -> {call key: Sparsity}
 _COLORED = {}                                 # digest of a user's pattern -> Sparsity
 _COLORED_LIMIT = 64
@@ -44,6 +47,8 @@ class Sparsity:
         self.arguments = arguments          # ((position, size), ...) of the active arguments
         self.local = local
         self._coloring = None
+        self._check = None          # the check direction v of the compressed pass
+        self._seeds = {}            # argument shapes and dtypes -> seed matrices
 
     @property
     def shape(self):
@@ -198,16 +203,37 @@ def user_pattern(f, sparsity, args, active, n_rows):
 
 
 # ---- compressed evaluation -------------------------------------------------------------------------
+def check_direction(pattern):
+    """A fixed random direction v, kept with the pattern: the compressed pass also computes J v,
+    which the decompressed J must reproduce."""
+    if pattern._check is None:
+        pattern._check = np.random.default_rng(0x5ba75e).uniform(0.5, 1.5, pattern.shape[1])
+    return pattern._check
+
+
 def compressed_seeds(pattern, args, active):
-    """One direction per color: the seed of argument i is its columns' rows of S (S[j, color(j)] = 1)."""
-    colors, k = pattern.colors, max(pattern.n_colors, 1)
+    """The seed matrix [S | v] (fresh copies of one kept with the pattern, since a function that
+    writes into its argument writes into the tangent too)."""
+    key = tuple((np.shape(args[i]), getattr(args[i], "dtype", None)) for i in active)
+    kept = pattern._seeds.get(key)
+    if kept is None:
+        kept = pattern._seeds[key] = seed_matrix(pattern, args, active)
+    return [seed.copy() for seed in kept]
+
+
+def seed_matrix(pattern, args, active):
+    """[S | v]: S[j, color(j)] = 1, one direction per color, then the check direction v;
+    argument i gets its columns' rows, shaped like it with the directions last."""
+    colors, k = pattern.colors, pattern.n_colors
+    v = check_direction(pattern)
     seeds, start = [], 0
     for i in active:
         size = int(np.size(args[i]))
         dtype = args[i].dtype if isinstance(args[i], np.ndarray) else np.float64
-        seed = np.zeros((size, k), dtype)
+        seed = np.zeros((size, k + 1), dtype)
         seed[np.arange(size), colors[start:start + size]] = 1
-        seeds.append(seed.reshape(np.shape(args[i]) + (k,)) if np.ndim(args[i]) else
+        seed[:, k] = v[start:start + size]
+        seeds.append(seed.reshape(np.shape(args[i]) + (k + 1,)) if np.ndim(args[i]) else
                      np.ascontiguousarray(seed[0]))
         start += size
     return seeds
@@ -221,35 +247,63 @@ def compressed_jacobian(f, args, active, seeds):
         value, tangent = run(f, spec, spec.jvp, tuple(args) + tuple(seeds))
         return value, np.asarray(tangent).reshape(np.size(value), -1)
     spec = f.specialization(args, active)
-    k = seeds[0].shape[-1]
     columns = []
-    for direction in range(k):
+    for direction in range(seeds[0].shape[-1]):
         one = [np.ascontiguousarray(s[..., direction]) if np.ndim(s) > 1 else float(s[direction])
                for s in seeds]
         value, tangent = run(f, spec, spec.jvp, tuple(args) + tuple(one))
         columns.append(np.ravel(tangent))
-    return value, np.stack(columns, axis=1) if columns else np.zeros((np.size(value), 0))
+    return value, np.stack(columns, axis=1)
+
+
+MISSED = ("the sparsity pattern misses a nonzero of the Jacobian: {what}.\nWhat to do: pass the "
+          "pattern fwdad finds (f.sparsity(...), the default), or add the missing entries to yours; "
+          "fwdad.sparse.check_pattern(f, *args, sparsity=yours) lists them.")
 
 
 def decompress(pattern, compressed, dtype):
-    """J from B = J S: entry (i, j) is B[i, color(j)]. A nonzero of B that no entry of the pattern
-    claims is a nonzero the pattern misses: refused, never dropped."""
+    """J from B = [J S | J v]: entry (i, j) is B[i, color(j)]. A nonzero that the pattern misses
+    is refused, never dropped: it shows as a nonzero of B that no entry claims, or else (added
+    to an entry of its color) as J v differing from the decompressed J times v."""
     sparse = scipy_sparse()
-    matrix, k = pattern.matrix, compressed.shape[1]
-    rows = np.repeat(np.arange(matrix.shape[0]), np.diff(matrix.indptr))
-    flat = rows * k + pattern.colors[matrix.indices]
-    values = compressed.ravel()
-    claimed = np.zeros(values.size, bool)
-    claimed[flat] = True
-    missed = np.flatnonzero(~claimed & (values != 0))
-    if missed.size:
-        row, color = divmod(int(missed[0]), k)
-        raise SparsityError(f"the sparsity pattern misses a nonzero of the Jacobian: output element {row} "
-                            f"depends on an input of color {color} that the pattern leaves out of that row.\n"
-                            "What to do: pass the pattern fwdad finds (f.sparsity(...), the default), or "
-                            "add the missing entries to yours; fwdad.sparse.check_pattern compares them.")
-    return sparse.csr_array((values[flat].astype(dtype, copy=False), matrix.indices.copy(),
-                             matrix.indptr.copy()), shape=matrix.shape)
+    matrix = pattern.matrix
+    tolerance = 1e3 * np.finfo(dtype).eps
+    data, row, kind = decompress_rows(np.ascontiguousarray(compressed), matrix.indptr, matrix.indices,
+                                      pattern.colors, check_direction(pattern), tolerance)
+    if kind == 1:
+        raise SparsityError(MISSED.format(what=f"output element {row} depends on an input of a color "
+                                          "that the pattern leaves out of that row"))
+    if kind == 2:
+        raise SparsityError(MISSED.format(what=f"output element {row} depends on an input that the "
+                                          "pattern leaves out of that row (J v differs from the "
+                                          "decompressed J times v)"))
+    return sparse.csr_array((data.astype(dtype, copy=False), matrix.indices, matrix.indptr),
+                            shape=matrix.shape, copy=False)
+
+
+@numba.njit(cache=CACHE)
+def decompress_rows(compressed, indptr, indices, colors, v, tolerance):
+    """(the entries of J in the pattern's order, the first bad row or -1, why: 1 an unclaimed
+    nonzero, 2 J v that J times v misses by more than rounding)."""
+    rows, width = compressed.shape
+    k = width - 1
+    data = np.empty(len(indices), compressed.dtype)
+    claimed = np.full(max(k, 1), -1, np.int64)
+    for r in range(rows):
+        rebuilt, scale = 0.0, abs(compressed[r, k])
+        for p in range(indptr[r], indptr[r + 1]):
+            color = colors[indices[p]]
+            value = compressed[r, color]
+            data[p] = value
+            claimed[color] = r
+            rebuilt += value * v[indices[p]]
+            scale += abs(value * v[indices[p]])
+        for color in range(k):
+            if claimed[color] != r and compressed[r, color] != 0:
+                return data, r, 1
+        if abs(rebuilt - compressed[r, k]) > tolerance * scale:
+            return data, r, 2
+    return data, -1, 0
 
 
 def sparse_jacobian(f, *args, sparsity=None, **kwargs):

@@ -79,7 +79,7 @@ import warnings
 
 import numpy as np
 
-from ..errors import SparsityError, SparsityWarning, located
+from ..errors import SparsityError, SparsityWarning, located, user_stacklevel
 from ..frontend.resolve import MISSING
 from . import rules
 from .tangent import NOTHING, assign, name
@@ -376,7 +376,8 @@ class SparsityPass(VectorTangentPass):
                       "sparsity pattern covers the iterations run at the given point, and a point "
                       "that runs more may have more nonzeros. What to do: give the loop a fixed trip "
                       "count (a maximum, with a branch inside), or check the pattern with "
-                      "fwdad.sparse.check_pattern at other points.", SparsityWarning, stacklevel=2)
+                      "fwdad.sparse.check_pattern at other points.", SparsityWarning,
+                      stacklevel=user_stacklevel())
 
     def statement_If(self, statement):
         if self.local or not names_in(statement.test) & self.influenced:

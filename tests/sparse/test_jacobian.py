@@ -51,8 +51,10 @@ def test_a_user_pattern_is_used_and_one_that_misses_a_nonzero_is_refused():
     half = np.hstack([np.diag(np.arange(12) < 6), np.ones((12, 1), bool)])
     with pytest.raises(SparsityError, match="misses a nonzero.*\n.*What to do"):
         reaction_diffusion.jacobian(u, k, sparsity=half)
-    # the diagonal claims a column of each color in each row: only check_pattern sees the misses
+    # the diagonal claims a column of each color in each row: the check direction sees the misses
     diagonal_only = np.hstack([np.eye(12, dtype=bool), np.ones((12, 1), bool)])
+    with pytest.raises(SparsityError, match="J v differs"):
+        reaction_diffusion.jacobian(u, k, sparsity=diagonal_only)
     with pytest.raises(SparsityError, match="misses 36 entries"):
         fwdad.sparse.check_pattern(reaction_diffusion, u, k, sparsity=diagonal_only)
     assert fwdad.sparse.check_pattern(reaction_diffusion, u, k, sparsity=detected).nnz == detected.nnz
