@@ -33,7 +33,7 @@ from .gradients import actives, compile_driver, namespace, offsets, refuse_writt
 from .train.chunks import FGDResult, run_in_chunks
 from .train.local import fgd_in_process
 from .train.options import FGDOptions, as_parameters, check_arity, checked_inputs, progress_bar
-from .train.steps import UPDATES, shuffle_epoch
+from .train.steps import shuffle_epoch, update_lines
 from .version import __version__
 
 CACHE = numba_can_cache(__file__)        # running MPI needs no writable directory
@@ -247,17 +247,7 @@ def update_source(active, n_params, optimizer, clip, single):
         lines.append("if K > 1:")
         for i in range(n_params):
             lines += [f"    for e in range(g{i}f.size):", f"        g{i}f[e] = g{i}f[e] / K"]
-    lines.append("rate = lr if decay == 0.0 else lr * np.exp(-decay * t)")
-    if clip:
-        lines += ["norm2 = 0.0"] + [f"norm2 += np.sum(g{i}.astype(np.float64) ** 2)" for i in range(n_params)]
-        lines += ["if norm2 > clip * clip:", "    scale = clip / np.sqrt(norm2)"]
-        for i in range(n_params):
-            lines += [f"    for e in range(g{i}f.size):", f"        g{i}f[e] *= g{i}f.dtype.type(scale)"]
-    for i, p in enumerate(P):
-        lines.append(f"for e in range({p}f.size):")
-        g = f"tk * v{i}f[e]" if single else f"g{i}f[e]"
-        lines += ["    " + line.format(p=f"{p}f", g=g, m=f"m{i}f", s=f"s{i}f")
-                  for line in UPDATES[optimizer]]
+    lines += update_lines(n_params, optimizer, clip, lambda i: f"(tk * v{i}f[e])" if single else f"g{i}f[e]")
     lines.append("return -1, loss")
     return render("update", head, lines)
 

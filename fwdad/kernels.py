@@ -1,10 +1,8 @@
-"""CUDA kernels around a tangent device function: forward gradients and the steps of fgd.
+"""CUDA kernels around a tangent device function: the forward gradient of K directions.
 
 Thread k draws direction k from the counter-based generator (fwdad.random, compiled for the
 device by fwdad.device), so the directions are those of the CPU drivers.
 """
-import math
-
 import numpy as np
 
 from .device import compile_kernel, cuda, device_random
@@ -43,6 +41,8 @@ def direction_kernel_source(spec, n_args, active, scalar_params=()):
 
 
 GATHER_SOURCE = '''
+
+
 def gather(ts, keys, K, distribution, table, offset, out):
     """out[e] = (1/K) sum_k t_k v_k[offset + e], regenerating each direction's component."""
     e = cuda.grid(1)
@@ -95,69 +95,3 @@ class ForwardGradientKernels:
             self.gather[blocks, 128](ts, keys, K, distribution, table, int(offset), flat)
             out.append(flat)
         return out
-
-
-COMPONENT_SOURCE = '''
-def component(ts, seed, first, K, distribution, table, index):
-    """Component `index` of the forward gradient (1/K) sum_k t_k v_k, regenerating the v_k."""
-    g = 0.0
-    for k in range(K):
-        g += ts[k] * sample(table, stream_key(seed, first + k), index, distribution)
-    return g / K
-'''
-
-STEP_SOURCE = '''
-def update(P, ts, values, seed, first, K, distribution, table, offset, rate, optimizer, mu, beta1,
-           beta2, eps, t, M, S, losses, record, clip, norm2, path, record_path):
-    """One optimizer step on one parameter array (the CPU loop's arithmetic, element by element)."""
-    e = cuda.grid(1)
-    if record and e == 0:
-        losses[t] = values[0]
-    if e < P.shape[0]:
-        g = component(ts, seed, first, K, distribution, table, offset + e)
-        if clip > 0.0 and norm2[0] > clip * clip:
-            g *= clip / math.sqrt(norm2[0])
-        if optimizer == 0:
-            P[e] -= rate * g
-        elif optimizer == 1:
-            M[e] = mu * M[e] + g
-            P[e] -= rate * M[e]
-        else:
-            M[e] = beta1 * M[e] + (1.0 - beta1) * g
-            S[e] = beta2 * S[e] + (1.0 - beta2) * g * g
-            P[e] -= rate * (M[e] / (1.0 - beta1 ** (t + 1))) / (math.sqrt(S[e] / (1.0 - beta2 ** (t + 1))) + eps)
-        if record_path:
-            path[t + 1, offset + e] = P[e]
-
-
-def norm_squared(ts, seed, first, K, distribution, table, offset, size, out):
-    """out[0] += the squared norm of the forward gradient's components offset .. offset + size."""
-    e = cuda.grid(1)
-    if e < size:
-        g = component(ts, seed, first, K, distribution, table, offset + e)
-        cuda.atomic.add(out, 0, g * g)
-
-
-def take_rows(full, perm, start, out):
-    """The minibatch rows perm[start:start + batch] of `full`, both arrays flattened."""
-    e = cuda.grid(1)
-    if e < out.shape[0]:
-        width = full.shape[0] // perm.shape[0]
-        i = e // width
-        out[e] = full[perm[start + i] * width + e - i * width]
-'''
-
-
-_STEP = {}
-
-
-def step_kernels():
-    """(update, norm_squared, take_rows): the kernels of one fgd step besides the JVPs."""
-    if _STEP:
-        return _STEP["kernels"]
-    stream_key, sample = device_random()
-    namespace = {"cuda": cuda(), "math": math, "stream_key": stream_key, "sample": sample}
-    namespace["component"] = compile_kernel(COMPONENT_SOURCE, "component", namespace, device=True)
-    _STEP["kernels"] = tuple(compile_kernel(STEP_SOURCE, name, namespace)
-                             for name in ("update", "norm_squared", "take_rows"))
-    return _STEP["kernels"]

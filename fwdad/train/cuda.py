@@ -4,15 +4,76 @@ import math
 
 import numpy as np
 
-from ..device import cuda, device_table
+from ..device import compile_kernel, cuda, device_random, device_table
 from ..errors import CompilationError, FwdadError
-from ..kernels import ForwardGradientKernels, step_kernels
+from ..kernels import ForwardGradientKernels
 from ..random import DISTRIBUTIONS
 from .chunks import FGDResult, run_in_chunks
 from .options import as_parameters, minibatches, progress_bar, refuse_unbounded_directions
-from .steps import shuffle_epoch
+from .steps import optimizer_lines, shuffle_epoch
 
-OPTIMIZER_CODES = {"sgd": 0, "momentum": 1, "adam": 2}
+COMPONENT_SOURCE = '''
+
+
+def component(ts, seed, first, K, distribution, table, index):
+    """Component `index` of the forward gradient (1/K) sum_k t_k v_k, regenerating the v_k."""
+    g = 0.0
+    for k in range(K):
+        g += ts[k] * sample(table, stream_key(seed, first + k), index, distribution)
+    return g / K
+'''
+
+KERNELS_SOURCE = '''
+
+
+def norm_squared(ts, seed, first, K, distribution, table, offset, size, out):
+    """out[0] += the squared norm of the forward gradient's components offset .. offset + size."""
+    e = cuda.grid(1)
+    if e < size:
+        g = component(ts, seed, first, K, distribution, table, offset + e)
+        cuda.atomic.add(out, 0, g * g)
+
+
+def take_rows(full, perm, start, out):
+    """The minibatch rows perm[start:start + batch] of `full`, both arrays flattened."""
+    e = cuda.grid(1)
+    if e < out.shape[0]:
+        width = full.shape[0] // perm.shape[0]
+        i = e // width
+        out[e] = full[perm[start + i] * width + e - i * width]
+'''
+
+
+def update_source(optimizer):
+    """The kernel of one optimizer step on one parameter array: the optimizer lines of the CPU
+    loop (steps.UPDATES), one thread per element."""
+    lines = optimizer_lines(optimizer, "P", "g", "M", "S", sqrt="math.sqrt")
+    return ('def update(P, ts, values, seed, first, K, distribution, table, offset, rate, mu, beta1, beta2,\n'
+            '           eps, t, M, S, losses, record, clip, norm2, path, record_path):\n'
+            '    e = cuda.grid(1)\n'
+            '    if record and e == 0:\n'
+            '        losses[t] = values[0]\n'
+            '    if e < P.shape[0]:\n'
+            '        g = component(ts, seed, first, K, distribution, table, offset + e)\n'
+            '        if clip > 0.0 and norm2[0] > clip * clip:\n'
+            '            g *= clip / math.sqrt(norm2[0])\n' +
+            "".join(f"        {line}\n" for line in lines) +
+            '        if record_path:\n'
+            '            path[t + 1, offset + e] = P[e]\n')
+
+
+_STEP = {}
+
+
+def step_kernels(optimizer):
+    """(update, norm_squared, take_rows): the kernels of one fgd step besides the JVPs."""
+    if optimizer not in _STEP:
+        stream_key, sample = device_random()
+        namespace = {"cuda": cuda(), "math": math, "stream_key": stream_key, "sample": sample}
+        namespace["component"] = compile_kernel(COMPONENT_SOURCE, "component", namespace, device=True)
+        _STEP[optimizer] = (compile_kernel(update_source(optimizer), "update", namespace),) + tuple(
+            compile_kernel(KERNELS_SOURCE, name, namespace) for name in ("norm_squared", "take_rows"))
+    return _STEP[optimizer]
 
 
 def fgd_cuda(forward, params, o, *, data, gradient, args, callback):
@@ -60,7 +121,7 @@ def fgd_on_device(forward, values, args, options, *, batches, callback, bar):
     sample_args = tuple(values) + tuple(args) + tuple(buffers)
     spec = forward.specialization(sample_args, list(range(len(values))))
     kernels, (update, norm_squared, take_rows) = spec.driver(
-        ("cuda fgd", scalars), lambda: (ForwardGradientKernels(spec, len(sample_args), scalars), step_kernels()))
+        ("cuda fgd", scalars, optimizer), lambda: (ForwardGradientKernels(spec, len(sample_args), scalars), step_kernels(optimizer)))
     params = [numba_cuda.to_device(h) for h in host]
     state = [(numba_cuda.to_device(np.zeros_like(h)), numba_cuda.to_device(np.zeros_like(h))) for h in host]
     flat_batches = [numba_cuda.device_array(b.size, b.dtype) for b in buffers]
@@ -101,7 +162,7 @@ def fgd_on_device(forward, values, args, options, *, batches, callback, bar):
             for j, (p, (m, s)) in enumerate(zip(params, state)):
                 update[blocks(p.shape[0]), 128](
                     p, ts, vals, np.uint64(seed), first, directions, code, table, int(offsets[j]), rate,
-                    OPTIMIZER_CODES[optimizer], momentum, betas[0], betas[1], eps, t, m, s, losses, j == 0,
+                    momentum, betas[0], betas[1], eps, t, m, s, losses, j == 0,
                     float(clip or 0.0), norm2, path, bool(trajectory))
         numba_cuda.synchronize()
 

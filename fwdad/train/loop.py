@@ -13,7 +13,7 @@ from ..gradients import (actives, chunk_size, compile_driver, directions_fit, ex
                          forward_gradient_driver, namespace, offsets, scalar_output_required)
 from .chunks import FGDResult, run_in_chunks
 from .options import as_parameters, check_user_gradient, minibatches, progress_bar
-from .steps import UPDATES, shuffle_epoch
+from .steps import shuffle_epoch, update_lines
 
 
 def copy_flat(target, source):
@@ -80,15 +80,7 @@ def loop_source(spec, n_params, n_args, n_data, gradient, optimizer, sequential,
         record_path += [f"    for e in range({p}f.size):", f"        path[t + 1, o{i} + e] = {p}f[e]"]
     body += ["losses[t] = value", "if stop_nonfinite and not np.isfinite(value):"]   # stop at once:
     body += ["    " + line for line in record_path] + ["    return t - t0 + 1"]   # step t not applied
-    body += ["rate = lr if decay == 0.0 else lr * np.exp(-decay * t)"]
-    if clip:
-        body += ["norm2 = 0.0"] + [f"norm2 += np.sum(g{i}.astype(np.float64) ** 2)" for i in range(n_params)]
-        body += ["if norm2 > clip * clip:", "    scale = clip / np.sqrt(norm2)"]
-        body += [f"    g{i} *= g{i}.dtype.type(scale)" for i in range(n_params)]
-    for i, p in enumerate(P):
-        g = f"(jv * v{i}f[e])" if single else f"g{i}f[e]"
-        body += [f"for e in range({p}f.size):"]
-        body += ["    " + line.format(p=f"{p}f", g=g, m=f"m{i}f", s=f"s{i}f") for line in UPDATES[optimizer]]
+    body += update_lines(n_params, optimizer, clip, lambda i: f"(jv * v{i}f[e])" if single else f"g{i}f[e]")
     body += record_path
     lines.append("for t in range(t0, t0 + steps):")
     lines += ["    " + line for line in body]

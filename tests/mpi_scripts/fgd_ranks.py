@@ -37,6 +37,8 @@ X, Y = regression_data()
 CASES = {   # name: (fn, initial params, settings shared by the 2-rank run and the reference)
     "directions_sgd": (quadratic, (np.zeros(6), 0.5),
                        dict(lr=0.01, steps=40, seed=3, directions=4)),
+    "directions_sgd_one": (quadratic, (np.zeros(6), 0.5),   # sgd, K = 1: g = t v fused into the update
+                           dict(lr=0.01, steps=40, seed=8, directions=1)),
     "directions_one": (quadratic, (np.zeros(6), 0.5),     # K = 1 < ranks: rank 1 evaluates nothing
                        dict(lr=0.002, steps=40, seed=6, directions=1, optimizer="momentum")),
     "directions_adam_clip": (quadratic, (np.zeros(6), 0.5),
