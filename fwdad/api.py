@@ -7,10 +7,10 @@ import numpy as np
 from numba.core.errors import NumbaError
 
 from . import execution, options
-from .arguments import (arg_type, check_tangent, fast_key, is_float, primals_and_tangents,
-                        refuse_foreign_byte_order, zero_like)
+from .arguments import (arg_type, check_tangent, differentiated, fast_key, is_float, per_argument, placed,
+                        primals_and_tangents, refuse_foreign_byte_order, zero_like)
 from .batch import batch_jvp
-from .compiler import USER_RULES, Compiler, numba_error
+from .compiler import USER_RULES, Compiler, generated_source, numba_error
 from .device import host_like
 from .embed import tangent_njit
 from .errors import FwdadError, OptionError, TangentMismatchError
@@ -51,7 +51,7 @@ class ForwardFunction:
         self.parameters = [a.arg for a in parsed.tree.args.args]
         self.signature = inspect.signature(self.py_func)
         self.target, self.cache, self.verbose = target, cache, verbose
-        self.wrt = self._positions(wrt)
+        self.wrt = options.positions(f"forward_grad({self.py_func.__name__})", wrt, self.parameters)
         self._compiler = compiler_for(cache, verbose)
         self._unit = None
         self._last = None
@@ -60,10 +60,6 @@ class ForwardFunction:
 
     def __repr__(self):
         return f"<fwdad.ForwardFunction {self.__name__} target={self.target!r}>"
-
-    def _positions(self, wrt):
-        """wrt as sorted positions: names, positions or negative positions, in any order."""
-        return options.positions(f"forward_grad({self.py_func.__name__})", wrt, self.parameters)
 
     @property
     def unit(self):
@@ -121,17 +117,10 @@ class ForwardFunction:
         rule = USER_RULES.get(self.py_func)
         if rule is not None:                       # the user's own rule wins, here too
             full = [zero_like(p) if t is None else c for p, t, c in
-                    zip(primals, tangents, self._fill(active, checked, len(primals)))]
+                    zip(primals, tangents, placed(active, checked, len(primals)))]
             return self._compiler.unit(rule, primal_only=True).primal(*primals, *full)
         spec = self.specialization(primals, active)
         return self.run(spec, spec.jvp, primals + tuple(checked))
-
-    @staticmethod
-    def _fill(active, checked, n):
-        out = [None] * n
-        for i, value in zip(active, checked):
-            out[i] = value
-        return out
 
     def run(self, spec, dispatcher, args):
         """dispatcher(*args): compiled code around the specialization `spec` (a tangent function
@@ -191,7 +180,7 @@ class ForwardFunction:
         distribution = options.choice(who, "distribution", distribution, tuple(DISTRIBUTIONS))
         active = self._active_positions(args)
         value, grads = self.backend.forward_gradient(self, args, active, seed, directions, distribution)
-        return value, self._per_argument(grads, active, args)
+        return value, per_argument(grads, active, args)
 
     def cuda_jvp(self, *args, active=None):
         """The CUDA device function computing (value, tangent) for arguments like `args`.
@@ -200,7 +189,7 @@ class ForwardFunction:
         `active` lists the differentiated positions (default: every float argument).
         """
         args = tuple(host_like(a) for a in self._arguments(args, {}))
-        active = self._chosen(args, active, f"{self.__name__}.cuda_jvp")
+        active = differentiated(args, active, self.parameters, f"{self.__name__}.cuda_jvp")
         return self.specialization(args, active).device_jvp
 
     @property
@@ -228,7 +217,7 @@ class ForwardFunction:
         active = self._active_positions(args)
         driver, spec = self._exact_driver(args, active, False)
         value, flat = self.run(spec, driver, args + (chunk_size(args, active, chunk),))
-        return value, self._per_argument(split(flat, actives(spec), args), active, args)
+        return value, per_argument(split(flat, actives(spec), args), active, args)
 
     def jacobian(self, *args, chunk=None, sparse=False, sparsity=None, **kwargs):
         """The Jacobian of f's (scalar or array) output with respect to each active argument.
@@ -248,7 +237,7 @@ class ForwardFunction:
         value, flat = self.run(spec, driver, args + (chunk_size(args, active, chunk),))
         out_shape = np.shape(value)
         parts = split(flat.reshape(out_shape + (flat.shape[-1],)), actives(spec), args)
-        return tuple(self._per_argument(parts, active, args))
+        return tuple(per_argument(parts, active, args))
 
     def sparsity(self, *args, local=False, **kwargs):
         """The sparsity pattern of the Jacobian, found from the code (a fwdad.sparse.Sparsity);
@@ -256,19 +245,6 @@ class ForwardFunction:
         from .sparse import jacobian_sparsity
         return jacobian_sparsity(self, *args, local=local, **kwargs)
 
-    def _per_argument(self, values, active, args):
-        out = [None] * len(args)
-        for i, value in zip(active, values):
-            if isinstance(args[i], np.ndarray):
-                value = np.asarray(value).astype(args[i].dtype, copy=False)
-            elif isinstance(args[i], np.floating):
-                value = type(args[i])(value)
-            else:
-                value = value if isinstance(value, np.ndarray) and value.ndim else float(value)
-            out[i] = value
-        return tuple(out)
-
-    # ---- generated source ----------------------------------------------------------------------
     @property
     def source(self):
         """The generated tangent code of the most recent specialization, with its callees'."""
@@ -277,30 +253,16 @@ class ForwardFunction:
                 f"{self.__name__} has no tangent code yet: fwdad generates it for the argument "
                 f"types of a call.\nWhat to do: call {self.__name__}.jvp(...) first, or use "
                 f"{self.__name__}.source_for(*args).")
-        return self._source_of(self._last)
+        return generated_source(self._last)
 
     def source_for(self, *args, active=None):
         """The generated tangent code for these arguments (all float arguments active by default)."""
         args = self._arguments(args, {})
-        spec = self.specialization(args, self._chosen(args, active, f"{self.__name__}.source_for"))
+        spec = self.specialization(args, differentiated(args, active, self.parameters, f"{self.__name__}.source_for"))
         spec.jvp
-        return self._source_of(spec)
+        return generated_source(spec)
 
-    def _chosen(self, args, active, who):
-        """The differentiated positions: `active` (names or positions, as wrt) or every float."""
-        if active is None:
-            return [i for i, a in enumerate(args) if is_float(a)]
-        return list(options.positions(who, active, self.parameters, "active"))
 
-    @staticmethod
-    def _source_of(spec):
-        spec.jvp
-        seen, texts = set(), []
-        for module in spec.modules():
-            if module.name not in seen and "primal of" not in module.source.splitlines()[0]:
-                seen.add(module.name)
-                texts.append(module.source)
-        return "\n\n".join(texts)
 
 
 _WRAPPED = weakref.WeakKeyDictionary()

@@ -98,3 +98,33 @@ def check_tangent(who, name, i, primal, tangent):
         f"{where}: {name!r} is {kind} ({primal!r:.40}), which carries no tangent.\n"
         f"What to do: pass None as its tangent; to differentiate with respect to it, pass a "
         f"float (e.g. {name}=float({name})) or a float array.")
+
+
+def placed(positions, values, n):
+    """A list of n entries: values at the given positions, None elsewhere."""
+    out = [None] * n
+    for i, value in zip(positions, values):
+        out[i] = value
+    return out
+
+
+def per_argument(values, active, args):
+    """One result per argument (None for the inactive ones), each of its argument's type: an
+    array of the argument's dtype, a NumPy float of the same type, or a Python float."""
+    out = [None] * len(args)
+    for i, value in zip(active, values):
+        if isinstance(args[i], np.ndarray):
+            value = np.asarray(value).astype(args[i].dtype, copy=False)
+        elif isinstance(args[i], np.floating):
+            value = type(args[i])(value)
+        else:
+            value = value if isinstance(value, np.ndarray) and value.ndim else float(value)
+        out[i] = value
+    return tuple(out)
+
+
+def differentiated(args, active, parameters, who):
+    """The differentiated positions: `active` (names or positions, as wrt) or every float."""
+    if active is None:
+        return [i for i, a in enumerate(args) if is_float(a)]
+    return list(options.positions(who, active, parameters, "active"))

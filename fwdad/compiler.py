@@ -423,6 +423,18 @@ class RuleCallee:
         return self.compiler.unit(self.func).dispatcher(device)
 
 
+def generated_source(spec):
+    """The tangent code of a specialization and of the functions it calls (each once; the
+    primals it calls are the user's own code, not shown)."""
+    spec.jvp
+    seen, texts = set(), []
+    for module in spec.modules():
+        if module.name not in seen and "primal of" not in module.source.splitlines()[0]:
+            seen.add(module.name)
+            texts.append(module.source)
+    return "\n\n".join(texts)
+
+
 def same_type(value, tangent):
     """Whether `tangent` can be the tangent of `value`: same dtype and ndim (tuples item by item)."""
     value, tangent = numba.types.unliteral(value), numba.types.unliteral(tangent)
