@@ -288,16 +288,25 @@ class SparsityPass(VectorTangentPass):
         return not self.local and bool(names_in(index) & self.influenced)
 
     def read_item(self, target, array, index):
-        """An index computed from the inputs may select any element at another point."""
-        if self.index_influenced(index) and self.shape_of(array) == "array":
+        """An index computed from the inputs may select any element at another point; a mask or
+        an integer array selects elements that the sets do not follow: both read every element."""
+        if self.shape_of(array) == "array" and (self.index_influenced(index) or self.advanced(array, index)):
             return self.set(target, self.dense(name(array), self.ref(name(array))))
         return super().read_item(target, array, index)
+
+    def advanced(self, array, index):
+        try:
+            self.full_index(array, index)
+            return False
+        except NotVectorizable:
+            return True
 
     def write_item(self, array, index, value):
         """A write replaces the element's set, except where it may not happen at another point
         (inside a branch on the inputs, or at an index computed from them): there it unites."""
         tangent = self.ref(value) or self.scalar_zero(WORD)
-        if self.index_influenced(index):
+        if self.index_influenced(index) or self.advanced(array, index):
+            tangent = self.dense(value, self.ref(value)) or self.scalar_zero(WORD)
             whole = self.ref(name(array))
             return [self.loop([ast.AugAssign(ast.Subscript(whole.value, whole.slice, ast.Store()),
                                              ast.BitOr(), tangent)])]

@@ -252,3 +252,24 @@ def test_no_float_argument_is_refused():
     with pytest.raises(fwdad.FwdadError, match="no float argument"):
         with warnings.catch_warnings():
             periodic_stencil.sparsity(np.arange(3))
+
+
+@fwdad.forward_grad
+def masks_and_fancy_indices(x, y):
+    positive = x[x > 0.0]
+    z = np.zeros(4)
+    z[np.array([0, 2])] = y[:2] * 2.0
+    j = int(abs(x[0])) % 2
+    z[j:j + 2] = y[2:]
+    return z + np.sum(positive)
+
+
+def test_masks_and_indices_from_the_inputs_cover_every_element_they_may_touch():
+    x, y = np.array([0.5, -1.0, 2.0, -3.0]), np.ones(4)
+    pattern = masks_and_fancy_indices.sparsity(x, y)
+    assert pattern.toarray()[:, :4].all()                      # np.sum(x[x > 0]): every x
+    assert pattern.toarray()[:, 6:].all()                      # z[j:j + 2] = y[2:], any j
+    assert_covers(masks_and_fancy_indices, (x, y), pattern)
+    local = masks_and_fancy_indices.sparsity(x, y, local=True).toarray()     # j = 0 here
+    assert local[:, :4].all() and (local[:2, 6:] == np.eye(2, dtype=bool)).all() and not local[2:, 6:].any()
+    assert not ((np.hstack(masks_and_fancy_indices.jacobian(x, y)) != 0) & ~local).any()
