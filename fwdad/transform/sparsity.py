@@ -143,10 +143,10 @@ def visit_influence(statements, influenced, controlled):
             inner = controlled or bool(names_in(statement.test) & influenced)
             visit_influence(statement.body, influenced, inner)
             visit_influence(statement.orelse, influenced, inner)
-        elif isinstance(statement, ast.For):
-            inner = controlled or bool(names_in(statement.iter) & influenced)
-            if inner:
+        elif isinstance(statement, ast.For):       # its range, not the branch around it, sets i
+            if names_in(statement.iter) & influenced:
                 influenced.update(names_in(statement.target))
+            inner = controlled or bool(names_in(statement.iter) & influenced)
             visit_influence(statement.body, influenced, inner)
         elif isinstance(statement, (ast.Assign, ast.AugAssign)):
             value = names_in(statement.value)
@@ -361,6 +361,7 @@ class SparsityPass(VectorTangentPass):
         return self.without_primal_writes(statement, super().statement_Expr(statement))
 
     def user_call(self, statement, target, call):
+        self.refuse_influenced_integers(call)
         if self.shadow and self.calls.written_params(call):
             raise located(SparsityError, self.filename, self.line,
                           f"`{ast.unparse(call)}` writes into an argument inside a branch whose "
@@ -369,6 +370,19 @@ class SparsityPass(VectorTangentPass):
                           "function's writes out", "return the values instead of writing them, or pass "
                           "local=True for the pattern at this point only")
         return super().user_call(statement, target, call)
+
+    def refuse_influenced_integers(self, call):
+        """A callee's pattern is found for each of its integer arguments as they fall: one computed
+        from the inputs (`g(x, int(x[0]))`) could select other elements at another point."""
+        for argument in call.args:
+            if not self.local and isinstance(argument, ast.Name) and argument.id in self.influenced \
+                    and self.kinds.get(argument.id) is None:
+                raise located(SparsityError, self.filename, self.line,
+                              f"`{ast.unparse(call)}` passes {argument.id!r}, a value computed from the "
+                              "inputs that is not a float (an index, a flag), to a function whose "
+                              "pattern fwdad finds for the value it has here",
+                              f"compute {argument.id!r} inside the function, or pass local=True for "
+                              "the pattern at this point only")
 
     def statement_While(self, statement):
         if not self.local and names_in(statement.test) & self.influenced:

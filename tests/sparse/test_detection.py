@@ -273,3 +273,33 @@ def test_masks_and_indices_from_the_inputs_cover_every_element_they_may_touch():
     local = masks_and_fancy_indices.sparsity(x, y, local=True).toarray()     # j = 0 here
     assert local[:, :4].all() and (local[:2, 6:] == np.eye(2, dtype=bool)).all() and not local[2:, 6:].any()
     assert not ((np.hstack(masks_and_fancy_indices.jacobian(x, y)) != 0) & ~local).any()
+
+
+def pick(u, j):
+    return u[j] * 2.0
+
+
+@fwdad.forward_grad
+def index_to_helper(u):
+    j = int(abs(u[0])) % 3
+    return pick(u, j)
+
+
+@fwdad.forward_grad
+def loop_inside_a_branch(u):
+    out = np.zeros_like(u)
+    if u[0] > 0.0:
+        for i in range(u.shape[0]):
+            out[i] = u[i] * u[i]
+    return out
+
+
+def test_an_index_from_the_inputs_passed_to_a_helper_is_refused():
+    with pytest.raises(SparsityError, match=r"(?s)passes 'j'.*What to do"):
+        index_to_helper.sparsity(np.ones(3))
+    assert index_to_helper.sparsity(np.ones(3), local=True).toarray().tolist() == [[False, True, False]]
+
+
+def test_a_loop_inside_a_branch_keeps_its_exact_indices():
+    pattern = loop_inside_a_branch.sparsity(-np.ones(4))
+    np.testing.assert_array_equal(pattern.toarray(), np.eye(4, dtype=bool))
