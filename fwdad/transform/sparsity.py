@@ -210,7 +210,12 @@ class SparsityPass(VectorTangentPass):
         return super().zero_whole(kind, primal)
 
     def broadcast(self, tangent, result):
-        return tangent             # a word broadcasts when stored into the result's buffer
+        """A word broadcasts when stored into the result's buffer; `| 0` makes it a new value, so
+        that it is never taken for a view to copy (`y = np.ones(4) + a`: y's set is a's word)."""
+        kind = self.kinds.get(result)
+        if kind is None or kind.shape != "array":
+            return tangent
+        return ast.BinOp(tangent, ast.BitOr(), self.scalar_zero(WORD))
 
     def runtime(self, function, argument):
         return ast.Call(ast.Attribute(name(self.modules[RUNTIME]), function, ast.Load()), [argument], [])

@@ -303,3 +303,14 @@ def test_an_index_from_the_inputs_passed_to_a_helper_is_refused():
 def test_a_loop_inside_a_branch_keeps_its_exact_indices():
     pattern = loop_inside_a_branch.sparsity(-np.ones(4))
     np.testing.assert_array_equal(pattern.toarray(), np.eye(4, dtype=bool))
+
+
+@fwdad.forward_grad
+def scalar_into_array(a, b):
+    s1 = a
+    return np.ones(4) + (a + s1) * b
+
+
+def test_a_scalar_set_broadcast_into_an_array_result():
+    # the fuzzer's program: the array result's set came from a scalar's word (was: `.copy()` of it)
+    np.testing.assert_array_equal(scalar_into_array.sparsity(0.5, 2.0).toarray(), np.ones((4, 2), bool))
