@@ -33,7 +33,7 @@ from .gradients import actives, compile_driver, namespace, offsets, refuse_writt
 from .train.chunks import FGDResult, run_in_chunks
 from .train.local import fgd_in_process
 from .train.options import FGDOptions, as_parameters, check_arity, checked_inputs, progress_bar
-from .train.steps import shuffle_epoch, update_lines
+from .train.steps import loop_arguments, shuffle_epoch, update_lines
 from .version import __version__
 
 CACHE = numba_can_cache(__file__)        # running MPI needs no writable directory
@@ -46,7 +46,6 @@ POLL_SLEEP = 0.0005
 PING, PONG = 7301, 7302        # tags of the liveness check run after a timeout
 HEADER = 3                     # message: [step, loss, parameter hash, ids (m), scalars (m)]
 UPDATE_FUNCTIONS = {}          # update source -> compiled update (it depends on no user function)
-_test_hooks = {}               # private, for tests: see `Trainer.run_hooks`
 
 
 class DistributedError(FwdadError):
@@ -192,12 +191,9 @@ def content_arrays(values):
 # ---- generated, compiled step functions ------------------------------------------------------------
 def evaluate_source(active, n_params, n_args, n_data):
     """Source of `evaluate`: draw this rank's (shard of the) minibatch, run its JVPs, fill msg."""
-    P = [f"a{i}" for i in range(n_params)]
-    A = [f"a{n_params + i}" for i in range(n_args)]
-    D = [f"x{i}" for i in range(n_data)]
-    B = [f"a{n_params + n_args + i}" for i in range(n_data)]
-    V = [f"v{i}" for i in range(n_params)]
-    head = ", ".join(P + A + D + B + V + [
+    params, constants, full_data, batches = loop_arguments(n_params, n_args, n_data)
+    directions = [f"v{i}" for i in range(n_params)]
+    head = ", ".join(params + constants + full_data + batches + directions + [
         "perm", "ks", "msg", "t", "seed", "K", "distribution", "table", "batch", "shuffle",
         "first", "stride", "rows"])
     lines = offsets(active)
@@ -205,12 +201,12 @@ def evaluate_source(active, n_params, n_args, n_data):
         lines += ["if rows > 0:", "    per_epoch = perm.size // batch", "    b = t % per_epoch",
                   "    if b == 0 and shuffle:", "        shuffle_epoch(perm, seed, t // per_epoch)",
                   "    for i in range(rows):", "        j = perm[b * batch + first + i * stride]"]
-        lines += [f"        {buf}[i] = {full}[j]" for buf, full in zip(B, D)]
-    call = [p if not a.scalar else f"{p}[0]" for p, a in zip(P, active)] + A + B
-    tangents = [v if not a.scalar else f"{v}[0]" for v, a in zip(V, active)]
+        lines += [f"        {buf}[i] = {full}[j]" for buf, full in zip(batches, full_data)]
+    call = [p if not a.scalar else f"{p}[0]" for p, a in zip(params, active)] + constants + batches
+    tangents = [v if not a.scalar else f"{v}[0]" for v, a in zip(directions, active)]
     lines += [f"m = (msg.size - {HEADER}) // 2", "value = np.nan", "for slot in range(ks.size):",
               "    k = ks[slot]"]
-    lines += [f"    fill({v}, table, seed, t * K + k, o{i}, distribution)" for i, v in enumerate(V)]
+    lines += [f"    fill({v}, table, seed, t * K + k, o{i}, distribution)" for i, v in enumerate(directions)]
     lines += [f"    value, jv = jvp({', '.join(call + tangents)})",
               f"    msg[{HEADER} + slot] = t * K + k", f"    msg[{HEADER} + m + slot] = jv",
               "msg[0] = t", "msg[1] = value", "return value"]
@@ -224,13 +220,13 @@ def update_source(active, n_params, optimizer, clip, single):
     t_k read from the gathered messages instead of computed locally; single (K = 1, no clip)
     fuses g = t_0 v_0 into the update as fgd does, so that the rounding is the same.
     """
-    P = [f"a{i}" for i in range(n_params)]
-    head = ", ".join(P + [f"m{i}" for i in range(n_params)] + [f"s{i}" for i in range(n_params)]
+    params = loop_arguments(n_params, 0, 0)[0]
+    head = ", ".join(params + [f"m{i}" for i in range(n_params)] + [f"s{i}" for i in range(n_params)]
                      + [f"g{i}" for i in range(n_params)] + [f"v{i}" for i in range(n_params)] + [
         "recv", "ts", "weights", "averaged", "t", "seed", "K", "distribution", "table", "lr",
         "decay", "mu", "beta1", "beta2", "eps", "clip"])
     lines = offsets(active)
-    for i, p in enumerate(P):
+    for i, p in enumerate(params):
         lines.append(f"{p}f, g{i}f, m{i}f, s{i}f, v{i}f = {p}.reshape({p}.size), g{i}.reshape(g{i}.size), "
                      f"m{i}.reshape(m{i}.size), s{i}.reshape(s{i}.size), v{i}.reshape(v{i}.size)")
     lines += ["status, loss = assemble(recv, ts, weights, averaged, t, K)", "if status != -1:",
@@ -602,8 +598,6 @@ class Trainer:
 
     def step(self, t):
         """One step: this rank's JVPs, one allgather of (id, t_k) pairs, the identical update."""
-        if _test_hooks:
-            self.run_hooks(t)
         self.msg[HEADER:] = -1.0
         self.evaluate(t, self.ks, self.rows)
         checking = self.check_every and t % self.check_every == 0 and t > 0
@@ -638,16 +632,6 @@ class Trainer:
             f"fwdad.distributed: rank {status} sent the scalars of another step or other directions "
             f"than step {t}'s (seen on rank {self.rank}); the ranks are out of step.\nWhat to do: "
             "make every rank run the same sequence of fgd calls.", [int(status)])
-
-    def run_hooks(self, t):
-        """Private test hooks: perturb, stall or raise on one rank at one step."""
-        hooks = _test_hooks
-        if hooks.get("perturb") == (self.rank, t):
-            self.arrays[0].reshape(-1)[0] += self.arrays[0].dtype.type(1e-9)
-        if hooks.get("stall", (None, None))[:2] == (self.rank, t):
-            time.sleep(hooks["stall"][2])
-        if hooks.get("raise") == (self.rank, t):
-            raise RuntimeError(f"test hook: rank {self.rank} fails at step {t}")
 
     # -- the loop --
     def train(self, callback):

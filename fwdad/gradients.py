@@ -21,9 +21,12 @@ class Active:
     """An active argument as the drivers see it: its position, name and kind."""
 
     def __init__(self, position, kind):
-        self.i, self.kind = position, kind
-        self.a, self.g, self.v, self.d = f"a{position}", f"g{position}", f"v{position}", f"d{position}"
-        self.o = f"o{position}"
+        self.position, self.kind = position, kind
+        self.arg = f"a{position}"               # names in the generated driver: the argument,
+        self.grad = f"g{position}"              # its gradient, one direction of it,
+        self.direction = f"v{position}"
+        self.tangent = f"d{position}"           # its tangents (vector mode: K wide)
+        self.offset = f"o{position}"            # and its first index in the flat gradient
 
     @property
     def scalar(self):
@@ -34,7 +37,7 @@ class Active:
         return f"np.{self.kind.dtype}"
 
     def size(self):
-        return "1" if self.scalar else f"{self.a}.size"
+        return "1" if self.scalar else f"{self.arg}.size"
 
 
 def actives(spec):
@@ -45,8 +48,8 @@ def offsets(active):
     """Lines computing the global index offset of each active argument."""
     lines, previous = [], "0"
     for a in active:
-        lines.append(f"{a.o} = {previous}")
-        previous = f"{a.o} + {a.size()}"
+        lines.append(f"{a.offset} = {previous}")
+        previous = f"{a.offset} + {a.size()}"
     lines.append(f"n = {previous}")
     return lines
 
@@ -142,19 +145,19 @@ def forward_gradient_sequential(spec):
     head, _ = signature(spec, ["seed", "first", "K", "distribution", "table"])
     lines = offsets(active)
     for a in active:
-        shape = "1" if a.scalar else f"{a.a}.shape"
-        lines += [f"{a.v} = np.empty({shape}, {a.dtype})", f"{a.g} = np.zeros({shape}, {a.dtype})"]
+        shape = "1" if a.scalar else f"{a.arg}.shape"
+        lines += [f"{a.direction} = np.empty({shape}, {a.dtype})", f"{a.grad} = np.zeros({shape}, {a.dtype})"]
     lines.append("value = 0.0")
-    body = [f"fill({a.v}, table, seed, first + k, {a.o}, distribution)" for a in active]
-    tangents = [f"{a.v}[0]" if a.scalar else a.v for a in active]
+    body = [f"fill({a.direction}, table, seed, first + k, {a.offset}, distribution)" for a in active]
+    tangents = [f"{a.direction}[0]" if a.scalar else a.direction for a in active]
     body.append(f"value, t = {jvp_call(spec, tangents)}")
     for a in active:
-        body += [f"{a.g}f = {a.g}.reshape({a.g}.size)", f"{a.v}f = {a.v}.reshape({a.v}.size)",
-                 f"for i in range({a.g}.size):", f"    {a.g}f[i] += t * {a.v}f[i]"]
+        body += [f"{a.grad}f = {a.grad}.reshape({a.grad}.size)", f"{a.direction}f = {a.direction}.reshape({a.direction}.size)",
+                 f"for i in range({a.grad}.size):", f"    {a.grad}f[i] += t * {a.direction}f[i]"]
     lines.append("for k in range(K):")
     lines += ["    " + line for line in body]
-    lines += [f"{a.g} /= K" for a in active]
-    results = [f"{a.g}[0]" if a.scalar else a.g for a in active]
+    lines += [f"{a.grad} /= K" for a in active]
+    results = [f"{a.grad}[0]" if a.scalar else a.grad for a in active]
     lines.append(f"return value, ({', '.join(results)},)")
     return render("forward_gradient_sequential", head, lines)
 
@@ -166,28 +169,28 @@ def forward_gradient_vector(spec):
     lines = offsets(active)
     for a in active:
         if a.scalar:
-            lines.append(f"{a.d} = np.empty(K, {a.dtype})")
+            lines.append(f"{a.tangent} = np.empty(K, {a.dtype})")
         else:
-            lines += [f"{a.d} = np.empty({a.a}.shape + (K,), {a.dtype})",
-                      f"{a.d}f = {a.d}.reshape({a.a}.size, K)",
-                      f"{a.v} = np.empty({a.a}.size, {a.dtype})"]
+            lines += [f"{a.tangent} = np.empty({a.arg}.shape + (K,), {a.dtype})",
+                      f"{a.tangent}f = {a.tangent}.reshape({a.arg}.size, K)",
+                      f"{a.direction} = np.empty({a.arg}.size, {a.dtype})"]
     lines.append("for k in range(K):")
     for a in active:
         if a.scalar:
-            lines.append(f"    {a.d}[k] = sample(table, stream_key(seed, first + k), {a.o}, distribution)")
+            lines.append(f"    {a.tangent}[k] = sample(table, stream_key(seed, first + k), {a.offset}, distribution)")
         else:
-            lines += [f"    fill({a.v}, table, seed, first + k, {a.o}, distribution)",
-                      f"    {a.d}f[:, k] = {a.v}"]
-    lines.append(f"value, t = {jvp_call(spec, [a.d for a in active])}")
+            lines += [f"    fill({a.direction}, table, seed, first + k, {a.offset}, distribution)",
+                      f"    {a.tangent}f[:, k] = {a.direction}"]
+    lines.append(f"value, t = {jvp_call(spec, [a.tangent for a in active])}")
     for a in active:
         if a.scalar:
-            lines += [f"{a.g} = {a.d}.dtype.type(0)", "for k in range(K):",
-                      f"    {a.g} += t[k] * {a.d}[k]", f"{a.g} /= K"]
+            lines += [f"{a.grad} = {a.tangent}.dtype.type(0)", "for k in range(K):",
+                      f"    {a.grad} += t[k] * {a.tangent}[k]", f"{a.grad} /= K"]
         else:
-            lines += [f"{a.g} = np.empty({a.a}.shape, {a.dtype})", f"{a.g}f = {a.g}.reshape({a.a}.size)",
-                      f"for i in range({a.a}.size):", f"    s = {a.g}f.dtype.type(0)",
-                      "    for k in range(K):", f"        s += t[k] * {a.d}f[i, k]", f"    {a.g}f[i] = s / K"]
-    lines.append(f"return value, ({', '.join(a.g for a in active)},)")
+            lines += [f"{a.grad} = np.empty({a.arg}.shape, {a.dtype})", f"{a.grad}f = {a.grad}.reshape({a.arg}.size)",
+                      f"for i in range({a.arg}.size):", f"    s = {a.grad}f.dtype.type(0)",
+                      "    for k in range(K):", f"        s += t[k] * {a.tangent}f[i, k]", f"    {a.grad}f[i] = s / K"]
+    lines.append(f"return value, ({', '.join(a.grad for a in active)},)")
     return render("forward_gradient_vector", head, lines)
 
 
@@ -200,19 +203,19 @@ def forward_gradient_parallel(spec):
               "keys = np.empty(K, np.uint64)", "for k in range(K):",
               "    keys[k] = stream_key(seed, first + k)", "for k in prange(K):"]
     for a in active:
-        shape = "1" if a.scalar else f"{a.a}.shape"
-        lines += [f"    {a.v} = np.empty({shape}, {a.dtype})",
-                  f"    fill({a.v}, table, seed, first + k, {a.o}, distribution)"]
-    tangents = [f"{a.v}[0]" if a.scalar else a.v for a in active]
+        shape = "1" if a.scalar else f"{a.arg}.shape"
+        lines += [f"    {a.direction} = np.empty({shape}, {a.dtype})",
+                  f"    fill({a.direction}, table, seed, first + k, {a.offset}, distribution)"]
+    tangents = [f"{a.direction}[0]" if a.scalar else a.direction for a in active]
     lines += [f"    value, t = {jvp_call(spec, tangents)}", "    values[k] = value", "    ts[k] = t"]
     for a in active:
-        lines += [f"{a.g} = np.empty({'1' if a.scalar else a.a + '.shape'}, {a.dtype})",
-                  f"{a.g}f = {a.g}.reshape({a.g}.size)",
-                  f"for i in prange({a.g}.size):", f"    s = {a.g}f.dtype.type(0)",
+        lines += [f"{a.grad} = np.empty({'1' if a.scalar else a.arg + '.shape'}, {a.dtype})",
+                  f"{a.grad}f = {a.grad}.reshape({a.grad}.size)",
+                  f"for i in prange({a.grad}.size):", f"    s = {a.grad}f.dtype.type(0)",
                   "    for k in range(K):",
-                  f"        s += {a.g}f.dtype.type(ts[k]) * sample(table, keys[k], {a.o} + i, distribution)",
-                  f"    {a.g}f[i] = s / K"]
-    results = [f"{a.g}[0]" if a.scalar else a.g for a in active]
+                  f"        s += {a.grad}f.dtype.type(ts[k]) * sample(table, keys[k], {a.offset} + i, distribution)",
+                  f"    {a.grad}f[i] = s / K"]
+    results = [f"{a.grad}[0]" if a.scalar else a.grad for a in active]
     lines.append(f"return values[0], ({', '.join(results)},)")
     return render("forward_gradient_parallel", head, lines)
 
@@ -227,7 +230,7 @@ def restoring(spec):
     written = writes_arguments(spec)
     save = [f"s{i} = a{i}.copy()" for i in written]
     restore = [f"a{i}[...] = s{i}" for i in written]
-    restore += [f"d{a.i}[...] = 0" for a in actives(spec) if a.i in written and not a.scalar]
+    restore += [f"d{a.position}[...] = 0" for a in actives(spec) if a.position in written and not a.scalar]
     return save, restore
 
 
@@ -238,22 +241,22 @@ def value_and_grad_vector(spec, jacobian=False):
     lines = offsets(active)
     for a in active:
         if a.scalar:
-            lines += [f"{a.d} = np.zeros(C, {a.dtype})"]
+            lines += [f"{a.tangent} = np.zeros(C, {a.dtype})"]
         else:
-            lines += [f"{a.d} = np.zeros({a.a}.shape + (C,), {a.dtype})", f"{a.d}f = {a.d}.reshape({a.a}.size, C)"]
+            lines += [f"{a.tangent} = np.zeros({a.arg}.shape + (C,), {a.dtype})", f"{a.tangent}f = {a.tangent}.reshape({a.arg}.size, C)"]
 
     def set_units(value):
         out = ["for j in range(c):", "    index = start + j"]
         for number, a in enumerate(active):
             test = "if" if number == 0 else "elif"
-            target = f"{a.d}[j]" if a.scalar else f"{a.d}f[index - {a.o}, j]"
-            out += [f"    {test} index < {a.o} + {a.size()}:", f"        {target} = {value}"]
+            target = f"{a.tangent}[j]" if a.scalar else f"{a.tangent}f[index - {a.offset}, j]"
+            out += [f"    {test} index < {a.offset} + {a.size()}:", f"        {target} = {value}"]
         return out
 
     save, restore = restoring(spec)
     lines += save
     chunk = ["c = min(C, n - start)"] + restore + set_units(1) + \
-        [f"value, t = {jvp_call(spec, [a.d for a in active])}"]
+        [f"value, t = {jvp_call(spec, [a.tangent for a in active])}"]
     if jacobian:
         chunk += ["tf = np.ascontiguousarray(t).reshape(-1, C)", "if start == 0:",
                   "    J = np.empty((tf.shape[0], n), tf.dtype)", "for j in range(c):",
@@ -277,18 +280,18 @@ def value_and_grad_sequential(spec, jacobian=False):
     head, _ = signature(spec, ["C"])
     lines = offsets(active)
     for a in active:
-        shape = "1" if a.scalar else f"{a.a}.shape"
-        lines += [f"{a.d} = np.zeros({shape}, {a.dtype})", f"{a.d}f = {a.d}.reshape({a.d}.size)"]
+        shape = "1" if a.scalar else f"{a.arg}.shape"
+        lines += [f"{a.tangent} = np.zeros({shape}, {a.dtype})", f"{a.tangent}f = {a.tangent}.reshape({a.tangent}.size)"]
     body = []
     for number, a in enumerate(active):
         test = "if" if number == 0 else "elif"
-        body += [f"{test} index < {a.o} + {a.size()}:", f"    {a.d}f[index - {a.o}] = 1"]
+        body += [f"{test} index < {a.offset} + {a.size()}:", f"    {a.tangent}f[index - {a.offset}] = 1"]
     save, restore = restoring(spec)
     lines += save
     body = restore + body
-    tangents = [f"{a.d}[0]" if a.scalar else a.d for a in active]
+    tangents = [f"{a.tangent}[0]" if a.scalar else a.tangent for a in active]
     body.append(f"value, t = {jvp_call(spec, tangents)}")
-    body += [f"{a.d}f[:] = 0" for a in active]
+    body += [f"{a.tangent}f[:] = 0" for a in active]
     if jacobian:
         body += ["tf = np.ascontiguousarray(np.asarray(t)).reshape(-1)", "if index == 0:",
                  "    J = np.empty((tf.shape[0], n), tf.dtype)", "J[:, index] = tf"]
@@ -310,7 +313,7 @@ def split(flat, active, args):
     """Per-argument views of a flat vector (gradient) or of a Jacobian's last axis."""
     out, start = [], 0
     for a in active:
-        value = args[a.i]
+        value = args[a.position]
         size = 1 if a.scalar else value.size
         part = flat[..., start:start + size]
         if a.scalar:

@@ -19,23 +19,23 @@ def direction_kernel_source(spec, n_args, active, scalar_params=()):
     """
     items = actives(spec)
     args = [f"a{j}" for j in range(n_args)]
-    buffers = [f"V{a.i}" for a in items if not a.scalar]
+    buffers = [f"V{a.position}" for a in items if not a.scalar]
     head = ", ".join(args + buffers + ["offsets", "seed", "first", "K", "distribution", "table", "ts", "values"])
     lines = ["k = cuda.grid(1)", "if k < K:", "    key = stream_key(seed, first + k)"]
     call = [f"{a}[0]" if j in scalar_params else a for j, a in enumerate(args)]
     tangents = []
     for number, a in enumerate(items):
         if a.scalar:
-            lines.append(f"    s{a.i} = sample(table, key, offsets[{number}], distribution)")
-            tangents.append(f"s{a.i}")
+            lines.append(f"    s{a.position} = sample(table, key, offsets[{number}], distribution)")
+            tangents.append(f"s{a.position}")
         else:
             if a.kind.ndim != 1:
                 raise CompilationError("forward_gradient on the CUDA target supports scalar and 1-D "
                                        "array arguments.\nWhat to do: pass 1-D parameter arrays and "
                                        "index them as x[i * m + j] inside the function.")
-            lines += [f"    v{a.i} = V{a.i}[k]", f"    for e in range(v{a.i}.shape[0]):",
-                      f"        v{a.i}[e] = sample(table, key, offsets[{number}] + e, distribution)"]
-            tangents.append(f"v{a.i}")
+            lines += [f"    v{a.position} = V{a.position}[k]", f"    for e in range(v{a.position}.shape[0]):",
+                      f"        v{a.position}[e] = sample(table, key, offsets[{number}] + e, distribution)"]
+            tangents.append(f"v{a.position}")
     lines += [f"    value, t = jvp({', '.join(call + tangents)})", "    ts[k] = t", "    values[k] = value"]
     return f"def directions({head}):\n" + "\n".join("    " + line for line in lines) + "\n"
 
@@ -66,14 +66,14 @@ class ForwardGradientKernels:
         self.gather = compile_kernel(GATHER_SOURCE, "gather", namespace)
 
     def offsets(self, args):
-        sizes = [1 if a.scalar else int(np.size(args[a.i])) for a in self.items]
+        sizes = [1 if a.scalar else int(np.size(args[a.position])) for a in self.items]
         return np.concatenate([[0], np.cumsum(sizes)[:-1]]).astype(np.int64), sizes
 
     def jvps(self, device_args, args, seed, first, K, distribution, table):
         """(values, ts) on the device: the JVP along each of K directions."""
         numba_cuda = cuda()
         offsets, _ = self.offsets(args)
-        buffers = [numba_cuda.device_array((K,) + np.shape(args[a.i]), np.asarray(args[a.i]).dtype)
+        buffers = [numba_cuda.device_array((K,) + np.shape(args[a.position]), np.asarray(args[a.position]).dtype)
                    for a in self.items if not a.scalar]
         ts = numba_cuda.device_array(K, np.float64)
         values = numba_cuda.device_array(K, np.float64)

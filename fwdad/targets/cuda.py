@@ -43,7 +43,7 @@ class CudaTarget:
             flats = [f.copy_to_host() * (count / directions)
                      for f in kernels.gradient(ts, args, seed, first, count, code, table)]
             sums = flats if sums is None else [s + f for s, f in zip(sums, flats)]
-        grads = [f.reshape(np.shape(args[a.i])) if not a.scalar else f[0] for f, a in zip(sums, kernels.items)]
+        grads = [f.reshape(np.shape(args[a.position])) if not a.scalar else f[0] for f, a in zip(sums, kernels.items)]
         return float(values.copy_to_host()[0]), grads
 
     def batch_loop(self):

@@ -13,7 +13,7 @@ from ..gradients import (actives, chunk_size, compile_driver, directions_fit, ex
                          forward_gradient_driver, namespace, offsets, scalar_output_required)
 from .chunks import FGDResult, run_in_chunks
 from .options import as_parameters, check_user_gradient, minibatches, progress_bar
-from .steps import shuffle_epoch, update_lines
+from .steps import loop_arguments, shuffle_epoch, update_lines
 
 
 def copy_flat(target, source):
@@ -25,18 +25,15 @@ def copy_flat(target, source):
 def loop_source(spec, n_params, n_args, n_data, gradient, optimizer, sequential, clip, single=False):
     """Generated source of the training loop for one configuration (see docs/optim.md)."""
     active = actives(spec)[:n_params]
-    P = [f"a{i}" for i in range(n_params)]                    # parameters (scalars as size-1 arrays)
-    A = [f"a{n_params + i}" for i in range(n_args)]           # constant arguments
-    D = [f"x{i}" for i in range(n_data)]                      # whole data arrays
-    B = [f"a{n_params + n_args + i}" for i in range(n_data)]  # minibatch buffers
+    params, constants, full_data, batches = loop_arguments(n_params, n_args, n_data)
     state = [f"m{i}" for i in range(n_params)] + [f"s{i}" for i in range(n_params)]
-    head = ", ".join(P + A + D + B + state + [
+    head = ", ".join(params + constants + full_data + batches + state + [
         "perm", "losses", "path", "t0", "steps", "seed", "K", "distribution", "table", "lr", "decay",
         "mu", "beta1", "beta2", "eps", "clip", "batch", "shuffle", "stop_nonfinite"])
-    lines = offsets(active) + [f"g{i} = np.empty_like({p})" for i, p in enumerate(P)]
+    lines = offsets(active) + [f"g{i} = np.empty_like({p})" for i, p in enumerate(params)]
     if sequential:
-        lines += [f"v{i} = np.empty_like({p})" for i, p in enumerate(P)]
-    for i, p in enumerate(P):           # flat views made once, outside the step loop
+        lines += [f"v{i} = np.empty_like({p})" for i, p in enumerate(params)]
+    for i, p in enumerate(params):           # flat views made once, outside the step loop
         lines += [f"{p}f, g{i}f, m{i}f, s{i}f = {p}.reshape({p}.size), g{i}.reshape(g{i}.size), "
                   f"m{i}.reshape(m{i}.size), s{i}.reshape(s{i}.size)"]
         if sequential:
@@ -46,8 +43,8 @@ def loop_source(spec, n_params, n_args, n_data, gradient, optimizer, sequential,
         body += ["per_epoch = perm.size // batch", "b = t % per_epoch",
                  "if b == 0 and shuffle:", "    shuffle_epoch(perm, seed, t // per_epoch)",
                  "for i in range(batch):", "    j = perm[b * batch + i]"]
-        body += [f"    {buf}[i] = {full}[j]" for buf, full in zip(B, D)]
-    call = [p if not a.scalar else f"{p}[0]" for p, a in zip(P, active)] + A + B
+        body += [f"    {buf}[i] = {full}[j]" for buf, full in zip(batches, full_data)]
+    call = [p if not a.scalar else f"{p}[0]" for p, a in zip(params, active)] + constants + batches
     if sequential:                      # the paper's estimator, one direction at a time
         body.append("for k in range(K):")
         for i, a in enumerate(active):
@@ -76,7 +73,7 @@ def loop_source(spec, n_params, n_args, n_data, gradient, optimizer, sequential,
             source = "gs" if n_params == 1 else f"gs[{i}]"
             body += [f"g{i}f[0] = {source}"] if a.scalar else copy_flat(f"g{i}", f"{source}.reshape(-1)")
     record_path = ["if path.shape[0] > t + 1:"]       # trajectory=True: record the parameters
-    for i, p in enumerate(P):
+    for i, p in enumerate(params):
         record_path += [f"    for e in range({p}f.size):", f"        path[t + 1, o{i} + e] = {p}f[e]"]
     body += ["losses[t] = value", "if stop_nonfinite and not np.isfinite(value):"]   # stop at once:
     body += ["    " + line for line in record_path] + ["    return t - t0 + 1"]   # step t not applied

@@ -29,6 +29,16 @@ def shuffle_epoch(perm, seed, epoch):
         perm[i], perm[j] = perm[j], perm[i]
 
 
+def loop_arguments(n_params, n_args, n_data):
+    """The names the generated loops give fn's arguments: the parameters (scalars as size-1
+    arrays), the constant arguments, the whole data arrays and their minibatch buffers."""
+    params = [f"a{i}" for i in range(n_params)]
+    constants = [f"a{n_params + i}" for i in range(n_args)]
+    full_data = [f"x{i}" for i in range(n_data)]
+    batches = [f"a{n_params + n_args + i}" for i in range(n_data)]
+    return params, constants, full_data, batches
+
+
 def optimizer_lines(optimizer, p, g, m, s, sqrt="np.sqrt"):
     """The update of component e of one parameter: p, m, s name its array and the optimizer's
     state arrays, g is the text of the gradient's component (sqrt: math.sqrt on the device)."""

@@ -5,6 +5,7 @@ import this file and compute the single-process references with plain `fwdad.fgd
 """
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -59,6 +60,30 @@ def reference(name):
     fn, params, settings = CASES[name]
     settings = {k: v for k, v in settings.items() if k != "mode"}
     return fwdad.fgd(fn, params, progress=False, **settings)
+
+
+def at_step(rank, step, fault):
+    """Make `rank` call fault(trainer) before its step `step` (replaces Trainer.step in this
+    process only: the faults the tests inject into one rank of a run)."""
+    original = distributed.Trainer.step
+
+    def step_with_fault(trainer, t):
+        if (trainer.rank, t) == (rank, step):
+            fault(trainer)
+        return original(trainer, t)
+    distributed.Trainer.step = step_with_fault
+
+
+def perturb(trainer):
+    trainer.arrays[0].reshape(-1)[0] += trainer.arrays[0].dtype.type(1e-9)
+
+
+def stall(seconds):
+    return lambda trainer: time.sleep(seconds)
+
+
+def fail(trainer):
+    raise RuntimeError(f"test hook: rank {trainer.rank} fails at step 3")
 
 
 def run_case(comm, name, **overrides):
@@ -134,27 +159,27 @@ def checks(comm, out):
                                         comm=comm, progress=False, lr=0.01, steps=3)
         except fwdad.OptionError as error:
             report(comm, out, f"target_{target}", error)
-    distributed._test_hooks["perturb"] = (1, 7)     # rank 1 nudges its parameters at step 7
+    at_step(1, 7, perturb)                          # rank 1 nudges its parameters at step 7
     try:
         run_case(comm, "directions_sgd")
     except distributed.DistributedError as error:
         report(comm, out, "perturb", error)
 
 
-def stall(comm, out):
-    distributed._test_hooks["stall"] = (1, 3, 60.0)  # rank 1 stops answering at step 3
+def stalled(comm, out):
+    at_step(1, 3, stall(60.0))                       # rank 1 stops answering at step 3
     run_case(comm, "directions_sgd", timeout=2.0)    # rank 0 raises; its excepthook aborts the job
 
 
 def crash(comm, out):
-    distributed._test_hooks["raise"] = (1, 3)        # an uncaught exception on rank 1
+    at_step(1, 3, fail)                              # an uncaught exception on rank 1
     run_case(comm, "directions_sgd")                 # (default timeout 120 s: only Abort ends it fast)
 
 
 def main():
     from mpi4py import MPI
     scenario, out = sys.argv[1], sys.argv[2]
-    {"equal": equal, "checks": checks, "stall": stall, "crash": crash}[scenario](
+    {"equal": equal, "checks": checks, "stall": stalled, "crash": crash}[scenario](
         MPI.COMM_WORLD, out)
     print(f"RANK {MPI.COMM_WORLD.Get_rank()} DONE", flush=True)
 
