@@ -11,6 +11,7 @@ import numpy as np
 
 import fwdad
 import fwdad.distributed as distributed
+from fwdad.train import mpi as mpi_layer
 from fwdad.optim import NonFiniteLossError
 
 
@@ -118,7 +119,7 @@ def mismatch(comm, out):
     }
     for what, overrides in attempts.items():
         if what == "version" and rank == 1:
-            distributed.__version__ = "0.0.0-other"
+            mpi_layer.__version__ = "0.0.0-other"           # what Trainer.header sends
         fn, params, _ = CASES["directions_sgd"]
         if what == "initial" and rank == 1:
             params = (np.full(6, 1e-3), 0.5)
@@ -127,7 +128,7 @@ def mismatch(comm, out):
             distributed.distributed_fgd(fn, params, comm=comm, progress=False, **settings)
         except distributed.DistributedError as error:
             report(comm, out, what, error)
-        distributed.__version__ = fwdad.__version__
+        mpi_layer.__version__ = fwdad.__version__
     mismatched_contents(comm, out)
 
 
