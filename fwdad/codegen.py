@@ -102,7 +102,7 @@ def build(functions, description, user_filename, namespace, cache_dir=None, line
     name = module_name(digest)
     if cache_dir is None:
         filename = f"<fwdad {digest}>"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        register(filename, source)
     else:
         filename = os.path.join(cache_dir, name + ".py")
         write_atomically(filename, source)
@@ -126,6 +126,11 @@ def write_atomically(path, content):
     os.replace(temporary, path)
 
 
+def register(filename, text):
+    """Make `text` the source of `filename` for tracebacks, `inspect` and the error messages."""
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+
+
 def compile_source(text, name, namespace, jit):
     """`jit(function)` for the function `name` defined in the generated `text`.
 
@@ -133,7 +138,7 @@ def compile_source(text, name, namespace, jit):
     `inspect` show it (and api.raised_at_run_time recognizes its frames); the compiled function
     keeps its text as `.fwdad_source`."""
     filename = f"<fwdad {name} {abs(hash(text)):x}>"
-    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+    register(filename, text)
     scope = dict(namespace)
     exec(compile(text, filename, "exec"), scope)
     function = jit(scope[name])
