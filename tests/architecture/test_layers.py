@@ -179,3 +179,47 @@ def test_imports_are_found_at_every_level(tmp_path, source, expected):
 def test_a_cycle_is_found():
     graph = {"a": [("b", 1)], "b": [("c", 1)], "c": [("a", 1)], "d": [("a", 1)]}
     assert cycles(graph) == [["a", "b", "c"]]
+
+
+def parsed_modules(exclude=()):
+    """(module name, AST) of every fwdad module outside the folders/files in `exclude`."""
+    for module, path in sorted(module_files().items()):
+        if not module.startswith(exclude):
+            with open(path, encoding="utf-8") as f:
+                yield module, ast.parse(f.read(), path)
+
+
+TARGET_NAMES = {"cpu", "parallel", "cuda"}
+
+
+def compares_a_target_name(node):
+    return isinstance(node, ast.Compare) and any(
+        isinstance(side, ast.Constant) and side.value in TARGET_NAMES
+        for side in [node.left, *node.comparators])
+
+
+def test_only_the_targets_compare_target_names():
+    """A target is a class in fwdad/targets/; nothing else branches on its name (there were 10
+    such comparisons in api.py, batch.py and optim.py, and compiler.py had a second 'target')."""
+    found = [(module, node.lineno) for module, tree in parsed_modules(("fwdad.targets",))
+             for node in ast.walk(tree) if compares_a_target_name(node)]
+    assert found == []
+
+
+PRIVATE = {"_drivers", "_driver", "_chunk", "_run", "_check_tangent", "_warm", "_dispatch", "_last"}
+
+
+def test_no_module_reaches_into_forward_function():
+    """Driver caches live on the Specialization (spec.driver); other modules call
+    ForwardFunction's public methods (specialization, run), never its private members."""
+    found = [(module, node.attr, node.lineno) for module, tree in parsed_modules(("fwdad.api",))
+             for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr in PRIVATE
+             and not (isinstance(node.value, ast.Name) and node.value.id == "self")]
+    assert found == []
+
+
+@pytest.mark.parametrize("source, found", [("if f.target == 'cuda': pass", True),
+                                           ("if 'parallel' != t: pass", True),
+                                           ("if mode == 'vector': pass", False)])
+def test_target_comparisons_are_recognized(source, found):
+    assert any(compares_a_target_name(n) for n in ast.walk(ast.parse(source))) == found
