@@ -9,15 +9,15 @@ from numba.core.errors import NumbaError
 from . import execution, options
 from .arguments import (arg_type, check_tangent, differentiated, fast_key, is_float, per_argument, placed,
                         primals_and_tangents, refuse_foreign_byte_order, zero_like)
-from .batch import batch_jvp
 from .compiler import USER_RULES, Compiler, generated_source, numba_error
 from .device import host_like
-from .embed import tangent_njit
+from .drivers.batch import batch_jvp
+from .drivers.embed import tangent_njit
+from .drivers.gradients import actives, chunk_size, exact_gradient_driver, split
 from .errors import FwdadError, OptionError, TangentMismatchError
 from .execution import flush_caches, with_cache_recovery
 from .frontend.fence import fence
 from .frontend.parse import parse, python_function
-from .gradients import actives, chunk_size, exact_gradient_driver, split
 from .random import DISTRIBUTIONS
 from .targets import target_named
 

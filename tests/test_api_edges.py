@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 
 import fwdad
-from fwdad import api, gradients
+from fwdad import api
+from fwdad.drivers import gradients
 from fwdad.errors import OptionError, user_stacklevel
 from fwdad.optim import NonFiniteLossError
 
@@ -251,7 +252,7 @@ def test_cuda_forward_gradient_in_several_passes_equals_one_pass():
     pytest.importorskip("numba.cuda")
     code = (
         "import numpy as np, fwdad\n"
-        "from fwdad import gradients\n"
+        "from fwdad.drivers import gradients\n"
         "from cuda_programs import quadratic\n"
         "f = fwdad.forward_grad(quadratic, target='cuda')\n"
         "x = np.arange(6.0)\n"

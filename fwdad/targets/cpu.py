@@ -2,10 +2,10 @@
 import numba
 import numpy as np
 
-from .. import batch
 from ..codegen import NUMBA_OPTIONS, compile_source
-from ..gradients import (direction_passes, forward_gradient_driver, forward_gradient_sequential,
-                         forward_gradient_vector)
+from ..drivers import batch
+from ..drivers.gradients import (direction_passes, forward_gradient_driver, forward_gradient_sequential,
+                                 forward_gradient_vector)
 from ..random import DISTRIBUTIONS, NORMAL_TABLE
 from ..train.loop import fgd_local
 

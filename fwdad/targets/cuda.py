@@ -6,11 +6,11 @@ parameters, data and optimizer state on the device (fwdad.train.cuda).
 import numpy as np
 from numba.core.errors import NumbaError
 
-from .. import batch
+from ..drivers import batch
 from ..compiler import numba_error
 from ..device import compile_kernel, cuda, device_table, is_device_array
-from ..gradients import direction_passes, scalar_output_required, writes_arguments
-from ..kernels import ForwardGradientKernels
+from ..drivers.gradients import direction_passes, scalar_output_required, writes_arguments
+from ..drivers.kernels import ForwardGradientKernels
 from ..random import DISTRIBUTIONS
 from ..train.cuda import fgd_cuda
 
@@ -58,7 +58,8 @@ class CudaTarget:
         kernel, dtypes = batch.batch_kernel(self, spec, axes, active)
         numba_cuda = cuda()
         on_device = any(is_device_array(p) for p in primals)
-        to_device = lambda a: a if is_device_array(a) or not isinstance(a, np.ndarray) else numba_cuda.to_device(a)  # noqa: E731
+        to_device = lambda a: (a if is_device_array(a) or not isinstance(a, np.ndarray)   # noqa: E731
+                               else numba_cuda.to_device(a))
         args = [to_device(p) for p in primals] + [to_device(tangents[j]) for j in active]
         values = [numba_cuda.device_array(n, d) for d in dtypes]
         derivs = [numba_cuda.device_array(n, d if d.kind == "f" else np.float64) for d in dtypes]

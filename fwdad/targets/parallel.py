@@ -1,5 +1,5 @@
 """target="parallel": Numba CPU code with parallel=True; directions and instances spread over cores."""
-from ..gradients import forward_gradient_parallel
+from ..drivers.gradients import forward_gradient_parallel
 from .cpu import CpuTarget
 
 

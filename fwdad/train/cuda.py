@@ -6,7 +6,7 @@ import numpy as np
 
 from ..device import compile_kernel, cuda, device_random, device_table
 from ..errors import CompilationError, FwdadError
-from ..kernels import ForwardGradientKernels
+from ..drivers.kernels import ForwardGradientKernels
 from ..random import DISTRIBUTIONS
 from .chunks import FGDResult, run_in_chunks
 from .options import as_parameters, minibatches, progress_bar, refuse_unbounded_directions
@@ -121,7 +121,8 @@ def fgd_on_device(forward, values, args, options, *, batches, callback, bar):
     sample_args = tuple(values) + tuple(args) + tuple(buffers)
     spec = forward.specialization(sample_args, list(range(len(values))))
     kernels, (update, norm_squared, take_rows) = spec.driver(
-        ("cuda fgd", scalars, optimizer), lambda: (ForwardGradientKernels(spec, len(sample_args), scalars), step_kernels(optimizer)))
+        ("cuda fgd", scalars, optimizer),
+        lambda: (ForwardGradientKernels(spec, len(sample_args), scalars), step_kernels(optimizer)))
     params = [numba_cuda.to_device(h) for h in host]
     state = [(numba_cuda.to_device(np.zeros_like(h)), numba_cuda.to_device(np.zeros_like(h))) for h in host]
     flat_batches = [numba_cuda.device_array(b.size, b.dtype) for b in buffers]

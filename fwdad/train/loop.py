@@ -9,8 +9,8 @@ import numpy as np
 from .. import random as fwdrandom
 from ..execution import execution_error, raised_at_run_time
 from ..errors import FwdadError
-from ..gradients import (actives, chunk_size, compile_driver, directions_fit, exact_gradient_driver,
-                         forward_gradient_driver, namespace, offsets, scalar_output_required)
+from ..drivers.gradients import (actives, chunk_size, compile_driver, directions_fit, exact_gradient_driver,
+                                 forward_gradient_driver, namespace, offsets, scalar_output_required)
 from .chunks import FGDResult, run_in_chunks
 from .options import as_parameters, check_user_gradient, minibatches, progress_bar
 from .steps import loop_arguments, shuffle_epoch, update_lines

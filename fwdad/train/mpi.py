@@ -9,7 +9,8 @@ import numpy as np
 from .. import random as fwdrandom
 from ..cache import numba_can_cache
 from ..errors import FwdadError
-from ..gradients import actives, compile_driver, namespace, offsets, refuse_written_arguments, scalar_output_required
+from ..drivers.gradients import (actives, compile_driver, namespace, offsets, refuse_written_arguments,
+                                 scalar_output_required)
 from ..version import __version__
 from .chunks import FGDResult, run_in_chunks
 from .options import as_parameters, check_arity, progress_bar

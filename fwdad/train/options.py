@@ -7,7 +7,7 @@ import numba
 import numpy as np
 
 from .. import options as check
-from .. import gradients
+from ..drivers import gradients
 from .. import random as fwdrandom
 from ..arguments import refuse_foreign_byte_order
 from ..errors import FwdadError

@@ -22,7 +22,7 @@ LAYERS = [          # bottom first; a name covers the module and everything unde
      "fwdad.device"],
     ["fwdad.compiler"],                                # Unit, Specialization: the passes in order
     ["fwdad.execution", "fwdad.arguments"],            # running compiled code, checking arguments
-    ["fwdad.gradients", "fwdad.batch", "fwdad.kernels", "fwdad.embed", "fwdad.sparse"],   # drivers
+    ["fwdad.drivers", "fwdad.sparse"],                 # drivers and kernels around tangent code
     ["fwdad.train"],                                   # fgd's options, loops and chunked runs
     ["fwdad.targets"],                                 # cpu, parallel, cuda
     ["fwdad.api", "fwdad.optim", "fwdad.distributed"], # the public entry points

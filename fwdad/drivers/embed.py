@@ -12,7 +12,7 @@ import re
 from numba.core import types
 from numba.extending import overload
 
-from .codegen import NUMBA_OPTIONS, compile_source
+from ..codegen import NUMBA_OPTIONS, compile_source
 
 
 def as_is(function):

@@ -10,9 +10,9 @@ import ast
 import numba
 import numpy as np
 
-from . import random as fwdrandom
-from .codegen import NUMBA_OPTIONS, compile_source
-from .errors import FwdadError
+from .. import random as fwdrandom
+from ..codegen import NUMBA_OPTIONS, compile_source
+from ..errors import FwdadError
 
 DIRECTION_ENTRIES = 2 ** 25     # tangent entries one forward_gradient pass may hold (~256 MB)
 
@@ -152,7 +152,8 @@ def forward_gradient_sequential(spec):
     tangents = [f"{a.direction}[0]" if a.scalar else a.direction for a in active]
     body.append(f"value, t = {jvp_call(spec, tangents)}")
     for a in active:
-        body += [f"{a.grad}f = {a.grad}.reshape({a.grad}.size)", f"{a.direction}f = {a.direction}.reshape({a.direction}.size)",
+        body += [f"{a.grad}f = {a.grad}.reshape({a.grad}.size)",
+                 f"{a.direction}f = {a.direction}.reshape({a.direction}.size)",
                  f"for i in range({a.grad}.size):", f"    {a.grad}f[i] += t * {a.direction}f[i]"]
     lines.append("for k in range(K):")
     lines += ["    " + line for line in body]
@@ -243,7 +244,8 @@ def value_and_grad_vector(spec, jacobian=False):
         if a.scalar:
             lines += [f"{a.tangent} = np.zeros(C, {a.dtype})"]
         else:
-            lines += [f"{a.tangent} = np.zeros({a.arg}.shape + (C,), {a.dtype})", f"{a.tangent}f = {a.tangent}.reshape({a.arg}.size, C)"]
+            lines += [f"{a.tangent} = np.zeros({a.arg}.shape + (C,), {a.dtype})",
+                      f"{a.tangent}f = {a.tangent}.reshape({a.arg}.size, C)"]
 
     def set_units(value):
         out = ["for j in range(c):", "    index = start + j"]

@@ -7,10 +7,10 @@ The function must return a float scalar or a tuple of scalars for each instance.
 import numpy as np
 from numba.core import types
 
-from . import options
-from .arguments import check_tangent, primals_and_tangents, refuse_foreign_byte_order
-from .device import host_like, is_device_array
-from .errors import FwdadError, TangentMismatchError
+from .. import options
+from ..arguments import check_tangent, primals_and_tangents, refuse_foreign_byte_order
+from ..device import host_like, is_device_array
+from ..errors import FwdadError, TangentMismatchError
 
 
 def is_axis(value):

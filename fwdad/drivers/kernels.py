@@ -5,10 +5,10 @@ device by fwdad.device), so the directions are those of the CPU drivers.
 """
 import numpy as np
 
-from .device import compile_kernel, cuda, device_random
-from .errors import CompilationError
+from ..device import compile_kernel, cuda, device_random
+from ..errors import CompilationError
 from .gradients import actives
-from .random import stream_key
+from ..random import stream_key
 
 
 def direction_kernel_source(spec, n_args, active, scalar_params=()):
