@@ -9,14 +9,16 @@ from .version import __version__
 from .errors import (FwdadError, UnsupportedSyntaxError, DifferentiationError,
                      TangentMismatchError, CompilationError, NoSourceError, OptionError,
                      ExecutionError, SourceChangedError, WrappedFunctionError, FwdadWarning,
-                     CacheWarning)
+                     CacheWarning, SparsityError, SparsityWarning)
 from .api import ForwardFunction, forward_grad, jvp, defjvp
 
 __all__ = ["__version__", "forward_grad", "ForwardFunction", "jvp", "defjvp", "FwdadError",
            "UnsupportedSyntaxError", "DifferentiationError", "TangentMismatchError",
            "CompilationError", "NoSourceError", "OptionError", "ExecutionError",
-           "SourceChangedError", "WrappedFunctionError", "FwdadWarning", "CacheWarning"]
+           "SourceChangedError", "WrappedFunctionError", "FwdadWarning", "CacheWarning",
+           "SparsityError", "SparsityWarning", "sparse"]
 from .optim import fgd, FGDResult, FGDStopped, NonFiniteLossError, CallbackError, FGDInterrupted
 from . import random
+from . import sparse
 __all__ += ["fgd", "FGDResult", "FGDStopped", "NonFiniteLossError", "CallbackError",
             "FGDInterrupted", "random"]

@@ -1,22 +1,26 @@
 """The public API: @forward_grad, ForwardFunction, jvp and defjvp."""
 import functools
 import inspect
-import os
-import traceback
-import warnings
 import weakref
 
-import numba
 import numpy as np
-from numba.core.errors import NumbaError, NumbaPerformanceWarning
+from numba.core.errors import NumbaError
 
-from . import options
-from .compiler import USER_RULES, Compiler, numba_error
-from .errors import ExecutionError, FwdadError, OptionError, TangentMismatchError, located
+from . import execution, options, second_order
+from .arguments import (arg_type, check_tangent, differentiated, fast_key, is_float, per_argument, placed,
+                        primals_and_tangents, refuse_foreign_byte_order, zero_like)
+from .compiler import USER_RULES, Compiler, generated_source, numba_error
+from .device import host_like
+from .drivers.batch import batch_jvp
+from .drivers.embed import tangent_njit
+from .drivers.gradients import actives, chunk_size, exact_gradient_driver, split
+from .errors import FwdadError, OptionError, TangentMismatchError
+from .execution import flush_caches, with_cache_recovery
 from .frontend.fence import fence
 from .frontend.parse import parse, python_function
+from .random import DISTRIBUTIONS
+from .targets import target_named
 
-TARGETS = ("cpu", "parallel", "cuda")
 _COMPILERS = {}
 
 
@@ -34,46 +38,11 @@ def forward_grad(func=None, *, target="cpu", wrt=None, cache=False, verbose=Fals
     return ForwardFunction(func, target=target, wrt=wrt, cache=cache, verbose=verbose)
 
 
-def fast_key(value):
-    """A cheap key that determines Numba's type of an argument (numba.typeof costs ~7 us on arrays)."""
-    if isinstance(value, np.ndarray):
-        flags = value.flags
-        return (value.dtype.num, value.ndim, flags.c_contiguous, flags.f_contiguous, flags.writeable,
-                flags.aligned, value.dtype.isnative)
-    kind = type(value)
-    if kind in (float, int, bool) or isinstance(value, np.generic):
-        return kind
-    return arg_type(value)
-
-
-def refuse_foreign_byte_order(who, names, values):
-    """Refuse an array in non-native byte order (np.zeros(3, '>f8')): Numba types it as a Python
-    object, and a key without the byte order would reuse code compiled for native arrays."""
-    for name, value in zip(names, values):
-        if isinstance(value, np.ndarray) and not value.dtype.isnative:
-            raise OptionError(
-                f"{who}: argument {name!r} is an array of dtype {value.dtype.str!r}, in non-native "
-                f"byte order, which compiled code cannot read.\nWhat to do: pass "
-                f"{name}.astype({name}.dtype.newbyteorder('=')).")
-
-
-def arg_type(value):
-    """Numba's type for an argument, with a fast path for the common cases."""
-    if isinstance(value, float):
-        return numba.float64
-    if isinstance(value, bool):
-        return numba.boolean
-    if isinstance(value, int):
-        return numba.int64
-    return numba.typeof(value)
-
-
 class ForwardFunction:
     """A function compiled by fwdad: call it for the primal, or ask for JVPs and gradients."""
 
     def __init__(self, func, target="cpu", wrt=None, cache=False, verbose=False):
-        if target not in TARGETS:
-            raise FwdadError(f"unknown target {target!r}; choose one of {', '.join(TARGETS)}")
+        self.backend = target_named(target)         # refuses an unknown target
         self.py_func = python_function(func)
         functools.update_wrapper(self, self.py_func)
         parsed = parse(self.py_func)                 # errors in the source surface at decoration
@@ -82,21 +51,15 @@ class ForwardFunction:
         self.parameters = [a.arg for a in parsed.tree.args.args]
         self.signature = inspect.signature(self.py_func)
         self.target, self.cache, self.verbose = target, cache, verbose
-        self.wrt = self._positions(wrt)
+        self.wrt = options.positions(f"forward_grad({self.py_func.__name__})", wrt, self.parameters)
         self._compiler = compiler_for(cache, verbose)
         self._unit = None
         self._last = None
         self._dispatch = {}
-        self._drivers = {}
-        self._warm = set()
         self._tangent_njit = None
 
     def __repr__(self):
         return f"<fwdad.ForwardFunction {self.__name__} target={self.target!r}>"
-
-    def _positions(self, wrt):
-        """wrt as sorted positions: names, positions or negative positions, in any order."""
-        return options.positions(f"forward_grad({self.py_func.__name__})", wrt, self.parameters)
 
     @property
     def unit(self):
@@ -141,17 +104,17 @@ class ForwardFunction:
 
         One tangent per positional argument, None for the ones not differentiated.
         """
-        primals, tangents, active, checked = self._checked_tangents("jvp", primals, tangents)
+        primals, tangents, active, checked = self.tangent_arguments("jvp", primals, tangents)
         rule = USER_RULES.get(self.py_func)
         if rule is not None:                       # the user's own rule wins, here too
             full = [zero_like(p) if t is None else c for p, t, c in
-                    zip(primals, tangents, self._fill(active, checked, len(primals)))]
+                    zip(primals, tangents, placed(active, checked, len(primals)))]
             return self._compiler.unit(rule, primal_only=True).primal(*primals, *full)
         spec = self.specialization(primals, active)
-        return self._run(spec, spec.jvp, primals + tuple(checked))
+        return self.run(spec, spec.jvp, primals + tuple(checked))
 
-    def _checked_tangents(self, method, primals, tangents):
-        """(primals, tangents, active positions, their tangents in the primals' dtypes)."""
+    def tangent_arguments(self, method, primals, tangents):
+        """(primals, tangents, active positions, their tangents in the primals' dtypes), checked."""
         who = f"{self.__name__}.{method}"
         primals, tangents = primals_and_tangents(who, primals, tangents)
         if len(tangents) != len(primals):
@@ -161,138 +124,39 @@ class ForwardFunction:
         primals = self._arguments(primals, {})
         tangents = tangents + (None,) * (len(primals) - len(tangents))
         active = [i for i, t in enumerate(tangents) if t is not None]
-        checked = [self._check_tangent(i, primals[i], tangents[i]) for i in active]
+        checked = [check_tangent(self.__name__, self.parameters[i], i, primals[i], tangents[i]) for i in active]
         return primals, tangents, active, checked
 
     def jvp2(self, primals, tangents):
-        """(f, f'[v], f''[v, v]) at primals along v = tangents: Taylor order 2 in one pass.
-
-        fwdad differentiates its own tangent code along the same direction (see docs/second-order.md);
-        the second entry equals jvp's tangent, the third is d^2/dt^2 f(primals + t v) at t = 0.
-        """
-        from . import nested
-        primals, _, active, checked = self._checked_tangents("jvp2", primals, tangents)
-        self._refuse_user_rule("jvp2")
-        if not active:
-            value = self(*primals)
-            return value, zero_like(value), zero_like(value)
-        return self._guarded(lambda: nested.taylor2(self, primals, checked, active))
+        """(f, f'[v], f''[v, v]) at primals along v = tangents: Taylor order 2 in one pass, fwdad
+        differentiating its own tangent code (docs/second-order.md)."""
+        primals, _, active, checked = self.tangent_arguments("jvp2", primals, tangents)
+        return second_order.jvp2(self, primals, active, checked)
 
     def hvp(self, args, v):
-        """H . v: the Hessian of scalar f with respect to the differentiated arguments (wrt, else
-        every float argument) times v (one entry per argument, None for the others).
-
-        Forward over forward: one outer pass per input scalar (about n JVPs), where reverse over
-        forward would need one; for n in the thousands prefer a reverse-mode tool for H . v.
-        """
-        from . import nested
+        """H . v for scalar f, over the differentiated arguments (wrt, else every float one); one
+        outer direction per input scalar (reverse over forward would need one pass)."""
         args = tuple(args)
-        active = self._active_positions(args)
-        _, _, given, checked = self._checked_tangents("hvp", args, v)
-        if sorted(given) != sorted(active):
-            raise TangentMismatchError(
-                f"{self.__name__}.hvp: v has entries for arguments {given}, but the differentiated "
-                f"arguments are {active}.\nWhat to do: pass one direction per differentiated argument "
-                "(wrt, else every float argument) and None for the others.")
-        self._refuse_user_rule("hvp")
-        product = self._guarded(lambda: nested.hessian_vector_product(self, args, active, checked))
-        return tuple(self._per_argument(product, active, args))
+        _, _, given, checked = self.tangent_arguments("hvp", args, v)
+        return second_order.hvp(self, args, self._active_positions(args), given, checked)
 
-    def hessian(self, *args, sparse=False, **kwargs):
-        """The Hessian of scalar f: H[i][j] of shape args[i].shape + args[j].shape for the
-        differentiated arguments i, j (None elsewhere). With sparse=True a scipy.sparse CSR
-        matrix over the flattened differentiated arguments, from a colored (compressed) outer pass.
-        """
-        from . import nested
-        who = f"{self.__name__}.hessian"
-        args = self._option_arguments(who, args, kwargs, ("sparse",))
-        sparse = options.flag(who, "sparse", sparse)
-        active = self._active_positions(args)
-        self._refuse_user_rule("hessian")
-        return self._guarded(lambda: nested.hessian(self, args, active, sparse))
+    def hessian(self, *args, sparse=False, sparsity=None, **kwargs):
+        """The Hessian of scalar f: H[i][j] of shape args[i].shape + args[j].shape (None for
+        arguments not differentiated); sparse=True or a pattern as sparsity=: one scipy.sparse CSR
+        matrix over the flattened differentiated arguments, from a colored outer pass."""
+        args = self._option_arguments(f"{self.__name__}.hessian", args, kwargs, ("sparse", "sparsity"))
+        return second_order.hessian(self, args, self._active_positions(args), sparse, sparsity)
 
-    def _refuse_user_rule(self, method):
-        if USER_RULES.get(self.py_func) is not None:
-            raise FwdadError(
-                f"{self.__name__}.{method}: {self.__name__} has a defjvp rule, which gives first "
-                "derivatives only.\nWhat to do: differentiate the function's own code (drop the rule), "
-                "or call a function that uses it: fwdad reads the rule's source as it reads any helper.")
-
-    def _guarded(self, compute):
-        """Run a second-order computation; a refusal inside fwdad's own tangent code names the
-        user's function, since the user cannot edit that code."""
-        try:
-            return compute()
-        except FwdadError as error:
-            if str(error).startswith(self.py_func.__code__.co_filename):
-                raise                            # about the user's own code
-            error.args = (f"{self.__name__}: fwdad cannot differentiate its own tangent code of this "
-                          f"function a second time:\n{error}",) + error.args[1:]
-            raise
-
-    @staticmethod
-    def _fill(active, checked, n):
-        out = [None] * n
-        for i, value in zip(active, checked):
-            out[i] = value
-        return out
-
-    def _run(self, spec, dispatcher, args):
-        try:
-            if id(dispatcher) in self._warm:
-                return dispatcher(*args)
-            with warnings.catch_warnings():      # first call compiles: Numba's performance notes
-                warnings.simplefilter("ignore", NumbaPerformanceWarning)   # are about our code
-                result = with_cache_recovery(dispatcher, args, lambda: flush_caches(spec))
-            self._warm.add(id(dispatcher))
-            return result
-        except NumbaError as error:
-            raise numba_error(error, spec.modules(), f"Numba cannot compile the tangent code "
-                              f"fwdad generated for {self.__name__}") from None
-        except Exception as error:
-            if not raised_at_run_time(error):
-                raise
-            raise execution_error(error, spec, self.py_func) from error
-
-    def _check_tangent(self, i, primal, tangent):
-        """The tangent for argument i, converted to the primal's dtype, or a clear error."""
-        name = self.parameters[i]
-        where = f"{self.__name__}.jvp: the tangent of argument {name!r} (position {i})"
-        if isinstance(primal, np.ndarray):
-            refuse_foreign_byte_order(f"{self.__name__}.jvp", [name], [primal])
-            if primal.dtype.kind != "f":
-                raise TangentMismatchError(
-                    f"{where}: {name!r} is an array of {primal.dtype}, which carries no tangent.\n"
-                    f"What to do: pass None as its tangent, or make {name!r} a float array "
-                    "to differentiate with respect to it.")
-            if not isinstance(tangent, np.ndarray) or tangent.shape != primal.shape:
-                shape = getattr(tangent, "shape", type(tangent).__name__)
-                raise TangentMismatchError(
-                    f"{where} has shape {shape}, but the argument has shape {primal.shape}.\n"
-                    "What to do: pass a tangent array of the same shape.")
-            if tangent.dtype != primal.dtype:
-                raise TangentMismatchError(
-                    f"{where} has dtype {tangent.dtype}, but the argument has dtype {primal.dtype}.\n"
-                    f"What to do: pass tangent.astype(np.{primal.dtype}).")
-            return tangent
-        if isinstance(primal, (float, np.floating)):
-            if isinstance(tangent, np.ndarray) and tangent.ndim == 0:
-                tangent = tangent[()]
-            if not isinstance(tangent, (int, float, np.integer, np.floating)) or isinstance(tangent, bool):
-                raise TangentMismatchError(
-                    f"{where} is {type(tangent).__name__}, but the argument is a float scalar.\n"
-                    "What to do: pass a float.")
-            return type(primal)(tangent) if isinstance(primal, np.floating) else float(tangent)
-        kind = type(primal).__name__
-        raise TangentMismatchError(
-            f"{where}: {name!r} is {kind} ({primal!r:.40}), which carries no tangent.\n"
-            f"What to do: pass None as its tangent; to differentiate with respect to it, pass a "
-            f"float (e.g. {name}=float({name})) or a float array.")
+    def run(self, spec, dispatcher, args):
+        """dispatcher(*args): compiled code around the specialization `spec` (a tangent function
+        or a driver), with errors at the user's line (fwdad.execution); `spec` becomes the one
+        whose code .source shows."""
+        self._last = spec
+        return execution.run(spec, dispatcher, args, self.py_func)
 
     def batch_jvp(self, primals, tangents, in_axes=None):
         """(values, tangents) of many instances at once; see fwdad.batch (one GPU thread each on
         target="cuda", one core each on target="parallel")."""
-        from .batch import batch_jvp
         return batch_jvp(self, primals, tangents, in_axes)
 
     # ---- gradients -----------------------------------------------------------------------------
@@ -312,47 +176,11 @@ class ForwardFunction:
                              "do: pass floats (e.g. 1.0 rather than 1) or float arrays.")
         return positions
 
-    def _driver(self, kind, args, active, directions=1):
-        """The compiled driver `kind` for these arguments, and the specialization it runs."""
-        from . import gradients
+    def _exact_driver(self, args, active, jacobian):
+        """(the value_and_grad or jacobian driver for these arguments, the specialization it runs)."""
         vector = self.specialization(args, active, "vector")
         scalar = self.specialization(args, active)
-        key = (kind, id(scalar), directions > 1)
-        driver = self._drivers.get(key)
-        if driver is None:
-            if kind == "forward_gradient":
-                gradients.scalar_output_required(scalar, "forward_gradient")
-                written = gradients.writes_arguments(scalar)
-                if written:
-                    raise FwdadError(
-                        f"{self.__name__} writes into its argument {self.parameters[written[0]]!r}; "
-                        "forward_gradient evaluates the function at the same point for every "
-                        "direction.\nWhat to do: copy the argument inside the function first.")
-                if self.target == "parallel":
-                    source, spec = gradients.forward_gradient_parallel(scalar), scalar
-                elif directions > 1 and vector.vectorizable:
-                    source, spec = gradients.forward_gradient_vector(vector), vector
-                else:
-                    source, spec = gradients.forward_gradient_sequential(scalar), scalar
-            else:
-                jacobian = kind == "jacobian"
-                if not jacobian:
-                    gradients.scalar_output_required(scalar, "value_and_grad")
-                elif scalar.types.return_kind is None or scalar.types.return_kind.shape == "tuple":
-                    raise FwdadError(
-                        f"{self.__name__}.jacobian needs a function returning one float scalar or "
-                        f"float array, not {scalar.types.return_type}.\nWhat to do: return one "
-                        "array (stack the outputs), or differentiate each output separately.")
-                if vector.vectorizable:
-                    source, spec = gradients.value_and_grad_vector(vector, jacobian), vector
-                else:
-                    source, spec = gradients.value_and_grad_sequential(scalar, jacobian), scalar
-            name = source.split("(")[0][4:]
-            driver = gradients.compile_driver(source, name, gradients.namespace(spec),
-                                              parallel=self.target == "parallel")
-            self._drivers[key] = driver = (driver, spec)
-        self._last = driver[1]
-        return driver
+        return exact_gradient_driver(self.backend, scalar, vector, jacobian)
 
     def _option_arguments(self, who, args, kwargs, option_names):
         """The call's arguments (positional and keyword, as the primal takes them); a parameter
@@ -371,44 +199,13 @@ class ForwardFunction:
 
         grads has one entry per argument (None for the inactive ones).
         """
-        from .random import DISTRIBUTIONS, NORMAL_TABLE
         who = f"{self.__name__}.forward_gradient"
         args = self._option_arguments(who, args, kwargs, ("seed", "directions", "distribution"))
         seed, directions = options.seed(who, seed), options.integer(who, "directions", directions, 1)
         distribution = options.choice(who, "distribution", distribution, tuple(DISTRIBUTIONS))
         active = self._active_positions(args)
-        if self.target == "cuda":
-            return self._forward_gradient_cuda(args, active, seed, directions, distribution)
-        driver, spec = self._driver("forward_gradient", args, active, directions)
-        value, sums = None, None
-        for first, count in direction_passes(directions, sum(np.size(args[i]) for i in active)):
-            value, grads = self._run(spec, driver, args + (np.uint64(seed), first, count,
-                                                            DISTRIBUTIONS[distribution], NORMAL_TABLE))
-            weighted = [np.asarray(g, np.float64) * (count / directions) for g in grads]
-            sums = weighted if sums is None else [s + w for s, w in zip(sums, weighted)]
-        return value, self._per_argument(sums, active, args)
-
-    def _forward_gradient_cuda(self, args, active, seed, directions, distribution):
-        """K threads draw a direction each and run the JVP; a second kernel reduces on the device."""
-        from .backends.cuda import ForwardGradientKernels, cuda, device_table
-        from .gradients import scalar_output_required
-        from .random import DISTRIBUTIONS
-        spec = self.specialization(args, active)
-        scalar_output_required(spec, "forward_gradient")
-        key = ("cuda forward_gradient", id(spec))
-        if key not in self._drivers:
-            self._drivers[key] = ForwardGradientKernels(spec, len(args))
-        kernels, numba_cuda = self._drivers[key], cuda()
-        device_args = [numba_cuda.to_device(a) if isinstance(a, np.ndarray) else a for a in args]
-        code, table = DISTRIBUTIONS[distribution], device_table()
-        sums = None
-        for first, count in direction_passes(directions, sum(np.size(args[i]) for i in active)):
-            values, ts = kernels.jvps(device_args, args, seed, first, count, code, table)
-            flats = [f.copy_to_host() * (count / directions)
-                     for f in kernels.gradient(ts, args, seed, first, count, code, table)]
-            sums = flats if sums is None else [s + f for s, f in zip(sums, flats)]
-        grads = [f.reshape(np.shape(args[a.i])) if not a.scalar else f[0] for f, a in zip(sums, kernels.items)]
-        return float(values.copy_to_host()[0]), self._per_argument(grads, active, args)
+        value, grads = self.backend.forward_gradient(self, args, active, seed, directions, distribution)
+        return value, per_argument(grads, active, args)
 
     def cuda_jvp(self, *args, active=None):
         """The CUDA device function computing (value, tangent) for arguments like `args`.
@@ -416,9 +213,8 @@ class ForwardFunction:
         Call it from your own @cuda.jit kernels as jvp(*args, *tangents_of_active_args);
         `active` lists the differentiated positions (default: every float argument).
         """
-        from .backends.cuda import host_like
         args = tuple(host_like(a) for a in self._arguments(args, {}))
-        active = self._chosen(args, active, f"{self.__name__}.cuda_jvp")
+        active = differentiated(args, active, self.parameters, f"{self.__name__}.cuda_jvp")
         return self.specialization(args, active).device_jvp
 
     @property
@@ -426,7 +222,6 @@ class ForwardFunction:
         """Callable from your @numba.njit code: tangent_njit(*primals, *tangents) -> (value, tangent),
         one tangent per parameter (None for the inactive ones), as f.jvp. See docs/api.md."""
         if self._tangent_njit is None:
-            from .embed import tangent_njit
             self._tangent_njit = tangent_njit(self)
         return self._tangent_njit
 
@@ -437,55 +232,44 @@ class ForwardFunction:
 
     def cuda_primal(self):
         """The CUDA device function of the primal (callable from your @cuda.jit kernels)."""
-        return self.unit.dispatcher("cuda")
+        return self.unit.dispatcher(device=True)
 
     def value_and_grad(self, *args, chunk=None, **kwargs):
         """(f(*args), exact gradient) by forward mode, `chunk` directions per pass."""
-        from .gradients import actives, split
         who = f"{self.__name__}.value_and_grad"
         args = self._option_arguments(who, args, kwargs, ("chunk",))
         chunk = options.optional_integer(who, "chunk", chunk, 1)
         active = self._active_positions(args)
-        driver, spec = self._driver("value_and_grad", args, active)
-        value, flat = self._run(spec, driver, args + (self._chunk(args, active, chunk),))
-        return value, self._per_argument(split(flat, actives(spec), args), active, args)
+        driver, spec = self._exact_driver(args, active, False)
+        value, flat = self.run(spec, driver, args + (chunk_size(args, active, chunk),))
+        return value, per_argument(split(flat, actives(spec), args), active, args)
 
-    def jacobian(self, *args, chunk=None, **kwargs):
+    def jacobian(self, *args, chunk=None, sparse=False, sparsity=None, **kwargs):
         """The Jacobian of f's (scalar or array) output with respect to each active argument.
 
         One entry per argument (None for the inactive ones), of shape output.shape + arg.shape.
+        sparse=True (or a pattern as sparsity=): one scipy.sparse.csr_array per argument instead,
+        output elements x argument elements, from a colored compressed pass (fwdad.sparse).
         """
-        from .gradients import actives, split
+        if sparse or sparsity is not None:
+            from .sparse import sparse_jacobian
+            return sparse_jacobian(self, *args, sparsity=sparsity, **kwargs)
         who = f"{self.__name__}.jacobian"
         args = self._option_arguments(who, args, kwargs, ("chunk",))
         chunk = options.optional_integer(who, "chunk", chunk, 1)
         active = self._active_positions(args)
-        driver, spec = self._driver("jacobian", args, active)
-        value, flat = self._run(spec, driver, args + (self._chunk(args, active, chunk),))
+        driver, spec = self._exact_driver(args, active, True)
+        value, flat = self.run(spec, driver, args + (chunk_size(args, active, chunk),))
         out_shape = np.shape(value)
         parts = split(flat.reshape(out_shape + (flat.shape[-1],)), actives(spec), args)
-        return tuple(self._per_argument(parts, active, args))
+        return tuple(per_argument(parts, active, args))
 
-    @staticmethod
-    def _chunk(args, active, chunk):
-        """Directions per pass: `chunk` clamped to the active scalars (a larger chunk would only
-        allocate wider tangents), else up to 32 within about 2**25 tangent entries."""
-        total = sum(np.size(args[i]) for i in active)
-        return min(int(chunk), max(total, 1)) if chunk else max(1, min(32, total, 2 ** 25 // max(total, 1)))
+    def sparsity(self, *args, local=False, **kwargs):
+        """The sparsity pattern of the Jacobian, found from the code (a fwdad.sparse.Sparsity);
+        local=True: the pattern at this point only (the branches taken here)."""
+        from .sparse import jacobian_sparsity
+        return jacobian_sparsity(self, *args, local=local, **kwargs)
 
-    def _per_argument(self, values, active, args):
-        out = [None] * len(args)
-        for i, value in zip(active, values):
-            if isinstance(args[i], np.ndarray):
-                value = np.asarray(value).astype(args[i].dtype, copy=False)
-            elif isinstance(args[i], np.floating):
-                value = type(args[i])(value)
-            else:
-                value = value if isinstance(value, np.ndarray) and value.ndim else float(value)
-            out[i] = value
-        return tuple(out)
-
-    # ---- generated source ----------------------------------------------------------------------
     @property
     def source(self):
         """The generated tangent code of the most recent specialization, with its callees'."""
@@ -494,136 +278,16 @@ class ForwardFunction:
                 f"{self.__name__} has no tangent code yet: fwdad generates it for the argument "
                 f"types of a call.\nWhat to do: call {self.__name__}.jvp(...) first, or use "
                 f"{self.__name__}.source_for(*args).")
-        return self._source_of(self._last)
+        return generated_source(self._last)
 
     def source_for(self, *args, active=None):
         """The generated tangent code for these arguments (all float arguments active by default)."""
         args = self._arguments(args, {})
-        spec = self.specialization(args, self._chosen(args, active, f"{self.__name__}.source_for"))
+        spec = self.specialization(args, differentiated(args, active, self.parameters, f"{self.__name__}.source_for"))
         spec.jvp
-        return self._source_of(spec)
-
-    def _chosen(self, args, active, who):
-        """The differentiated positions: `active` (names or positions, as wrt) or every float."""
-        if active is None:
-            return [i for i, a in enumerate(args) if is_float(a)]
-        return list(options.positions(who, active, self.parameters, "active"))
-
-    @staticmethod
-    def _source_of(spec):
-        spec.jvp
-        seen, texts = set(), []
-        for module in spec.modules():
-            if module.name not in seen and "primal of" not in module.source.splitlines()[0]:
-                seen.add(module.name)
-                texts.append(module.source)
-        return "\n\n".join(texts)
+        return generated_source(spec)
 
 
-DIRECTION_ENTRIES = 2 ** 25     # tangent entries one forward_gradient pass may hold (~256 MB)
-
-
-def direction_passes(directions, total):
-    """(first, count) of each pass of forward_gradient: at most DIRECTION_ENTRIES // total
-    directions at a time, so that any `directions` runs in bounded memory (the K-wide tangents
-    of vector mode, the K per-direction values of the parallel driver). The directions drawn
-    are those of one pass (direction k is drawn from (seed, k) whatever the pass)."""
-    per_pass = max(1, DIRECTION_ENTRIES // max(total, 1))
-    return [(first, min(per_pass, directions - first)) for first in range(0, directions, per_pass)]
-
-
-def primals_and_tangents(who, primals, tangents):
-    """(primals, tangents) as tuples; anything but a tuple or list (None, a bare array, which
-    tuple() would split into rows) is refused."""
-    hint = "pass one value per argument in a tuple, e.g. (x, w), and tangents like (dx, None)."
-    return (options.sequence(who, "primals", primals, "argument values", hint),
-            options.sequence(who, "tangents", tangents, "tangents (None for inactive arguments)", hint))
-
-
-def raised_at_run_time(error):
-    """True when compiled code raised `error` while running (Numba re-raises it with a single
-    frame at the raise statement), not while compiling (frames inside numba.core)."""
-    frames = traceback.extract_tb(error.__traceback__)
-    inside = [f for f in frames if os.sep + "numba" + os.sep in f.filename
-              or f.filename.startswith("<fwdad")]
-    core = os.sep + os.path.join("numba", "core") + os.sep
-    return bool(inside) and not any(core in f.filename for f in inside)
-
-
-def execution_error(error, spec, py_func):
-    """An ExecutionError at the user's line for an exception raised by compiled code at run time.
-
-    The line is found from the raising frame when it is generated code, else from the lines of
-    the generated code calling the NumPy submodule that raised (np.linalg, ...); when neither
-    narrows it to one line, the error points at the function's `def` line and lists candidates."""
-    frames = traceback.extract_tb(error.__traceback__)
-    modules = spec.modules()
-    lines = sorted({line for m in modules for f in frames if f.filename == m.filename
-                    for line in [m.user_line(f.lineno)] if line})
-    if not lines and frames:
-        part = os.path.splitext(os.path.basename(frames[-1].filename))[0]     # numba/np/linalg.py
-        lines = sorted({m.user_line(i + 1) for m in modules for i, text in
-                        enumerate(m.source.splitlines()) if f"{part}." in text} - {None})
-    filename = modules[0].user_filename if modules else py_func.__code__.co_filename
-    line = lines[0] if len(lines) == 1 else py_func.__code__.co_firstlineno
-    others = f" (candidate lines: {', '.join(map(str, lines))})" if len(lines) > 1 else ""
-    what = (f"the compiled derivative code of {py_func.__name__} raised "
-            f"{type(error).__name__}: {error}{others}")
-    return located(ExecutionError, filename, line, what,
-                   "the primal may run where its derivative cannot (e.g. NaN or inf in a tangent, "
-                   "a singular matrix); check the inputs and tangents at this point.")
-
-
-def with_cache_recovery(dispatcher, args, flush):
-    """Call a dispatcher; if Numba's on-disk cache turns out to be corrupt, empty it and retry.
-
-    A corrupt cache entry is rebuilt, never loaded (and never the user's problem)."""
-    try:
-        return dispatcher(*args)
-    except Exception as error:
-        frames = traceback.extract_tb(error.__traceback__)
-        if not any(frame.filename.endswith(os.path.join("numba", "core", "caching.py")) for frame in frames):
-            raise
-        flush()
-        return dispatcher(*args)
-
-
-def flush_caches(compiled, seen=None):
-    """Empty Numba's on-disk index of every dispatcher a Unit or Specialization runs through."""
-    from .compiler import Specialization, Unit
-    seen = set() if seen is None else seen
-    if id(compiled) in seen:
-        return
-    seen.add(id(compiled))
-    dispatchers = []
-    if isinstance(compiled, Unit):
-        dispatchers.append(compiled.primal)
-        for callee in compiled.callees.values():
-            flush_caches(callee, seen)
-    elif isinstance(compiled, Specialization):
-        dispatchers += [d for _, d in compiled.compiled.values()]
-        flush_caches(compiled.unit, seen)
-        for callee in compiled.calls.bindings.values():
-            flush_caches(callee, seen)
-    for dispatcher in dispatchers:
-        cache = getattr(dispatcher, "_cache", None)
-        if cache is not None and hasattr(cache, "flush"):
-            cache.flush()
-
-
-def zero_like(value):
-    """The zero tangent of an argument a rule receives for an inactive input (None for ints)."""
-    if isinstance(value, np.ndarray):
-        return np.zeros_like(value) if value.dtype.kind == "f" else None
-    if isinstance(value, (float, np.floating)):
-        return type(value)(0.0)
-    return None
-
-
-def is_float(value):
-    if isinstance(value, np.ndarray):
-        return value.dtype.kind == "f"
-    return isinstance(value, (float, np.floating))
 
 
 _WRAPPED = weakref.WeakKeyDictionary()

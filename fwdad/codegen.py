@@ -14,6 +14,7 @@ import sys
 import tempfile
 import types
 
+NUMBA_OPTIONS = {"error_model": "numpy"}      # NumPy semantics: 1.0 / 0.0 is inf, not an error
 MARKER = "__fwdad_line__"
 MARKER_LINE = re.compile(rf"^(\s*){MARKER}\((\d+)\)$")
 
@@ -101,7 +102,7 @@ def build(functions, description, user_filename, namespace, cache_dir=None, line
     name = module_name(digest)
     if cache_dir is None:
         filename = f"<fwdad {digest}>"
-        linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
+        register(filename, source)
     else:
         filename = os.path.join(cache_dir, name + ".py")
         write_atomically(filename, source)
@@ -123,3 +124,26 @@ def write_atomically(path, content):
     with os.fdopen(handle, "wb") as out:
         out.write(data)
     os.replace(temporary, path)
+
+
+def register(filename, text):
+    """Make `text` the source of `filename` for tracebacks, `inspect` and the error messages."""
+    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
+
+
+def compile_source(text, name, namespace, jit):
+    """`jit(function)` for the function `name` defined in the generated `text`.
+
+    The text is registered in linecache under a `<fwdad ...>` name first, so that tracebacks and
+    `inspect` show it (and api.raised_at_run_time recognizes its frames); the compiled function
+    keeps its text as `.fwdad_source`."""
+    filename = f"<fwdad {name} {abs(hash(text)):x}>"
+    register(filename, text)
+    scope = dict(namespace)
+    exec(compile(text, filename, "exec"), scope)
+    function = jit(scope[name])
+    try:
+        function.fwdad_source = text
+    except AttributeError:              # a CUDA dispatcher may refuse new attributes
+        pass
+    return function

@@ -21,6 +21,8 @@ from numba.core.errors import NumbaError
 
 from . import cache as disk_cache
 from . import codegen, runtime
+from .codegen import NUMBA_OPTIONS
+from .device import check_device_code, device_function
 from .nested import TypedCallee
 from .errors import (CompilationError, DifferentiationError, FwdadError, UnsupportedSyntaxError,
                      WrappedFunctionError, located)
@@ -33,8 +35,11 @@ from .transform import rules
 from .transform.naming import Names
 from .transform.tangent import TangentPass, written_in_place
 from .transform.vector import NotVectorizable, VectorTangentPass
+from .transform.sparsity import LocalSparsityPass, SparsityPass
+from .sparse import runtime as sparse_runtime
 
-NUMBA_OPTIONS = {"error_model": "numpy"}
+PASSES = {"vector": VectorTangentPass, "sparsity": SparsityPass, "sparsity_local": LocalSparsityPass}
+
 USER_RULES = {}                      # function -> rule, filled by fwdad.defjvp
 LIBRARY_MODULES = ("numpy", "numba", "math", "builtins", "scipy", "fwdad")
 
@@ -192,7 +197,7 @@ class Unit:
         self.written = written_in_place(self.normalized.tree, self.calls_user_function, returned=False,
                                         resolve=self.resolve)
         self.digest = self.closure_digest()
-        self.namespace = self.namespace_for("cpu")
+        self.namespace = self.namespace_for(device=False)
         self.module = codegen.build([self.normalized.tree], f"primal of {self.name} ({self.digest})",
                                     self.parsed.filename, self.namespace, self.module_dir(),
                                     line_text=self.parsed.line)
@@ -247,23 +252,23 @@ class Unit:
                               f"decorate {self.name} again after changing {chain}, or pass the array "
                               "as an argument")
 
-    def namespace_for(self, target):
-        """The user's globals, with each callee bound to its primal compiled for `target`."""
+    def namespace_for(self, device):
+        """The user's globals, with each callee bound to its compiled primal (a CUDA device
+        function when `device`)."""
         namespace = dict(self.parsed.namespace)
         namespace.update(self.frozen)
-        namespace.update({name: callee.dispatcher(target) for name, callee in self.callees.items()})
+        namespace.update({name: callee.dispatcher(device) for name, callee in self.callees.items()})
         return namespace
 
-    def dispatcher(self, target):
-        """The compiled primal: a Numba CPU function, or a CUDA device function."""
-        if target != "cuda":
+    def dispatcher(self, device=False):
+        """The compiled primal: a Numba CPU function, or (device) a CUDA device function."""
+        if not device:
             return self.primal
         with self.compiler.lock:
             if self._device_primal is None:
-                from .backends.cuda import device_function
                 self.device_module = codegen.build(
                     [self.normalized.tree], f"device primal of {self.name} ({self.digest})",
-                    self.parsed.filename, self.namespace_for("cuda"), line_text=self.parsed.line)
+                    self.parsed.filename, self.namespace_for(device=True), line_text=self.parsed.line)
                 self._device_primal = device_function(self.device_module[self.name], [self.device_module])
             return self._device_primal
 
@@ -417,10 +422,22 @@ class RuleCallee:
     def summary(self, mask):
         return Summary(frozenset(mask), bool(mask))
 
-    def dispatcher(self, target):
-        if target != "cuda":
+    def dispatcher(self, device=False):
+        if not device:
             return self.primal
-        return self.compiler.unit(self.func).dispatcher(target)
+        return self.compiler.unit(self.func).dispatcher(device)
+
+
+def generated_source(spec):
+    """The tangent code of a specialization and of the functions it calls (each once; the
+    primals it calls are the user's own code, not shown)."""
+    spec.jvp
+    seen, texts = set(), []
+    for module in spec.modules():
+        if module.name not in seen and "primal of" not in module.source.splitlines()[0]:
+            seen.add(module.name)
+            texts.append(module.source)
+    return "\n\n".join(texts)
 
 
 def same_type(value, tangent):
@@ -499,8 +516,8 @@ class Calls:
         self.bindings[bound] = compiled
         return bound
 
-    def namespace_for(self, target):
-        return {name: compiled.dispatcher(target) for name, compiled in self.bindings.items()}
+    def namespace_for(self, device):
+        return {name: compiled.dispatcher(device) for name, compiled in self.bindings.items()}
 
 
 class Specialization:
@@ -516,8 +533,25 @@ class Specialization:
         self.varied = self.activity.run()
         self.summary = self.activity.summary()
         self._function = None
-        self.compiled = {}            # target -> (GeneratedModule, dispatcher)
+        self.compiled = {}            # device (False: CPU) -> (GeneratedModule, dispatcher)
         self.names = None
+        self._drivers = {}            # key -> a driver compiled around this specialization's code
+        self._warm = set()            # ids of the dispatchers called once (compiled)
+
+    def driver(self, key, build):
+        """The driver `key` (a forward-gradient driver, a batch kernel, an fgd loop) built around
+        this specialization's code by build() on first use; compiled once per key."""
+        with self.unit.compiler.lock:
+            if key not in self._drivers:
+                self._drivers[key] = build()
+            return self._drivers[key]
+
+    def is_warm(self, dispatcher):
+        """Whether `dispatcher` has been called once already (so it is compiled)."""
+        return id(dispatcher) in self._warm
+
+    def warmed(self, dispatcher):
+        self._warm.add(id(dispatcher))
 
     @property
     def suffix(self):
@@ -565,8 +599,9 @@ class Specialization:
                 unit = self.unit
                 self.names = copy.deepcopy(unit.normalized.names)
                 self.aliases = {"np": self.module_alias("np", np), "math": self.module_alias("math", math),
-                                "fwdad_runtime": self.module_alias("fwdad_runtime", runtime)}
-                pass_class = VectorTangentPass if self.mode == "vector" else TangentPass
+                                "fwdad_runtime": self.module_alias("fwdad_runtime", runtime),
+                                "fwdad_sparsity": self.module_alias("fwdad_sparsity", sparse_runtime)}
+                pass_class = PASSES.get(self.mode, TangentPass)
                 tangent = pass_class(unit.normalized, self.types.kinds, self.varied, self.active,
                                      unit.resolve, self.calls, unit.parsed.filename, self.aliases,
                                      self.types.return_kind, self.names)
@@ -576,42 +611,42 @@ class Specialization:
     @property
     def jvp(self):
         """The compiled tangent function (Numba, CPU)."""
-        return self.dispatcher("cpu")
+        return self.dispatcher(device=False)
 
     @property
     def device_jvp(self):
         """The tangent function as a CUDA device function."""
-        return self.dispatcher("cuda")
+        return self.dispatcher(device=True)
 
     @property
     def module(self):
-        return self.compiled["cpu"][0] if "cpu" in self.compiled else None
+        return self.compiled[False][0] if False in self.compiled else None
 
-    def dispatcher(self, target):
-        built = self.compiled.get(target)
+    def dispatcher(self, device=False):
+        """The compiled tangent function: Numba CPU code, or (device) a CUDA device function."""
+        built = self.compiled.get(device)
         if built is not None:
             return built[1]
         with self.unit.compiler.lock:
-            if target not in self.compiled:
-                self.compiled[target] = self._build(target)
-            return self.compiled[target][1]
+            if device not in self.compiled:
+                self.compiled[device] = self._build(device)
+            return self.compiled[device][1]
 
-    def _build(self, target):
+    def _build(self, device):
         unit, function = self.unit, self.function
         unit.check_frozen()
-        namespace = unit.namespace_for(target)
+        namespace = unit.namespace_for(device)
         namespace.update({self.aliases["np"]: np, self.aliases["math"]: math,
-                          self.aliases["fwdad_runtime"]: runtime})
-        namespace.update(self.calls.namespace_for(target))
+                          self.aliases["fwdad_runtime"]: runtime, self.aliases["fwdad_sparsity"]: sparse_runtime})
+        namespace.update(self.calls.namespace_for(device))
         description = (f"tangent of {unit.name} from {unit.parsed.filename}; arguments "
                        f"({', '.join(map(str, self.arg_types))}); active {sorted(self.active)}; "
-                       f"{self.mode} mode{'; CUDA device function' if target == 'cuda' else ''} "
+                       f"{self.mode} mode{'; CUDA device function' if device else ''} "
                        f"({unit.digest})")
         module = codegen.build([function], description, unit.parsed.filename, namespace,
-                               unit.module_dir() if target != "cuda" else None, line_text=unit.parsed.line)
+                               unit.module_dir() if not device else None, line_text=unit.parsed.line)
         unit.compiler.show(f"tangent ({unit.name})", module.source)
-        if target == "cuda":
-            from .backends.cuda import check_device_code, device_function
+        if device:
             check_device_code(function, self.types.kinds, unit.parsed.filename)
             return module, device_function(module[function.name], [module])
         return module, disk_cache.njit(module[function.name], unit.cache, **NUMBA_OPTIONS)
@@ -621,13 +656,13 @@ class Specialization:
             return base
         return self.names.fresh(base)
 
-    def modules(self, target="cpu"):
+    def modules(self, device=False):
         """Every generated module this specialization's code runs through (for error messages)."""
-        self.dispatcher(target)
-        found = [self.compiled[target][0], self.unit.module]
+        self.dispatcher(device)
+        found = [self.compiled[device][0], self.unit.module]
         for compiled in self.calls.bindings.values():
             if isinstance(compiled, Specialization):
-                found.extend(compiled.modules(target))
+                found.extend(compiled.modules(device))
             elif isinstance(compiled, Unit):
                 found.append(compiled.module)
         return found

@@ -55,6 +55,14 @@ class CacheWarning(FwdadWarning):
     """fwdad runs without its on-disk cache (the directory is unsafe or not writable)."""
 
 
+class SparsityError(DifferentiationError):
+    """fwdad cannot guarantee a sparsity pattern that misses no nonzero (fwdad.sparse)."""
+
+
+class SparsityWarning(FwdadWarning):
+    """A detected sparsity pattern holds at the given point only (an active loop trip count)."""
+
+
 def where(filename, lineno):
     """`file:line` plus the source line, for the head of an error message."""
     text = linecache.getline(filename, lineno).strip() if lineno else ""

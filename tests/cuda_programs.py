@@ -1,34 +1,10 @@
-"""Programs for the CUDA tests (module level: fwdad reads their source)."""
+"""Programs for the CUDA tests (module level: fwdad reads their source). The benchmark problems
+(Lorenz RK4, ...) are those of fwdad.bench.problems, which benchmarks/gpu_check.py runs too."""
 import numpy as np
 from numba import cuda
 
 import fwdad
-
-
-def lorenz_rk4(s, r, b, x, y, z, n, dt):
-    for _ in range(n):
-        k1x = s * (y - x); k1y = x * (r - z) - y; k1z = x * y - b * z
-        x2 = x + 0.5 * dt * k1x; y2 = y + 0.5 * dt * k1y; z2 = z + 0.5 * dt * k1z
-        k2x = s * (y2 - x2); k2y = x2 * (r - z2) - y2; k2z = x2 * y2 - b * z2
-        x3 = x + 0.5 * dt * k2x; y3 = y + 0.5 * dt * k2y; z3 = z + 0.5 * dt * k2z
-        k3x = s * (y3 - x3); k3y = x3 * (r - z3) - y3; k3z = x3 * y3 - b * z3
-        x4 = x + dt * k3x; y4 = y + dt * k3y; z4 = z + dt * k3z
-        k4x = s * (y4 - x4); k4y = x4 * (r - z4) - y4; k4z = x4 * y4 - b * z4
-        x += dt / 6.0 * (k1x + 2.0 * k2x + 2.0 * k3x + k4x)
-        y += dt / 6.0 * (k1y + 2.0 * k2y + 2.0 * k3y + k4y)
-        z += dt / 6.0 * (k1z + 2.0 * k2z + 2.0 * k3z + k4z)
-    return x + y + z
-
-
-def quadratic(x, a):
-    s = 0.0
-    for i in range(x.shape[0]):
-        s += (x[i] - a) ** 2 * (i + 1.0)
-    return s + a * a
-
-
-def rosenbrock2(x, y):
-    return (1.0 - x) ** 2 + 100.0 * (y - x * x) ** 2
+from fwdad.bench.problems import batch_loss, lorenz_rk4, quadratic, rosenbrock2  # noqa: F401
 
 
 def scale_into(out, s, c):
@@ -68,14 +44,3 @@ def lorenz_kernel_with_user_jvp():
                 for r in rho]
     return float(max(np.abs(tangent - [e[1] for e in expected]).max(),
                      np.abs(value - [e[0] for e in expected]).max()))
-
-
-def batch_loss(w, b, X, y):
-    """Mean squared error of a linear model on a minibatch (rows of X, targets y)."""
-    s = 0.0
-    for i in range(X.shape[0]):
-        r = b - y[i]
-        for j in range(X.shape[1]):
-            r += w[j] * X[i, j]
-        s += r * r
-    return s / X.shape[0]

@@ -10,6 +10,7 @@ import pytest
 
 import fwdad
 from fwdad import api
+from fwdad.drivers import gradients
 from fwdad.errors import OptionError, user_stacklevel
 from fwdad.optim import NonFiniteLossError
 
@@ -52,7 +53,7 @@ QUAD = fwdad.forward_grad(quad)
 # ---- C1: a huge chunk or directions runs in bounded memory ----------------------------------
 def test_chunk_larger_than_the_active_scalars_means_all_of_them():
     x, w = np.array([0.5, -1.0, 2.0]), np.array([1.0, 2.0])
-    assert api.ForwardFunction._chunk((x, w, 0.5, 2), [0, 1, 2], 10 ** 9) == 6
+    assert gradients.chunk_size((x, w, 0.5, 2), [0, 1, 2], 10 ** 9) == 6
     value, grads = ENERGY.value_and_grad(x, w, 0.5, 2, chunk=10 ** 9)    # was: killed by OOM
     expected = ENERGY.value_and_grad(x, w, 0.5, 2)
     assert value == expected[0]
@@ -61,18 +62,18 @@ def test_chunk_larger_than_the_active_scalars_means_all_of_them():
 
 
 def test_direction_passes_cover_every_direction_in_bounded_passes():
-    passes = api.direction_passes(10 ** 12, 5)
-    assert passes[0] == (0, api.DIRECTION_ENTRIES // 5)
+    passes = gradients.direction_passes(10 ** 12, 5)
+    assert passes[0] == (0, gradients.DIRECTION_ENTRIES // 5)
     assert sum(count for _, count in passes) == 10 ** 12
-    assert max(count for _, count in passes) * 5 <= api.DIRECTION_ENTRIES
-    assert api.direction_passes(3, 10 ** 9) == [(0, 1), (1, 1), (2, 1)]
+    assert max(count for _, count in passes) * 5 <= gradients.DIRECTION_ENTRIES
+    assert gradients.direction_passes(3, 10 ** 9) == [(0, 1), (1, 1), (2, 1)]
 
 
 def test_forward_gradient_in_several_passes_equals_one_pass(monkeypatch):
     x, w = np.array([0.5, -1.0, 2.0]), np.array([1.0, 2.0])
     one = ENERGY.forward_gradient(x, w, 0.5, 2, seed=3, directions=7)
-    monkeypatch.setattr(api, "DIRECTION_ENTRIES", 12)                 # 2 directions per pass
-    assert api.direction_passes(7, 6) == [(0, 2), (2, 2), (4, 2), (6, 1)]
+    monkeypatch.setattr(gradients, "DIRECTION_ENTRIES", 12)                 # 2 directions per pass
+    assert gradients.direction_passes(7, 6) == [(0, 2), (2, 2), (4, 2), (6, 1)]
     many = ENERGY.forward_gradient(x, w, 0.5, 2, seed=3, directions=7)
     assert many[0] == one[0]
     for got, want in zip(many[1][:3], one[1][:3]):
@@ -229,7 +230,7 @@ def test_user_stacklevel_skips_fwdad_frames():
 @pytest.mark.slow                     # two loops compiled (~9 s)
 def test_fgd_draws_directions_one_at_a_time_when_they_do_not_fit(monkeypatch):
     vector = fwdad.fgd(QUAD, np.ones(3), lr=0.01, steps=3, directions=4, seed=2)
-    monkeypatch.setattr(api, "DIRECTION_ENTRIES", 6)          # 4 directions x 3 parameters > 6
+    monkeypatch.setattr(gradients, "DIRECTION_ENTRIES", 6)          # 4 directions x 3 parameters > 6
     sequential = fwdad.fgd(QUAD, np.ones(3), lr=0.01, steps=3, directions=4, seed=2)
     np.testing.assert_allclose(sequential.params, vector.params, rtol=1e-12)
     np.testing.assert_allclose(sequential.losses, vector.losses, rtol=1e-12)
@@ -251,12 +252,12 @@ def test_cuda_forward_gradient_in_several_passes_equals_one_pass():
     pytest.importorskip("numba.cuda")
     code = (
         "import numpy as np, fwdad\n"
-        "from fwdad import api\n"
+        "from fwdad.drivers import gradients\n"
         "from cuda_programs import quadratic\n"
         "f = fwdad.forward_grad(quadratic, target='cuda')\n"
         "x = np.arange(6.0)\n"
         "one = f.forward_gradient(x, 0.5, seed=4, directions=5)\n"
-        "api.DIRECTION_ENTRIES = 14\n"                               # 2 directions per pass
+        "gradients.DIRECTION_ENTRIES = 14\n"                               # 2 directions per pass
         "many = f.forward_gradient(x, 0.5, seed=4, directions=5)\n"
         "print(float(np.abs(one[1][0] - many[1][0]).max()), abs(one[1][1] - many[1][1]), one[0] == many[0])\n")
     environment = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONWARNINGS="ignore")

@@ -164,6 +164,15 @@ def test_a_nonfinite_loss_stops_every_rank_at_the_same_step(checks_run):
     assert done == losses == step + 1 and (out / "nonfinite.rank1.txt").read_text() == f"{step} {done} {losses}"
 
 
+def test_a_cuda_or_parallel_function_is_refused_on_every_rank(checks_run):
+    """Under mpiexec too: every rank raises the same OptionError (was: the CPU loop ran silently)."""
+    proc, out = checks_run
+    for target in ("parallel", "cuda"):
+        seen = lines_of(out, f"target_{target}")
+        assert sorted(seen) == [0, 1] and seen[0] == seen[1], proc.stdout + proc.stderr
+        assert seen[0].startswith("OptionError") and f"target={target!r}" in seen[0], seen[0]
+
+
 def test_perturbed_parameters_are_caught_by_the_hash_check(checks_run):
     proc, out = checks_run
     seen = lines_of(out, "perturb")
@@ -207,6 +216,38 @@ def test_no_comm_or_one_rank_falls_back_to_local_fgd(comm):
     reference = scenarios.reference("directions_sgd")
     np.testing.assert_array_equal(result.params[0], reference.params[0])
     assert result.communication is None
+
+
+class TwoRanks(OneRank):
+    """A communicator of two ranks that must refuse before any message (Dup, Iallgather)."""
+
+    def Get_size(self):
+        return 2
+
+    def Get_rank(self):
+        return 0
+
+    def Dup(self):
+        raise AssertionError("a refused target must not communicate")
+
+
+@pytest.mark.parametrize("target", ["parallel", "cuda"])
+def test_a_target_the_mpi_loop_cannot_run_is_refused(target):
+    """Each rank runs the compiled CPU loop: a parallel or CUDA function is refused before any
+    message, naming the target (was: it silently ran on one CPU core of every rank)."""
+    fn = fwdad.forward_grad(scenarios.quadratic, target=target)
+    with pytest.raises(fwdad.OptionError, match=rf"(?s)comm= over 2 ranks.*target='{target}'.*What to do: "
+                                                 r"decorate quadratic with target='cpu'"):
+        distributed.distributed_fgd(fn, (np.zeros(3), 0.5), comm=TwoRanks(), lr=0.01, steps=2,
+                                    abort_on_error=False, progress=False)
+
+
+def test_the_target_is_honoured_when_one_rank_falls_back():
+    fn = fwdad.forward_grad(scenarios.quadratic, target="parallel")
+    result = distributed.distributed_fgd(fn, (np.zeros(3), 0.5), comm=OneRank(), lr=0.01, steps=5,
+                                         directions=2, progress=False)
+    reference = fwdad.fgd(fn, (np.zeros(3), 0.5), lr=0.01, steps=5, directions=2, progress=False)
+    np.testing.assert_array_equal(result.params[0], reference.params[0])
 
 
 def test_world_without_mpi4py_falls_back(monkeypatch):

@@ -58,6 +58,7 @@ except ImportError:          # the JAX oracle is optional
 
 FAST_EXAMPLES = 60
 USER_FORMS_EXAMPLES = 12      # the "user" flavor (issue 13's forms), about twice as slow per program
+SMOKE_EXAMPLES, SMOKE_USER_FORMS = 6, 2       # the default profile's share (about 40 s of 150 s)
 FAST_SIZE = dict(max_functions=2, max_statements=3, max_depth=1, expression_depth=2)   # compile faster
 # Constructs left out of generated programs while the fwdad bug they trigger is open; each is
 # pinned by a strict xfail in tests/test_fuzz_regressions.py. Remove an entry once fixed.
@@ -624,24 +625,29 @@ def test_plain_numba_compiles_what_cpython_runs(source, expected):
     assert plain_numba(source, "f")(x, 3.0) == load_module(source).f(x, 3.0) == expected
 
 
-def test_fuzz_fast(request):
-    """A fixed sequence of smaller programs (about a minute); --fuzz-shrink minimizes a failure."""
+@pytest.mark.parametrize("examples", [pytest.param(SMOKE_EXAMPLES, id="smoke"),
+                                      pytest.param(FAST_EXAMPLES, id="fast", marks=pytest.mark.slow)])
+def test_fuzz_fast(request, examples):
+    """A fixed sequence of smaller programs (the full sequence, about two minutes on 2 cores, is
+    in the slow profile; its first programs in the default one); --fuzz-shrink minimizes a failure."""
     start = time.time()
-    total, _ = fuzz(FAST_EXAMPLES, shrink=request.config.getoption("--fuzz-shrink"),
+    total, _ = fuzz(examples, shrink=request.config.getoption("--fuzz-shrink"),
                     program_options=FAST_SIZE)
     print("\n" + summary(total, [], time.time() - start, "fuzz fast"))
-    assert total.fd_checked > FAST_EXAMPLES // 2        # the oracles did run
+    assert total.fd_checked > examples // 2        # the oracles did run
 
 
-def test_fuzz_fast_user_forms(request):
+@pytest.mark.parametrize("examples", [pytest.param(SMOKE_USER_FORMS, id="smoke"),
+                                      pytest.param(USER_FORMS_EXAMPLES, id="fast", marks=pytest.mark.slow)])
+def test_fuzz_fast_user_forms(request, examples):
     """A fixed sequence of smaller programs of the "user" flavor: lists and tuples, matrices and
     writes through views, builtins on arrays, norms with ord, arange/linspace/np.array of active
-    scalars, decorated helpers (issue 13)."""
+    scalars, decorated helpers (issue 13). The full sequence is in the slow profile."""
     start = time.time()
-    total, _ = fuzz(USER_FORMS_EXAMPLES, shrink=request.config.getoption("--fuzz-shrink"),
+    total, _ = fuzz(examples, shrink=request.config.getoption("--fuzz-shrink"),
                     program_options=dict(FAST_SIZE, flavor="user"))
     print("\n" + summary(total, [], time.time() - start, "fuzz fast, user forms"))
-    assert total.user_forms >= USER_FORMS_EXAMPLES // 2      # the new forms were drawn and checked
+    assert total.user_forms >= examples // 2      # the new forms were drawn and checked
 
 
 # Numba never frees compiled code (a few MB per program), so the long profile runs its programs

@@ -27,52 +27,42 @@ def apply3(x, y, w):
 
 
 APPLY = {1: apply1, 2: apply2, 3: apply3}
-POSITIVE, UNIT, ABOVE_ONE = (0.2, 3.0), (-0.9, 0.9), (1.1, 3.0)
-# function -> one (low, high) per argument; None marks arguments that must stay inactive constants
-DOMAINS = {
-    math.sin: [(-3, 3)], np.sin: [(-3, 3)], math.cos: [(-3, 3)], np.cos: [(-3, 3)],
-    math.tan: [(-1.2, 1.2)], np.tan: [(-1.2, 1.2)],
-    math.asin: [UNIT], np.arcsin: [UNIT], math.acos: [UNIT], np.arccos: [UNIT],
-    math.atan: [(-3, 3)], np.arctan: [(-3, 3)],
-    math.atan2: [(-2, 2), POSITIVE], np.arctan2: [POSITIVE, (-2, 2)],
-    math.sinh: [(-2, 2)], np.sinh: [(-2, 2)], math.cosh: [(-2, 2)], np.cosh: [(-2, 2)],
-    math.tanh: [(-2, 2)], np.tanh: [(-2, 2)], math.asinh: [(-2, 2)], np.arcsinh: [(-2, 2)],
-    math.acosh: [ABOVE_ONE], np.arccosh: [ABOVE_ONE], math.atanh: [UNIT], np.arctanh: [UNIT],
-    math.exp: [(-2, 2)], np.exp: [(-2, 2)], np.exp2: [(-2, 2)], math.expm1: [(-2, 2)],
-    np.expm1: [(-2, 2)], np.log: [POSITIVE], math.log1p: [(-0.5, 2)], np.log1p: [(-0.5, 2)],
-    math.log2: [POSITIVE], np.log2: [POSITIVE], math.log10: [POSITIVE], np.log10: [POSITIVE],
-    math.sqrt: [POSITIVE], np.sqrt: [POSITIVE], np.cbrt: [POSITIVE], np.square: [(-2, 2)],
-    np.reciprocal: [POSITIVE], np.negative: [(-2, 2)],
-    math.pow: [POSITIVE, (-2, 2)], np.power: [POSITIVE, (-2, 2)],
-    math.hypot: [(-2, 2), POSITIVE], np.hypot: [(-2, 2), POSITIVE],
-    math.erf: [(-2, 2)], math.erfc: [(-2, 2)],
-    math.copysign: [POSITIVE, (-2, 2)], np.copysign: [(-2, 2), POSITIVE],
-    np.logaddexp: [(-2, 2), (-2, 2)],
-    float: [(-2, 2)], np.float64: [(-2, 2)], np.float32: None,
-    math.log: [POSITIVE, ABOVE_ONE],
-    abs: [(-2, 2)], math.fabs: [(-2, 2)], np.abs: [(-2, 2)], np.absolute: [(-2, 2)], np.fabs: [(-2, 2)],
-    max: [(-2, 2), (-2, 2)], min: [(-2, 2), (-2, 2)],
-    # piecewise constant: the tangent must be exactly zero
-    math.floor: [(-2, 2)], math.ceil: [(-2, 2)], math.trunc: [(-2, 2)], np.floor: [(-2, 2)],
-    np.ceil: [(-2, 2)], np.trunc: [(-2, 2)], np.rint: [(-2, 2)], np.round: [(-2, 2)],
-    np.sign: [(-2, 2)], round: [(-2, 2)], int: [(-2, 2)],
-    # allocation and array-only rules are tested with the array programs
-    np.empty: None, np.zeros: None, np.ones: None, np.empty_like: None, np.zeros_like: None,
-    np.ones_like: None, np.eye: None, np.identity: None, np.arange: None, np.full: None,
-    np.full_like: None, np.linspace: None, sum: None,
-}
+POSITIVE, UNIT, ABOVE_ONE = rules.POSITIVE, rules.UNIT, rules.ABOVE_ONE
+# function -> one (low, high) per argument, from the rule table's rows (domain=); None marks
+# rules tested with the array programs (test_array_rules.py)
+DOMAINS = {f: row.domain for f, row in rules.ROWS.items() if row.template is not rules.NO_RULE}
 # array-only rules (reductions, products, linear algebra, selection) live in test_array_rules.py
-DOMAINS.update({f: None for f in rules.FUNCTIONS if f not in DOMAINS and (
+DOMAINS.update({f: None for f, d in DOMAINS.items() if d == rules.UNSET and (
     not callable(f) or getattr(f, "__module__", "") is None or
     str(getattr(f, "__module__", "")).startswith("numpy") or isinstance(f, __import__("numpy").ufunc))})
 
 
+def test_a_function_is_registered_once():
+    """A second row for a function raises (np.negative had two rules; the second silently won)."""
+    with pytest.raises(ValueError, match="row for 'negative' already"):
+        rules.rule("-dx", np.negative)
+    assert rules.FUNCTIONS[np.negative] == rules.LINEAR and rules.FUNCTIONS[math.log][2]
+
+
+def test_the_rows_hold_the_facts_the_passes_read():
+    """Allocation (CUDA device code), inactive calls (normalize), views and vector mode's
+    copied views come from the same rows as the rules."""
+    from fwdad.frontend.normalize import INACTIVE_CALLS
+    from fwdad.transform.vector import COPIED_VIEWS
+    assert rules.allocates("zeros_like") and rules.allocates("copy") and not rules.allocates("sin")
+    assert {len, range, isinstance} <= INACTIVE_CALLS and np.sin not in INACTIVE_CALLS
+    assert COPIED_VIEWS == {"squeeze", "swapaxes"}
+    assert {np.flip, np.transpose} <= rules.VIEW_FUNCTIONS and np.flip not in rules.FUNCTIONS
+    with pytest.raises(ValueError, match="already says view=True"):
+        rules.facts(np.transpose, view=False)
+
+
 def test_every_rule_has_a_domain():
-    missing = [getattr(f, "__name__", str(f)) for f in rules.FUNCTIONS if f not in DOMAINS]
+    missing = [getattr(f, "__name__", str(f)) for f in rules.FUNCTIONS if DOMAINS.get(f, rules.UNSET) == rules.UNSET]
     assert not missing, f"add input domains for these rules: {missing}"
 
 
-SCALAR_CASES = [(f, d) for f, d in DOMAINS.items() if d is not None and f in rules.FUNCTIONS]
+SCALAR_CASES = [(f, d) for f, d in DOMAINS.items() if d not in (None, rules.UNSET) and f in rules.FUNCTIONS]
 
 
 def with_op(function, op):

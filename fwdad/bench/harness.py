@@ -20,6 +20,11 @@ __all__ = ["timeit", "machine", "Table", "Section", "peak_rss_child", "format_se
            "LoopPeer", "measure_peers", "measure_loops", "limit_threads"]
 
 
+# glibc: serve arrays of 64 KiB and more with mmap and give freed memory back at once, so that
+# resident memory follows the arrays alive (a warm-up call's freed pages do not hide the next peak)
+MALLOC_RETURNS_MEMORY = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
+
+
 # ---------------------------------------------------------------- timing
 
 def timeit(fn, *, repeat=7, number=None, min_time=0.2, max_time=None):

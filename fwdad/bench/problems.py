@@ -3,7 +3,11 @@
 These are the functions fwdad differentiates, CPython runs as a value oracle and the peers
 in :mod:`fwdad.bench.peers` re-implement by hand. Keep them in the subset fwdad and Numba
 both accept (scalar loops, ``range``, float arithmetic) so one source serves all three.
+The one copy of each: the benchmarks (fwdad.bench, benchmarks/gpu_check.py) and the tests
+(tests/programs/cuda_programs.py) import them from here.
 """
+import numpy as np
+
 LORENZ_DT = 0.001                      # lorenz_euler's step size, fixed as in the issue
 LORENZ_PARAMS = (10.0, 28.0, 8.0 / 3.0)  # classic (sigma, rho, beta)
 
@@ -77,6 +81,33 @@ def rosenbrock2(x, y):
     return (1.0 - x) ** 2 + 100.0 * (y - x * x) ** 2
 
 
+def quadratic(x, a):
+    """A weighted sum of squares of an array around a scalar: forward gradients of both."""
+    s = 0.0
+    for i in range(x.shape[0]):
+        s += (x[i] - a) ** 2 * (i + 1.0)
+    return s + a * a
+
+
+def batch_loss(w, b, X, y):
+    """Mean squared error of a linear model on a minibatch (rows of X, targets y)."""
+    s = 0.0
+    for i in range(X.shape[0]):
+        r = b - y[i]
+        for j in range(X.shape[1]):
+            r += w[j] * X[i, j]
+        s += r * r
+    return s / X.shape[0]
+
+
+def allocates(x):
+    """Makes a scratch array: device code cannot, so target="cuda" refuses it at that line."""
+    y = np.zeros_like(x)
+    for i in range(x.shape[0]):
+        y[i] = x[i] * 2.0
+    return y[0]
+
+
 def central_difference(f, args, tangents, eps=1e-6):
     """(f(args + eps t) - f(args - eps t)) / 2 eps; tangents None mark inactive args."""
     plus = [a if t is None else a + eps * t for a, t in zip(args, tangents)]
@@ -84,5 +115,5 @@ def central_difference(f, args, tangents, eps=1e-6):
     return (f(*plus) - f(*minus)) / (2.0 * eps)
 
 
-__all__ = ["rosenbrock", "lorenz_euler", "lorenz_rk4", "beale", "rosenbrock2",
-           "central_difference", "LORENZ_DT", "LORENZ_PARAMS"]
+__all__ = ["rosenbrock", "lorenz_euler", "lorenz_rk4", "beale", "rosenbrock2", "quadratic", "batch_loss",
+           "allocates", "central_difference", "LORENZ_DT", "LORENZ_PARAMS"]

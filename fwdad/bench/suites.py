@@ -7,6 +7,10 @@ Sections (each a function returning rows into a harness.Table):
   vector   exact gradient by vector mode vs n single-direction JVPs (Rosenbrock, n = 1000)
   memory   peak memory of a JVP through a T-step simulation vs reverse mode, T = 1e3 ... 1e6
   compile  first-call compile latency, and a fresh process with cache=True
+  sparse   sparse Jacobians of the 2-D Brusselator (fwdad/bench/sparse.py): colors, detection,
+           vs one JVP, dense f.jacobian, jax.jacfwd, sparsejac; solve_ivp vs SciPy's FD
+  second   second derivatives (fwdad/bench/second_order.py): jvp2 vs one JVP and JAX's jvp of
+           jvp; Rosenbrock n = 100 Hessian and H.v vs jax.hessian
 """
 import contextlib
 import json
@@ -21,10 +25,9 @@ import numpy as np
 
 from .. import fgd, forward_grad
 from . import peers, problems
-from ..reproduce.cost import MALLOC_RETURNS_MEMORY
-from .harness import LoopPeer, Peer, Table, limit_threads, machine, measure_loops, measure_peers, timeit
+from .harness import MALLOC_RETURNS_MEMORY, LoopPeer, Peer, Table, limit_threads, machine, measure_loops, measure_peers, timeit
 
-SECTIONS = ("jvp", "fgd", "vector", "memory", "compile")
+SECTIONS = ("jvp", "fgd", "vector", "memory", "compile", "sparse", "second")
 PAPER_STEPS_PER_SECOND = 25_000 / 3.1        # the paper: 25,000 Rosenbrock iterations in about 3.1 s
 
 
@@ -198,7 +201,7 @@ def plot_memory(Ts, curves, out):
     """Linear MiB against T on a log axis, plain tick labels: forward mode's flat zero line and
     reverse mode's growth read directly. Returns the file name, or None without matplotlib."""
     try:
-        from ..reproduce.common import pyplot, save
+        from .figures import pyplot, save
         plt = pyplot()
     except ImportError:
         return None
@@ -302,6 +305,14 @@ def run_sections(table, sections, quick, out, log):
     if "compile" in sections:
         log("fwdad bench: compile latency (fresh processes)")
         extra["compile"] = compile_section(table, quick, os.path.join(out, "cache"))
+    if "sparse" in sections:
+        log("fwdad bench: sparse Jacobians (2-D Brusselator)")
+        from .sparse import sparse_section
+        sparse_section(table, quick)
+    if "second" in sections:
+        log("fwdad bench: second derivatives (forward over forward)")
+        from .second_order import second_order_section
+        second_order_section(table, quick)
     return extra
 
 

@@ -38,11 +38,12 @@ import math
 import numba
 
 from ..errors import UnsupportedSyntaxError, located
+from ..transform import rules
 from ..transform.naming import Names
 from .resolve import MISSING, Resolver, all_names, assigned_names, positional_arguments
 
 INACTIVE_ATTRIBUTES = {"shape", "size", "ndim", "dtype", "itemsize", "nbytes"}
-INACTIVE_CALLS = {len, range, int, bool, isinstance, numba.prange}
+INACTIVE_CALLS = frozenset(f for f, row in rules.ROWS.items() if row.inactive)   # len, range, ...
 INDEX_SOURCES = {range, numba.prange}
 
 

@@ -1,11 +1,12 @@
 """Shared pieces of the reproduction: settings, progress, curves, figures, small statistics."""
 import math
-import os
 import sys
 import time
 from dataclasses import asdict, dataclass, field
 
 import numpy as np
+
+from ..bench.figures import pyplot, save  # noqa: F401  (the experiments' figures use them)
 
 PAPER = "Baydin, Pearlmutter, Syme, Wood, Torr. Gradients without Backpropagation. arXiv:2202.08587 (2022)"
 
@@ -181,29 +182,6 @@ def iterations_to_reach(losses, target):
 def mean_std(values):
     values = np.asarray(values, dtype=np.float64)
     return float(values.mean()), float(values.std())
-
-
-def pyplot():
-    """matplotlib with the non-interactive Agg backend (figures are files)."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-    return plt
-
-
-def save(figure, out, name, legend_handles=None, legend_columns=4):
-    """Write the figure; a legend, when given, goes below the axes (never over the data)."""
-    path = os.path.join(out, name)
-    bottom = 0.0
-    if legend_handles:
-        handles, labels = legend_handles
-        rows = math.ceil(len(labels) / legend_columns)
-        bottom = min(0.25, (0.2 + 0.25 * rows) / figure.get_size_inches()[1])
-        figure.legend(handles, labels, loc="lower center", ncol=legend_columns, fontsize=8, frameon=False)
-    figure.tight_layout(rect=(0, bottom, 1, 0.96))
-    figure.savefig(path, dpi=110)
-    pyplot().close(figure)
-    return name
 
 
 def few_ticks(ax, x=4, y=5):

@@ -4,7 +4,6 @@ the function itself, with peak memory, for the paper's models and for MLPs of gr
     R_f = t(value + JVP) / t(value)        R_b = t(value + gradient) / t(value)
 """
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -14,6 +13,7 @@ import numpy as np
 from ..api import forward_grad
 from ..models import init_mlp, mlp_loss, mlp_sizes, mlp_value, mlp_value_and_grad
 from ..random import NORMAL, NORMAL_TABLE, fill
+from ..bench.harness import MALLOC_RETURNS_MEMORY
 from .common import Timing, few_ticks, fmt, progress, pyplot, save, table, time_calls
 
 PAPER_MLP = {"R_f": "2.33–2.61", "R_b": "3.97–4.36"}
@@ -128,9 +128,6 @@ MEMORY_CHILD = textwrap.dedent("""
 """)
 
 
-# glibc: serve arrays of 64 KiB and more with mmap and give freed memory back at once, so that
-# resident memory follows the arrays alive (a warm-up call's freed pages do not hide the next peak)
-MALLOC_RETURNS_MEMORY = dict(os.environ, MALLOC_MMAP_THRESHOLD_="65536", MALLOC_TRIM_THRESHOLD_="0")
 
 
 def memory(configs, batch):

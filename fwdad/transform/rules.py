@@ -12,8 +12,10 @@ d(x ** y)/dy = 0 at x = 0, hypot at the origin averages. docs/conventions.md lis
 """
 import ast
 import copy
+import dataclasses
 import math
 
+import numba
 import numpy as np
 
 LINEAR = "linear"          # the tangent is the same call with the first argument's tangent
@@ -42,74 +44,129 @@ IN_PLACE = {
     ast.Pow: ["dz *= y * z ** (y - 1)", "dz += z ** y * np.log(z + (z == 0)) * dy"],
 }
 
-FUNCTIONS = {}
+UNSET = "unset"              # a row's domain before the tests' input domain is given
+NO_RULE = "no rule"          # a row of facts about a function fwdad has no derivative rule for
 
 
 class Refused(str):
     """A rule that refuses an active argument; the text says what to write instead."""
 
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """Everything fwdad knows about one function, in one place.
+
+    template: the derivative rule (a template, one per arity, LINEAR, None for a piecewise
+    constant result, a Refused, or NO_RULE); piecewise: argument positions whose tangent cannot
+    reach the result; view: Numba may return a view of the first argument; allocates: it makes
+    a new array (device code cannot); inactive: its result never carries a tangent (len, range);
+    copied_view: vector mode computes it per direction, so its result is a copy; domain: the
+    tests' input domain, one (low, high) per argument (None: tested with the array programs).
+    """
+    template: object = NO_RULE
+    piecewise: frozenset = frozenset()
+    view: bool = False
+    allocates: bool = False
+    inactive: bool = False
+    copied_view: bool = False
+    domain: object = UNSET
+
+
+ROWS = {}                    # function -> Row
+# Views of the rows that the passes read (kept in step with ROWS by rule() and facts()):
+FUNCTIONS = {}               # function -> template, for the functions with a rule
 PIECEWISE_ARGUMENTS = {}     # function -> positions whose tangent does not reach the result at all
-
-
 VIEW_FUNCTIONS = set()       # functions whose result may share memory with their first argument
 
 
-def rule(template, *functions, piecewise=(), view=False):
+def rule(template, *functions, piecewise=(), view=False, domain=UNSET):
     """One row of the table; `piecewise` names the argument positions whose tangent cannot reach
     the result (arange's stop only sets the length, where's condition only selects), so that the
     tangent pass refuses any other argument a template ignores. `view`: Numba may return a view of
-    the first argument (np.expand_dims(x, 0)), so a write through the result writes x too."""
-    for function in functions:
+    the first argument (np.expand_dims(x, 0)), so a write through the result writes x too.
+    A function has one rule: registering it again is an error, never a silent override (an
+    alias listed in the same row, np.abs and np.absolute in some NumPy versions, counts once)."""
+    for function in dict.fromkeys(functions):
+        if function in ROWS:
+            raise ValueError(f"the rule table has a row for {getattr(function, '__name__', function)!r} "
+                             "already; merge the two rows")
+        ROWS[function] = Row(template, frozenset(piecewise), view, domain=domain)
         FUNCTIONS[function] = template
         PIECEWISE_ARGUMENTS[function] = frozenset(piecewise)
         if view:
             VIEW_FUNCTIONS.add(function)
 
 
+def facts(*functions, **given):
+    """Add facts other than the rule (view, allocates, inactive, copied_view, domain) to the
+    rows of `functions` (a row without a rule for a function that has none); a fact given twice
+    with another value is an error."""
+    for function in functions:
+        row = ROWS.get(function, Row())
+        for key, value in given.items():
+            default = getattr(Row(), key)
+            if getattr(row, key) not in (default, value):
+                raise ValueError(f"the rule table already says {key}={getattr(row, key)!r} for "
+                                 f"{getattr(function, '__name__', function)!r}")
+        ROWS[function] = dataclasses.replace(row, **given)
+        if given.get("view"):
+            VIEW_FUNCTIONS.add(function)
+
+
+def names_with(fact):
+    """The names (np.zeros -> "zeros") of the functions whose rows have `fact`, for passes that
+    match a call or a method by its name (x.copy() as np.copy)."""
+    return frozenset(getattr(f, "__name__", "") for f, row in ROWS.items() if getattr(row, fact))
+
+
 # ---- elementwise, scalar and array (math.* and np.*) ---------------------------------------
-rule("dx * np.cos(x)",                                  math.sin, np.sin)
-rule("-dx * np.sin(x)",                                 math.cos, np.cos)
-rule("dx * (1.0 + z * z)",                              math.tan, np.tan)
-rule("dx / np.sqrt(1.0 - x * x)",                       math.asin, np.arcsin)
-rule("-dx / np.sqrt(1.0 - x * x)",                      math.acos, np.arccos)
-rule("dx / (1.0 + x * x)",                              math.atan, np.arctan)
-rule("(y * dx - x * dy) / (x * x + y * y)",             math.atan2, np.arctan2)
-rule("dx * np.cosh(x)",                                 math.sinh, np.sinh)
-rule("dx * np.sinh(x)",                                 math.cosh, np.cosh)
-rule("dx * (1.0 - z * z)",                              math.tanh, np.tanh)
-rule("dx / np.sqrt(x * x + 1.0)",                       math.asinh, np.arcsinh)
-rule("dx / np.sqrt(x * x - 1.0)",                       math.acosh, np.arccosh)
-rule("dx / (1.0 - x * x)",                              math.atanh, np.arctanh)
-rule("dx * z",                                          math.exp, np.exp)
-rule("dx * z * 0.6931471805599453",                     np.exp2)
-rule("dx * (z + 1.0)",                                  math.expm1, np.expm1)
-rule("dx / (1.0 + x)",                                  math.log1p, np.log1p)
-rule("dx / (x * 0.6931471805599453)",                   math.log2, np.log2)
-rule("dx / (x * 2.302585092994046)",                    math.log10, np.log10)
-rule("dx / (z + z)",                                    math.sqrt, np.sqrt)
-rule("dx / (3.0 * z * z)",                              np.cbrt)
-rule("(dx + dx) * x",                                   np.square)
-rule("-dx * z * z",                                     np.reciprocal)
-rule("-dx",                                             np.negative)
-rule("dx * y * x ** (y - 1) + dy * z * np.log(x + (x == 0))", math.pow, np.power)
-rule("(x * dx + y * dy) / (z + (z == 0)) + (z == 0) * 0.5 * (dx + dy)", math.hypot, np.hypot)
-rule("dx * 1.1283791670955126 * np.exp(-x * x)",        math.erf)
-rule("-dx * 1.1283791670955126 * np.exp(-x * x)",       math.erfc)
-rule("dx * math.copysign(1.0, x) * math.copysign(1.0, y)", math.copysign, piecewise=(1,))
-rule("dx * np.sign(x) * np.sign(y)",                    np.copysign, piecewise=(1,))
-rule("(dx * np.exp(x - z) + dy * np.exp(y - z))",       np.logaddexp)
-rule("dx",                                              float, np.float64, np.float32)
+POSITIVE, UNIT, ABOVE_ONE, AROUND_0 = (0.2, 3.0), (-0.9, 0.9), (1.1, 3.0), (-2, 2)   # test domains
+rule("dx * np.cos(x)",                                  math.sin, np.sin, domain=[(-3, 3)])
+rule("-dx * np.sin(x)",                                 math.cos, np.cos, domain=[(-3, 3)])
+rule("dx * (1.0 + z * z)",                              math.tan, np.tan, domain=[(-1.2, 1.2)])
+rule("dx / np.sqrt(1.0 - x * x)",                       math.asin, np.arcsin, domain=[UNIT])
+rule("-dx / np.sqrt(1.0 - x * x)",                      math.acos, np.arccos, domain=[UNIT])
+rule("dx / (1.0 + x * x)",                              math.atan, np.arctan, domain=[(-3, 3)])
+rule("(y * dx - x * dy) / (x * x + y * y)",             math.atan2, domain=[AROUND_0, POSITIVE])
+rule("(y * dx - x * dy) / (x * x + y * y)",             np.arctan2, domain=[POSITIVE, AROUND_0])
+rule("dx * np.cosh(x)",                                 math.sinh, np.sinh, domain=[AROUND_0])
+rule("dx * np.sinh(x)",                                 math.cosh, np.cosh, domain=[AROUND_0])
+rule("dx * (1.0 - z * z)",                              math.tanh, np.tanh, domain=[AROUND_0])
+rule("dx / np.sqrt(x * x + 1.0)",                       math.asinh, np.arcsinh, domain=[AROUND_0])
+rule("dx / np.sqrt(x * x - 1.0)",                       math.acosh, np.arccosh, domain=[ABOVE_ONE])
+rule("dx / (1.0 - x * x)",                              math.atanh, np.arctanh, domain=[UNIT])
+rule("dx * z",                                          math.exp, np.exp, domain=[AROUND_0])
+rule("dx * z * 0.6931471805599453",                     np.exp2, domain=[AROUND_0])
+rule("dx * (z + 1.0)",                                  math.expm1, np.expm1, domain=[AROUND_0])
+rule("dx / (1.0 + x)",                                  math.log1p, np.log1p, domain=[(-0.5, 2)])
+rule("dx / (x * 0.6931471805599453)",                   math.log2, np.log2, domain=[POSITIVE])
+rule("dx / (x * 2.302585092994046)",                    math.log10, np.log10, domain=[POSITIVE])
+rule("dx / (z + z)",                                    math.sqrt, np.sqrt, domain=[POSITIVE])
+rule("dx / (3.0 * z * z)",                              np.cbrt, domain=[POSITIVE])
+rule("(dx + dx) * x",                                   np.square, domain=[AROUND_0])
+rule("-dx * z * z",                                     np.reciprocal, domain=[POSITIVE])
+rule("dx * y * x ** (y - 1) + dy * z * np.log(x + (x == 0))", math.pow, np.power, domain=[POSITIVE, AROUND_0])
+rule("(x * dx + y * dy) / (z + (z == 0)) + (z == 0) * 0.5 * (dx + dy)", math.hypot, np.hypot,
+     domain=[AROUND_0, POSITIVE])
+rule("dx * 1.1283791670955126 * np.exp(-x * x)",        math.erf, domain=[AROUND_0])
+rule("-dx * 1.1283791670955126 * np.exp(-x * x)",       math.erfc, domain=[AROUND_0])
+rule("dx * math.copysign(1.0, x) * math.copysign(1.0, y)", math.copysign, piecewise=(1,),
+     domain=[POSITIVE, AROUND_0])
+rule("dx * np.sign(x) * np.sign(y)",                    np.copysign, piecewise=(1,), domain=[AROUND_0, POSITIVE])
+rule("(dx * np.exp(x - z) + dy * np.exp(y - z))",       np.logaddexp, domain=[AROUND_0, AROUND_0])
+rule("dx",                                              float, np.float64, domain=[AROUND_0])
+rule("dx",                                              np.float32, domain=None)
 rule(None, math.floor, math.ceil, math.trunc, np.floor, np.ceil, np.trunc, np.rint, np.round,
-     np.sign, round, int)
+     np.sign, round, int, domain=[AROUND_0])             # piecewise constant: the tangent is exactly 0
 # allocation: new arrays have zero tangent unless filled with an active value
 rule(None, np.empty, np.zeros, np.ones, np.empty_like, np.zeros_like, np.ones_like, np.eye,
-     np.identity)
-rule({2: "np.full(x, dy)", 3: "np.full(x, dy, w)"},     np.full)
-rule({2: "np.full_like(x, dy)", 3: "np.full_like(x, dy, w)"}, np.full_like, piecewise=(0,))
-rule({2: "np.linspace(dx, dy)", 3: "np.linspace(dx, dy, w)"}, np.linspace)
+     np.identity, domain=None)
+rule({2: "np.full(x, dy)", 3: "np.full(x, dy, w)"},     np.full, domain=None)
+rule({2: "np.full_like(x, dy)", 3: "np.full_like(x, dy, w)"}, np.full_like, piecewise=(0,), domain=None)
+rule({2: "np.linspace(dx, dy)", 3: "np.linspace(dx, dy, w)"}, np.linspace, domain=None)
 # arange(start, stop, step) = start + i * step: its length (from stop) is piecewise constant
 rule({1: None, 2: "np.full_like(z, dx)", 3: "np.full_like(z, dx) + np.arange(z.size).astype(z.dtype) * dw"},
-     np.arange, piecewise=(1,))
+     np.arange, piecewise=(1,), domain=None)
 # np.random.* inside a function: the draws are constants
 rule(None, *[getattr(np.random, name) for name in (
     "random", "rand", "randn", "normal", "uniform", "standard_normal", "randint",
@@ -118,16 +175,17 @@ rule(None, *[getattr(np.random, name) for name in (
 rule(Refused("draw the indices instead and index with them: `i = np.random.randint(0, len(x))`, "
              "`x[i]`, or `p = np.random.permutation(len(x))`, `x[p]`"),
      np.random.choice, np.random.permutation, np.random.shuffle)
-# reductions and products
+# reductions and products (np.negative too: -x is the same call on the tangent)
 rule(LINEAR,            np.sum, np.cumsum, np.trace, np.copy, np.diag, np.negative, np.roll,
                         np.diff, np.array)        # np.array((a, b)): the array of the tangents
+facts(np.negative, domain=[AROUND_0])
 rule(LINEAR,            np.transpose, np.reshape, np.ravel, np.squeeze, np.ascontiguousarray,
                         np.asarray, np.atleast_1d, np.atleast_2d, np.expand_dims, np.swapaxes,
                         view=True)                # Numba returns a view when it can
 # Numba returns views from these too, but they have no rule (an active argument is refused): a
 # write through the view of an inactive array must still make that array carry a tangent
-VIEW_FUNCTIONS.update({np.flip, np.fliplr, np.flipud, np.atleast_3d, np.moveaxis, np.rot90,
-                       np.broadcast_to, np.real, np.resize, np.asarray_chkfinite, np.trim_zeros})
+facts(np.flip, np.fliplr, np.flipud, np.atleast_3d, np.moveaxis, np.rot90, np.broadcast_to, np.real,
+      np.resize, np.asarray_chkfinite, np.trim_zeros, view=True)
 rule("np.sum(dx) / x.size",                             np.mean)
 rule("fwdad_runtime.extreme_jvp(x, dx, z)",             np.max, np.min, np.amax, np.amin)
 rule("fwdad_runtime.prod_jvp(x, dx)",                   np.prod)
@@ -151,15 +209,27 @@ rule("(dx * ((x > y) + 0.5 * (x == y)) + dy * ((y > x) + 0.5 * (x == y))) * ((np
      "+ 0.5 * (np.maximum(x, y) == w)) + dw * ((w < np.maximum(x, y)) + 0.5 * (np.maximum(x, y) == w))",
      np.clip)                                           # clip = minimum(maximum(x, lo), hi)
 # log(x) and log(x, base)
-rule("dx / x",                                          np.log)
-FUNCTIONS[math.log] = {1: "dx / x", 2: "dx / (x * np.log(y)) - dy * z / (y * np.log(y))"}
+rule("dx / x",                                          np.log, domain=[POSITIVE])
+rule({1: "dx / x", 2: "dx / (x * np.log(y)) - dy * z / (y * np.log(y))"}, math.log, domain=[POSITIVE, ABOVE_ONE])
 # kinks: abs'(0) = 1 as in JAX; ties of max/min split the tangent evenly
-rule("dx if x >= 0 else -dx",                           abs, math.fabs)
-rule("np.where(x >= 0, dx, -dx)",                       np.abs, np.absolute, np.fabs)
+rule("dx if x >= 0 else -dx",                           abs, math.fabs, domain=[AROUND_0])
+rule("np.where(x >= 0, dx, -dx)",                       np.abs, np.absolute, np.fabs, domain=[AROUND_0])
 # builtins: max(array) and min(array) are np.max and np.min, sum(array, start) is np.sum + start
-rule({1: "fwdad_runtime.extreme_jvp(x, dx, z)", 2: "dx if x > y else (dy if y > x else 0.5 * (dx + dy))"}, max)
-rule({1: "fwdad_runtime.extreme_jvp(x, dx, z)", 2: "dx if x < y else (dy if y < x else 0.5 * (dx + dy))"}, min)
-rule({1: "np.sum(dx)", 2: "np.sum(dx) + dy"},           sum)
+rule({1: "fwdad_runtime.extreme_jvp(x, dx, z)", 2: "dx if x > y else (dy if y > x else 0.5 * (dx + dy))"}, max,
+     domain=[AROUND_0, AROUND_0])
+rule({1: "fwdad_runtime.extreme_jvp(x, dx, z)", 2: "dx if x < y else (dy if y < x else 0.5 * (dx + dy))"}, min,
+     domain=[AROUND_0, AROUND_0])
+rule({1: "np.sum(dx)", 2: "np.sum(dx) + dy"},           sum, domain=None)
+
+# ---- facts besides the rule -------------------------------------------------------------------
+# new arrays: device code (target="cuda") cannot make them
+facts(np.zeros, np.zeros_like, np.empty, np.empty_like, np.ones, np.ones_like, np.full, np.full_like,
+      np.copy, np.arange, np.linspace, np.eye, np.identity, np.concatenate, np.stack, np.outer, np.dot,
+      allocates=True)
+# their results never carry a tangent, whatever their arguments
+facts(len, range, int, bool, isinstance, numba.prange, inactive=True)
+# vector mode computes these per direction: the result is a copy, not a view of the argument
+facts(np.squeeze, np.swapaxes, copied_view=True)
 
 
 # ---- array methods and attributes (x is the array, y, w the method's arguments) ------------------
@@ -383,6 +453,11 @@ def function_rule(function, arity):
     if isinstance(template, dict):
         return template[arity]
     return template
+
+
+def allocates(name):
+    """Whether np.<name>(...) or x.<name>(...) makes a new array (device code cannot)."""
+    return name in names_with("allocates")
 
 
 def has_rule(function):

@@ -32,7 +32,7 @@ from . import rules
 from .fuse import fuse
 from .tangent import TangentPass, assign, name
 
-COPIED_VIEWS = {"squeeze", "swapaxes"}      # computed per direction: copies, not views
+COPIED_VIEWS = rules.names_with("copied_view")      # computed per direction: copies, not views
 CONTIGUOUS_ONLY = {np.diff}                 # Numba's version takes only contiguous arrays
 
 

@@ -5,11 +5,13 @@ import this file and compute the single-process references with plain `fwdad.fgd
 """
 import os
 import sys
+import time
 
 import numpy as np
 
 import fwdad
 import fwdad.distributed as distributed
+from fwdad.train import mpi as mpi_layer
 from fwdad.optim import NonFiniteLossError
 
 
@@ -37,6 +39,8 @@ X, Y = regression_data()
 CASES = {   # name: (fn, initial params, settings shared by the 2-rank run and the reference)
     "directions_sgd": (quadratic, (np.zeros(6), 0.5),
                        dict(lr=0.01, steps=40, seed=3, directions=4)),
+    "directions_sgd_one": (quadratic, (np.zeros(6), 0.5),   # sgd, K = 1: g = t v fused into the update
+                           dict(lr=0.01, steps=40, seed=8, directions=1)),
     "directions_one": (quadratic, (np.zeros(6), 0.5),     # K = 1 < ranks: rank 1 evaluates nothing
                        dict(lr=0.002, steps=40, seed=6, directions=1, optimizer="momentum")),
     "directions_adam_clip": (quadratic, (np.zeros(6), 0.5),
@@ -57,6 +61,30 @@ def reference(name):
     fn, params, settings = CASES[name]
     settings = {k: v for k, v in settings.items() if k != "mode"}
     return fwdad.fgd(fn, params, progress=False, **settings)
+
+
+def at_step(rank, step, fault):
+    """Make `rank` call fault(trainer) before its step `step` (replaces Trainer.step in this
+    process only: the faults the tests inject into one rank of a run)."""
+    original = distributed.Trainer.step
+
+    def step_with_fault(trainer, t):
+        if (trainer.rank, t) == (rank, step):
+            fault(trainer)
+        return original(trainer, t)
+    distributed.Trainer.step = step_with_fault
+
+
+def perturb(trainer):
+    trainer.arrays[0].reshape(-1)[0] += trainer.arrays[0].dtype.type(1e-9)
+
+
+def stall(seconds):
+    return lambda trainer: time.sleep(seconds)
+
+
+def fail(trainer):
+    raise RuntimeError(f"test hook: rank {trainer.rank} fails at step 3")
 
 
 def run_case(comm, name, **overrides):
@@ -91,7 +119,7 @@ def mismatch(comm, out):
     }
     for what, overrides in attempts.items():
         if what == "version" and rank == 1:
-            distributed.__version__ = "0.0.0-other"
+            mpi_layer.__version__ = "0.0.0-other"           # what Trainer.header sends
         fn, params, _ = CASES["directions_sgd"]
         if what == "initial" and rank == 1:
             params = (np.full(6, 1e-3), 0.5)
@@ -100,7 +128,7 @@ def mismatch(comm, out):
             distributed.distributed_fgd(fn, params, comm=comm, progress=False, **settings)
         except distributed.DistributedError as error:
             report(comm, out, what, error)
-        distributed.__version__ = fwdad.__version__
+        mpi_layer.__version__ = fwdad.__version__
     mismatched_contents(comm, out)
 
 
@@ -126,27 +154,33 @@ def checks(comm, out):
         report(comm, out, "nonfinite", error)
         with open(os.path.join(out, f"nonfinite.rank{comm.Get_rank()}.txt"), "w") as file:
             file.write(f"{error.step} {error.result.steps} {len(error.result.losses)}")
-    distributed._test_hooks["perturb"] = (1, 7)     # rank 1 nudges its parameters at step 7
+    for target in ("parallel", "cuda"):             # the MPI loop runs CPU code: refused on every rank
+        try:
+            distributed.distributed_fgd(fwdad.forward_grad(quadratic, target=target), (np.zeros(6), 0.5),
+                                        comm=comm, progress=False, lr=0.01, steps=3)
+        except fwdad.OptionError as error:
+            report(comm, out, f"target_{target}", error)
+    at_step(1, 7, perturb)                          # rank 1 nudges its parameters at step 7
     try:
         run_case(comm, "directions_sgd")
     except distributed.DistributedError as error:
         report(comm, out, "perturb", error)
 
 
-def stall(comm, out):
-    distributed._test_hooks["stall"] = (1, 3, 60.0)  # rank 1 stops answering at step 3
+def stalled(comm, out):
+    at_step(1, 3, stall(60.0))                       # rank 1 stops answering at step 3
     run_case(comm, "directions_sgd", timeout=2.0)    # rank 0 raises; its excepthook aborts the job
 
 
 def crash(comm, out):
-    distributed._test_hooks["raise"] = (1, 3)        # an uncaught exception on rank 1
+    at_step(1, 3, fail)                              # an uncaught exception on rank 1
     run_case(comm, "directions_sgd")                 # (default timeout 120 s: only Abort ends it fast)
 
 
 def main():
     from mpi4py import MPI
     scenario, out = sys.argv[1], sys.argv[2]
-    {"equal": equal, "checks": checks, "stall": stall, "crash": crash}[scenario](
+    {"equal": equal, "checks": checks, "stall": stalled, "crash": crash}[scenario](
         MPI.COMM_WORLD, out)
     print(f"RANK {MPI.COMM_WORLD.Get_rank()} DONE", flush=True)
 

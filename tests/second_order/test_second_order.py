@@ -381,3 +381,20 @@ def test_corpus_hessian_matches_jax(name):
         for b, j in enumerate(active):
             np.testing.assert_allclose(blocks[i][j], np.asarray(expected[a][b]), rtol=1e-8, atol=1e-9,
                                        err_msg=f"{name} H[{i}][{j}]")
+
+
+def test_sparse_hessian(point):
+    """sparsity=P: a CSR matrix equal to the dense Hessian; a given pattern that misses an entry is
+    refused, never folded in; sparse=True without a pattern is refused (none is detected)."""
+    from scipy import sparse
+    x = np.linspace(-1.0, 1.0, 12)
+    dense = ROSEN.hessian(x)[0][0]
+    with pytest.raises(OptionError, match="sparsity="):
+        ROSEN.hessian(x, sparse=True)                   # no Hessian pattern detection (yet)
+    band = sparse.diags([np.ones(11), np.ones(12), np.ones(11)], [-1, 0, 1]).tocsr().astype(bool)
+    given = ROSEN.hessian(x, sparsity=band)
+    assert sparse.issparse(given) and given.shape == (12, 12)
+    np.testing.assert_allclose(given.toarray(), dense, rtol=1e-13, atol=1e-10)
+    diagonal = sparse.identity(12, format="csr").astype(bool)
+    with pytest.raises(FwdadError):
+        ROSEN.hessian(x, sparsity=diagonal)

@@ -6,23 +6,27 @@ as one native loop. Every driver accumulates g[i] = sum_k t_k v_k[i] in the same
 sequential, vector-mode and parallel drivers return bit-identical forward gradients.
 """
 import ast
-import linecache
 
 import numba
 import numpy as np
 
-from . import random as fwdrandom
-from .compiler import NUMBA_OPTIONS
-from .errors import FwdadError
+from .. import random as fwdrandom
+from ..codegen import NUMBA_OPTIONS, compile_source
+from ..errors import FwdadError
+
+DIRECTION_ENTRIES = 2 ** 25     # tangent entries one forward_gradient pass may hold (~256 MB)
 
 
 class Active:
     """An active argument as the drivers see it: its position, name and kind."""
 
     def __init__(self, position, kind):
-        self.i, self.kind = position, kind
-        self.a, self.g, self.v, self.d = f"a{position}", f"g{position}", f"v{position}", f"d{position}"
-        self.o = f"o{position}"
+        self.position, self.kind = position, kind
+        self.arg = f"a{position}"               # names in the generated driver: the argument,
+        self.grad = f"g{position}"              # its gradient, one direction of it,
+        self.direction = f"v{position}"
+        self.tangent = f"d{position}"           # its tangents (vector mode: K wide)
+        self.offset = f"o{position}"            # and its first index in the flat gradient
 
     @property
     def scalar(self):
@@ -33,7 +37,7 @@ class Active:
         return f"np.{self.kind.dtype}"
 
     def size(self):
-        return "1" if self.scalar else f"{self.a}.size"
+        return "1" if self.scalar else f"{self.arg}.size"
 
 
 def actives(spec):
@@ -44,22 +48,79 @@ def offsets(active):
     """Lines computing the global index offset of each active argument."""
     lines, previous = [], "0"
     for a in active:
-        lines.append(f"{a.o} = {previous}")
-        previous = f"{a.o} + {a.size()}"
+        lines.append(f"{a.offset} = {previous}")
+        previous = f"{a.offset} + {a.size()}"
     lines.append(f"n = {previous}")
     return lines
 
 
 def compile_driver(source, name, namespace, parallel=False):
-    """Exec generated driver source (registered in linecache) and compile it with Numba."""
-    filename = f"<fwdad driver {name} {abs(hash(source)):x}>"
-    linecache.cache[filename] = (len(source), None, source.splitlines(True), filename)
-    scope = dict(namespace)
-    exec(compile(source, filename, "exec"), scope)
+    """The driver `name` defined in the generated `source`, compiled with Numba."""
     options = dict(NUMBA_OPTIONS, parallel=parallel) if parallel else NUMBA_OPTIONS
-    function = numba.njit(**options)(scope[name])
-    function.fwdad_source = source
-    return function
+    return compile_source(source, name, namespace, numba.njit(**options))
+
+
+def direction_passes(directions, total):
+    """(first, count) of each pass of forward_gradient: at most DIRECTION_ENTRIES // total
+    directions at a time, so that any `directions` runs in bounded memory (the K-wide tangents
+    of vector mode, the K per-direction values of the parallel driver). The directions drawn
+    are those of one pass (direction k is drawn from (seed, k) whatever the pass)."""
+    per_pass = max(1, DIRECTION_ENTRIES // max(total, 1))
+    return [(first, min(per_pass, directions - first)) for first in range(0, directions, per_pass)]
+
+
+def directions_fit(directions, size):
+    """Whether K directions of `size` parameters fit one pass's K-wide buffers."""
+    return directions * max(size, 1) <= DIRECTION_ENTRIES
+
+
+def chunk_size(args, active, chunk):
+    """Directions per pass: `chunk` clamped to the active scalars (a larger chunk would only
+    allocate wider tangents), else up to 32 within about 2**25 tangent entries."""
+    total = sum(np.size(args[i]) for i in active)
+    return min(int(chunk), max(total, 1)) if chunk else max(1, min(32, total, 2 ** 25 // max(total, 1)))
+
+
+def parameter_names(spec):
+    return [a.arg for a in spec.unit.parsed.tree.args.args]
+
+
+def refuse_written_arguments(spec, what):
+    """Refuse a function that writes into an argument: `what` evaluates it several times at one point."""
+    written = writes_arguments(spec)
+    if written:
+        raise FwdadError(
+            f"{spec.unit.name} writes into its argument {parameter_names(spec)[written[0]]!r}; "
+            f"{what} evaluates the function at the same point for every direction.\nWhat to do: "
+            "copy the argument inside the function first.")
+
+
+def forward_gradient_driver(target, scalar, vector, directions):
+    """(compiled forward_gradient driver, the specialization it runs) on a CPU `target`."""
+    def build():
+        scalar_output_required(scalar, "forward_gradient")
+        refuse_written_arguments(scalar, "forward_gradient")
+        generator, spec = target.forward_gradient_generator(scalar, vector, directions)
+        return compile_driver(generator(spec), generator.__name__, namespace(spec), target.parallel), spec
+    return scalar.driver(("forward_gradient", target.name, directions > 1), build)
+
+
+def exact_gradient_driver(target, scalar, vector, jacobian):
+    """(compiled value_and_grad or jacobian driver, the specialization it runs), by chunked
+    vector mode, or one direction at a time when the function has no vector form."""
+    def build():
+        if not jacobian:
+            scalar_output_required(scalar, "value_and_grad")
+        elif scalar.types.return_kind is None or scalar.types.return_kind.shape == "tuple":
+            raise FwdadError(
+                f"{scalar.unit.name}.jacobian needs a function returning one float scalar or "
+                f"float array, not {scalar.types.return_type}.\nWhat to do: return one "
+                "array (stack the outputs), or differentiate each output separately.")
+        generator, spec = (value_and_grad_vector, vector) if vector.vectorizable else \
+            (value_and_grad_sequential, scalar)
+        return compile_driver(generator(spec, jacobian), generator.__name__, namespace(spec),
+                              target.parallel), spec
+    return scalar.driver(("jacobian" if jacobian else "value_and_grad", target.name), build)
 
 
 def namespace(spec):
@@ -84,19 +145,20 @@ def forward_gradient_sequential(spec):
     head, _ = signature(spec, ["seed", "first", "K", "distribution", "table"])
     lines = offsets(active)
     for a in active:
-        shape = "1" if a.scalar else f"{a.a}.shape"
-        lines += [f"{a.v} = np.empty({shape}, {a.dtype})", f"{a.g} = np.zeros({shape}, {a.dtype})"]
+        shape = "1" if a.scalar else f"{a.arg}.shape"
+        lines += [f"{a.direction} = np.empty({shape}, {a.dtype})", f"{a.grad} = np.zeros({shape}, {a.dtype})"]
     lines.append("value = 0.0")
-    body = [f"fill({a.v}, table, seed, first + k, {a.o}, distribution)" for a in active]
-    tangents = [f"{a.v}[0]" if a.scalar else a.v for a in active]
+    body = [f"fill({a.direction}, table, seed, first + k, {a.offset}, distribution)" for a in active]
+    tangents = [f"{a.direction}[0]" if a.scalar else a.direction for a in active]
     body.append(f"value, t = {jvp_call(spec, tangents)}")
     for a in active:
-        body += [f"{a.g}f = {a.g}.reshape({a.g}.size)", f"{a.v}f = {a.v}.reshape({a.v}.size)",
-                 f"for i in range({a.g}.size):", f"    {a.g}f[i] += t * {a.v}f[i]"]
+        body += [f"{a.grad}f = {a.grad}.reshape({a.grad}.size)",
+                 f"{a.direction}f = {a.direction}.reshape({a.direction}.size)",
+                 f"for i in range({a.grad}.size):", f"    {a.grad}f[i] += t * {a.direction}f[i]"]
     lines.append("for k in range(K):")
     lines += ["    " + line for line in body]
-    lines += [f"{a.g} /= K" for a in active]
-    results = [f"{a.g}[0]" if a.scalar else a.g for a in active]
+    lines += [f"{a.grad} /= K" for a in active]
+    results = [f"{a.grad}[0]" if a.scalar else a.grad for a in active]
     lines.append(f"return value, ({', '.join(results)},)")
     return render("forward_gradient_sequential", head, lines)
 
@@ -108,28 +170,28 @@ def forward_gradient_vector(spec):
     lines = offsets(active)
     for a in active:
         if a.scalar:
-            lines.append(f"{a.d} = np.empty(K, {a.dtype})")
+            lines.append(f"{a.tangent} = np.empty(K, {a.dtype})")
         else:
-            lines += [f"{a.d} = np.empty({a.a}.shape + (K,), {a.dtype})",
-                      f"{a.d}f = {a.d}.reshape({a.a}.size, K)",
-                      f"{a.v} = np.empty({a.a}.size, {a.dtype})"]
+            lines += [f"{a.tangent} = np.empty({a.arg}.shape + (K,), {a.dtype})",
+                      f"{a.tangent}f = {a.tangent}.reshape({a.arg}.size, K)",
+                      f"{a.direction} = np.empty({a.arg}.size, {a.dtype})"]
     lines.append("for k in range(K):")
     for a in active:
         if a.scalar:
-            lines.append(f"    {a.d}[k] = sample(table, stream_key(seed, first + k), {a.o}, distribution)")
+            lines.append(f"    {a.tangent}[k] = sample(table, stream_key(seed, first + k), {a.offset}, distribution)")
         else:
-            lines += [f"    fill({a.v}, table, seed, first + k, {a.o}, distribution)",
-                      f"    {a.d}f[:, k] = {a.v}"]
-    lines.append(f"value, t = {jvp_call(spec, [a.d for a in active])}")
+            lines += [f"    fill({a.direction}, table, seed, first + k, {a.offset}, distribution)",
+                      f"    {a.tangent}f[:, k] = {a.direction}"]
+    lines.append(f"value, t = {jvp_call(spec, [a.tangent for a in active])}")
     for a in active:
         if a.scalar:
-            lines += [f"{a.g} = {a.d}.dtype.type(0)", "for k in range(K):",
-                      f"    {a.g} += t[k] * {a.d}[k]", f"{a.g} /= K"]
+            lines += [f"{a.grad} = {a.tangent}.dtype.type(0)", "for k in range(K):",
+                      f"    {a.grad} += t[k] * {a.tangent}[k]", f"{a.grad} /= K"]
         else:
-            lines += [f"{a.g} = np.empty({a.a}.shape, {a.dtype})", f"{a.g}f = {a.g}.reshape({a.a}.size)",
-                      f"for i in range({a.a}.size):", f"    s = {a.g}f.dtype.type(0)",
-                      "    for k in range(K):", f"        s += t[k] * {a.d}f[i, k]", f"    {a.g}f[i] = s / K"]
-    lines.append(f"return value, ({', '.join(a.g for a in active)},)")
+            lines += [f"{a.grad} = np.empty({a.arg}.shape, {a.dtype})", f"{a.grad}f = {a.grad}.reshape({a.arg}.size)",
+                      f"for i in range({a.arg}.size):", f"    s = {a.grad}f.dtype.type(0)",
+                      "    for k in range(K):", f"        s += t[k] * {a.tangent}f[i, k]", f"    {a.grad}f[i] = s / K"]
+    lines.append(f"return value, ({', '.join(a.grad for a in active)},)")
     return render("forward_gradient_vector", head, lines)
 
 
@@ -142,19 +204,19 @@ def forward_gradient_parallel(spec):
               "keys = np.empty(K, np.uint64)", "for k in range(K):",
               "    keys[k] = stream_key(seed, first + k)", "for k in prange(K):"]
     for a in active:
-        shape = "1" if a.scalar else f"{a.a}.shape"
-        lines += [f"    {a.v} = np.empty({shape}, {a.dtype})",
-                  f"    fill({a.v}, table, seed, first + k, {a.o}, distribution)"]
-    tangents = [f"{a.v}[0]" if a.scalar else a.v for a in active]
+        shape = "1" if a.scalar else f"{a.arg}.shape"
+        lines += [f"    {a.direction} = np.empty({shape}, {a.dtype})",
+                  f"    fill({a.direction}, table, seed, first + k, {a.offset}, distribution)"]
+    tangents = [f"{a.direction}[0]" if a.scalar else a.direction for a in active]
     lines += [f"    value, t = {jvp_call(spec, tangents)}", "    values[k] = value", "    ts[k] = t"]
     for a in active:
-        lines += [f"{a.g} = np.empty({'1' if a.scalar else a.a + '.shape'}, {a.dtype})",
-                  f"{a.g}f = {a.g}.reshape({a.g}.size)",
-                  f"for i in prange({a.g}.size):", f"    s = {a.g}f.dtype.type(0)",
+        lines += [f"{a.grad} = np.empty({'1' if a.scalar else a.arg + '.shape'}, {a.dtype})",
+                  f"{a.grad}f = {a.grad}.reshape({a.grad}.size)",
+                  f"for i in prange({a.grad}.size):", f"    s = {a.grad}f.dtype.type(0)",
                   "    for k in range(K):",
-                  f"        s += {a.g}f.dtype.type(ts[k]) * sample(table, keys[k], {a.o} + i, distribution)",
-                  f"    {a.g}f[i] = s / K"]
-    results = [f"{a.g}[0]" if a.scalar else a.g for a in active]
+                  f"        s += {a.grad}f.dtype.type(ts[k]) * sample(table, keys[k], {a.offset} + i, distribution)",
+                  f"    {a.grad}f[i] = s / K"]
+    results = [f"{a.grad}[0]" if a.scalar else a.grad for a in active]
     lines.append(f"return values[0], ({', '.join(results)},)")
     return render("forward_gradient_parallel", head, lines)
 
@@ -169,7 +231,7 @@ def restoring(spec):
     written = writes_arguments(spec)
     save = [f"s{i} = a{i}.copy()" for i in written]
     restore = [f"a{i}[...] = s{i}" for i in written]
-    restore += [f"d{a.i}[...] = 0" for a in actives(spec) if a.i in written and not a.scalar]
+    restore += [f"d{a.position}[...] = 0" for a in actives(spec) if a.position in written and not a.scalar]
     return save, restore
 
 
@@ -180,22 +242,23 @@ def value_and_grad_vector(spec, jacobian=False):
     lines = offsets(active)
     for a in active:
         if a.scalar:
-            lines += [f"{a.d} = np.zeros(C, {a.dtype})"]
+            lines += [f"{a.tangent} = np.zeros(C, {a.dtype})"]
         else:
-            lines += [f"{a.d} = np.zeros({a.a}.shape + (C,), {a.dtype})", f"{a.d}f = {a.d}.reshape({a.a}.size, C)"]
+            lines += [f"{a.tangent} = np.zeros({a.arg}.shape + (C,), {a.dtype})",
+                      f"{a.tangent}f = {a.tangent}.reshape({a.arg}.size, C)"]
 
     def set_units(value):
         out = ["for j in range(c):", "    index = start + j"]
         for number, a in enumerate(active):
             test = "if" if number == 0 else "elif"
-            target = f"{a.d}[j]" if a.scalar else f"{a.d}f[index - {a.o}, j]"
-            out += [f"    {test} index < {a.o} + {a.size()}:", f"        {target} = {value}"]
+            target = f"{a.tangent}[j]" if a.scalar else f"{a.tangent}f[index - {a.offset}, j]"
+            out += [f"    {test} index < {a.offset} + {a.size()}:", f"        {target} = {value}"]
         return out
 
     save, restore = restoring(spec)
     lines += save
     chunk = ["c = min(C, n - start)"] + restore + set_units(1) + \
-        [f"value, t = {jvp_call(spec, [a.d for a in active])}"]
+        [f"value, t = {jvp_call(spec, [a.tangent for a in active])}"]
     if jacobian:
         chunk += ["tf = np.ascontiguousarray(t).reshape(-1, C)", "if start == 0:",
                   "    J = np.empty((tf.shape[0], n), tf.dtype)", "for j in range(c):",
@@ -219,18 +282,18 @@ def value_and_grad_sequential(spec, jacobian=False):
     head, _ = signature(spec, ["C"])
     lines = offsets(active)
     for a in active:
-        shape = "1" if a.scalar else f"{a.a}.shape"
-        lines += [f"{a.d} = np.zeros({shape}, {a.dtype})", f"{a.d}f = {a.d}.reshape({a.d}.size)"]
+        shape = "1" if a.scalar else f"{a.arg}.shape"
+        lines += [f"{a.tangent} = np.zeros({shape}, {a.dtype})", f"{a.tangent}f = {a.tangent}.reshape({a.tangent}.size)"]
     body = []
     for number, a in enumerate(active):
         test = "if" if number == 0 else "elif"
-        body += [f"{test} index < {a.o} + {a.size()}:", f"    {a.d}f[index - {a.o}] = 1"]
+        body += [f"{test} index < {a.offset} + {a.size()}:", f"    {a.tangent}f[index - {a.offset}] = 1"]
     save, restore = restoring(spec)
     lines += save
     body = restore + body
-    tangents = [f"{a.d}[0]" if a.scalar else a.d for a in active]
+    tangents = [f"{a.tangent}[0]" if a.scalar else a.tangent for a in active]
     body.append(f"value, t = {jvp_call(spec, tangents)}")
-    body += [f"{a.d}f[:] = 0" for a in active]
+    body += [f"{a.tangent}f[:] = 0" for a in active]
     if jacobian:
         body += ["tf = np.ascontiguousarray(np.asarray(t)).reshape(-1)", "if index == 0:",
                  "    J = np.empty((tf.shape[0], n), tf.dtype)", "J[:, index] = tf"]
@@ -252,7 +315,7 @@ def split(flat, active, args):
     """Per-argument views of a flat vector (gradient) or of a Jacobian's last axis."""
     out, start = [], 0
     for a in active:
-        value = args[a.i]
+        value = args[a.position]
         size = 1 if a.scalar else value.size
         part = flat[..., start:start + size]
         if a.scalar:

@@ -4,18 +4,13 @@ As in JAX's vmap, arrays carry a leading batch axis by default and scalars are b
 `in_axes` (0 or None per argument) overrides, e.g. for weights shared by every instance.
 The function must return a float scalar or a tuple of scalars for each instance.
 """
-import linecache
-
-import numba
 import numpy as np
 from numba.core import types
 
-from . import options
-from .backends.cuda import cuda, host_like, is_device_array
-from .errors import FwdadError, TangentMismatchError
-from .gradients import writes_arguments
-
-THREADS_PER_BLOCK = 128
+from .. import options
+from ..arguments import check_tangent, primals_and_tangents, refuse_foreign_byte_order
+from ..device import host_like, is_device_array
+from ..errors import FwdadError, TangentMismatchError
 
 
 def is_axis(value):
@@ -76,8 +71,9 @@ def output_items(spec):
     return tuple(np.dtype(str(types.unliteral(t))) for t in items), isinstance(return_type, types.BaseTuple)
 
 
-def source(spec, axes, active, dtypes, is_tuple, target):
-    """The batched loop (or kernel) calling the per-instance tangent function."""
+def source(spec, axes, active, dtypes, is_tuple, loop):
+    """The batched loop (or kernel) calling the per-instance tangent function; `loop`: the
+    target's lines that run the body once per instance i (a range, a prange, a CUDA grid)."""
     n_args = len(axes)
     args = [f"a{j}" for j in range(n_args)]
     tangents = [f"t{j}" for j in sorted(active)]
@@ -93,34 +89,20 @@ def source(spec, axes, active, dtypes, is_tuple, target):
             kind = kind.items[m]
         body.append(f"d{m}[i] = tangent{suffix}" if kind is not None else f"d{m}[i] = 0.0")
     head = f"def batch({', '.join(args + tangents + outs)}):"
-    if target == "cuda":
-        lines = ["    i = cuda.grid(1)", f"    if i < v0.shape[0]:"] + ["        " + b for b in body]
-    else:
-        loop = "prange" if target == "parallel" else "range"
-        lines = [f"    for i in {loop}(v0.shape[0]):"] + ["        " + b for b in body]
+    lines = ["    " + line for line in loop] + ["        " + b for b in body]
     return "\n".join([head] + lines) + "\n"
 
 
-def compile_batch(spec, axes, active, target):
-    dtypes, is_tuple = output_items(spec)
-    text = source(spec, axes, active, dtypes, is_tuple, target)
-    filename = f"<fwdad batch {spec.unit.name} {abs(hash(text)):x}>"
-    linecache.cache[filename] = (len(text), None, text.splitlines(True), filename)
-    namespace = {"prange": numba.prange, "np": np}
-    if target == "cuda":
-        namespace.update(cuda=cuda(), jvp=spec.device_jvp)
-        exec(compile(text, filename, "exec"), namespace)
-        kernel = cuda().jit(namespace["batch"])
-    else:
-        namespace["jvp"] = spec.jvp
-        exec(compile(text, filename, "exec"), namespace)
-        kernel = numba.njit(parallel=target == "parallel", error_model="numpy")(namespace["batch"])
-    return kernel, dtypes, text
+def batch_kernel(target, spec, axes, active):
+    """(the batch loop or kernel compiled for `target`, the output dtypes), once per layout."""
+    def build():
+        dtypes, is_tuple = output_items(spec)
+        return target.compile_batch(source(spec, axes, active, dtypes, is_tuple, target.batch_loop()), spec), dtypes
+    return spec.driver(("batch", target.name, axes), build)
 
 
 def batch_jvp(forward, primals, tangents, in_axes=None):
     """Values and tangents of every instance: arrays with a leading batch axis."""
-    from .api import primals_and_tangents, refuse_foreign_byte_order
     who = f"{forward.__name__}.batch_jvp"
     primals, tangents = primals_and_tangents(who, primals, tangents)
     refuse_foreign_byte_order(who, forward.parameters, primals)     # rows of them would be native
@@ -138,47 +120,9 @@ def batch_jvp(forward, primals, tangents, in_axes=None):
                 f"shape {shape_of(tangents[j])}, the argument {shape_of(primals[j])}.")
     samples = tuple(instance(p, a) for p, a in zip(primals, axes))
     for j in active:
-        forward._check_tangent(j, samples[j], instance(tangents[j], axes[j]))
+        check_tangent(forward.__name__, forward.parameters[j], j, samples[j], instance(tangents[j], axes[j]))
     spec = forward.specialization(samples, active)
-    target = forward.target
-    key = ("batch", id(spec), axes, target)
-    if key not in forward._drivers:
-        forward._drivers[key] = compile_batch(spec, axes, active, target)
-    kernel, dtypes, _ = forward._drivers[key]
-    if target == "cuda":
-        return run_on_device(forward, spec, kernel, dtypes, primals, tangents, active, n)
-    values = [np.empty(n, d) for d in dtypes]
-    derivs = [np.zeros(n, d if d.kind == "f" else np.float64) for d in dtypes]
-    forward._run(spec, kernel, primals + tuple(tangents[j] for j in active) + tuple(values + derivs))
-    return package(spec, values, derivs)
-
-
-def run_on_device(forward, spec, kernel, dtypes, primals, tangents, active, n):
-    numba_cuda = cuda()
-    on_device = any(is_device_array(p) for p in primals)
-    to_device = lambda a: a if is_device_array(a) or not isinstance(a, np.ndarray) else numba_cuda.to_device(a)
-    args = [to_device(p) for p in primals] + [to_device(tangents[j]) for j in active]
-    values = [numba_cuda.device_array(n, d) for d in dtypes]
-    derivs = [numba_cuda.device_array(n, d if d.kind == "f" else np.float64) for d in dtypes]
-    blocks = (n + THREADS_PER_BLOCK - 1) // THREADS_PER_BLOCK
-    try:
-        kernel[blocks, THREADS_PER_BLOCK](*args, *values, *derivs)
-    except Exception as error:
-        from .compiler import numba_error
-        from numba.core.errors import NumbaError
-        if isinstance(error, NumbaError):
-            raise numba_error(error, spec.modules("cuda"), f"numba-cuda cannot compile the tangent "
-                              f"code of {forward.__name__} for the CUDA target") from None
-        raise
-    written = writes_arguments(spec)
-    if not on_device:                     # the function wrote into host arrays: copy them back
-        for j in written:
-            args[j].copy_to_host(primals[j])
-            if j in active:
-                args[len(primals) + active.index(j)].copy_to_host(tangents[j])
-        values = [v.copy_to_host() for v in values]
-        derivs = [d.copy_to_host() for d in derivs]
-    return package(spec, values, derivs)
+    return forward.backend.batch_jvp(forward, spec, axes, active, primals, tangents, n)
 
 
 def package(spec, values, derivs):

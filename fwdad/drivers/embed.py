@@ -12,20 +12,23 @@ import re
 from numba.core import types
 from numba.extending import overload
 
-from .nested import tangent_njit_implementation
+from ..codegen import NUMBA_OPTIONS, compile_source
+from ..nested import tangent_njit_implementation
+
+
+def as_is(function):
+    return function
 
 
 def tangent_njit(forward):
     """A function callable from @numba.njit code computing (value, J . tangents)."""
     n = len(forward.parameters)
     params = [f"p{i}" for i in range(n)] + [f"t{i}" for i in range(n)]
-    scope = {}
-    exec(f"def stub({', '.join(params)}):\n"
-         f"    raise NotImplementedError('call this from @numba.njit code; use .jvp from Python')\n", scope)
-    stub = scope["stub"]
+    stub = compile_source(f"def stub({', '.join(params)}):\n"
+                          f"    raise NotImplementedError('call this from @numba.njit code; use .jvp from Python')\n",
+                          "stub", {}, as_is)
     stub.__name__ = stub.__qualname__ = identifier(forward.__name__) + "_tangent"
     stub.fwdad_typed = tangent_njit_implementation(forward)    # differentiated: nested.TypedCallee
-    stub.fwdad_defined_at = forward.py_func
     stub.fwdad_digest = lambda: f"tangent_njit {forward.unit.digest}"
     stub.fwdad_is_current = lambda: forward.unit.is_current()
 
@@ -34,14 +37,13 @@ def tangent_njit(forward):
         active = [i for i, t in enumerate(arg_types[n:]) if not isinstance(t, (types.NoneType, types.Omitted))]
         spec = forward.unit.specialization(primal_types, active)
         call = [f"p{i}" for i in range(n)] + [f"t{i}" for i in sorted(spec.active)]
-        body = {"jvp": spec.jvp}
-        exec(f"def impl({', '.join(params)}):\n    return jvp({', '.join(call)})\n", body)
-        return body["impl"]
+        return compile_source(f"def impl({', '.join(params)}):\n    return jvp({', '.join(call)})\n", "impl",
+                              {"jvp": spec.jvp}, as_is)
 
-    typing = {"implementation": implementation}      # Numba wants the stub's exact signature
-    exec(f"def typing_function({', '.join(params)}):\n"
-         f"    return implementation({', '.join(params)})\n", typing)
-    overload(stub, jit_options={"error_model": "numpy"})(typing["typing_function"])
+    typing_function = compile_source(            # Numba wants the stub's exact signature
+        f"def typing_function({', '.join(params)}):\n    return implementation({', '.join(params)})\n",
+        "typing_function", {"implementation": implementation}, as_is)
+    overload(stub, jit_options=dict(NUMBA_OPTIONS))(typing_function)
     return stub
 
 

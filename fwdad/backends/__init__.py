@@ -1,1 +1,0 @@
-"""Targets beyond the CPU: CUDA device functions and kernels."""

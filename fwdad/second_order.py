@@ -1,0 +1,216 @@
+"""Second derivatives: fwdad differentiates the tangent code it generated (forward over forward).
+
+A specialization's tangent code is plain numeric Python of the same subset (loops, NumPy calls,
+`fwdad_runtime` helpers written in that subset), so fwdad reads it the way it reads a user's
+helper: no second rule table and no tags. Three small generated functions connect the layers,
+each compiled like user code (docs/second-order.md prints them):
+
+* `f.jvp2`: the outer JVP of the inner tangent function itself, seeded with the same direction
+  for the primals and zero for the inner tangents: value, f'[v] and f''[v, v] in one pass.
+* `f.hvp`: the gradient (outer vector mode) of `x -> f'(x)[v]`, a one-line wrapper.
+* `f.hessian`: the Jacobian (outer vector mode) of the gradient, written as a loop of inner
+  JVPs along the unit vectors; with `sparse=True` the outer Jacobian is a sparse one.
+"""
+import weakref
+
+import numpy as np
+
+from . import options
+from .arguments import per_argument
+from .compiler import USER_RULES
+from .errors import FwdadError, OptionError, TangentMismatchError
+from .nested import generated_function
+
+OUTER = weakref.WeakKeyDictionary()       # specialization -> {kind: outer ForwardFunction}
+
+
+def outer_function(forward, spec, kind, build):
+    """The ForwardFunction over generated code `build(spec)`, made once per specialization."""
+    made = OUTER.setdefault(spec, {})
+    if kind not in made:
+        function, wrt = build(spec)
+        made[kind] = type(forward)(function, wrt=wrt)
+    return made[kind]
+
+
+# ---- the entry points (ForwardFunction's methods call these) -----------------------------------------
+def jvp2(forward, primals, active, checked):
+    """(f, f'[v], f''[v, v]) for the checked tangents of the active arguments."""
+    refuse_rule(forward, "jvp2")
+    if not active:
+        value = forward(*primals)
+        zero = np.zeros_like(value) if isinstance(value, np.ndarray) else 0.0 * value
+        return value, zero, zero
+    return guarded(forward, lambda: taylor2(forward, primals, checked, active))
+
+
+def hvp(forward, args, active, given, checked):
+    """H . v, one entry per argument (None for the ones not differentiated)."""
+    if sorted(given) != sorted(active):
+        raise TangentMismatchError(
+            f"{forward.__name__}.hvp: v has entries for arguments {given}, but the differentiated "
+            f"arguments are {active}.\nWhat to do: pass one direction per differentiated argument "
+            "(wrt, else every float argument) and None for the others.")
+    refuse_rule(forward, "hvp")
+    product = guarded(forward, lambda: hessian_vector_product(forward, args, active, checked))
+    return per_argument(product, active, args)
+
+
+def hessian(forward, args, active, sparse, sparsity):
+    who = f"{forward.__name__}.hessian"
+    sparse = options.flag(who, "sparse", sparse) or sparsity is not None
+    if sparse and sparsity is None:
+        raise OptionError(
+            f"{who}: sparse=True needs the Hessian's pattern as sparsity=: fwdad finds the patterns "
+            "of Jacobians from the code (f.sparsity), not yet those of Hessians.\nWhat to do: pass "
+            "sparsity=P, a scipy.sparse matrix or boolean array with the Hessian's possible nonzeros "
+            "(e.g. banded); a pattern that misses an entry is refused, not folded in.")
+    refuse_rule(forward, "hessian")
+    return guarded(forward, lambda: dense_or_sparse_hessian(forward, args, active, sparse, sparsity))
+
+
+def refuse_rule(forward, method):
+    if USER_RULES.get(forward.py_func) is not None:
+        raise FwdadError(
+            f"{forward.__name__}.{method}: {forward.__name__} has a defjvp rule, which gives first "
+            "derivatives only.\nWhat to do: differentiate the function's own code (drop the rule), "
+            "or call a function that uses it: fwdad reads the rule's source as it reads any helper.")
+
+
+def guarded(forward, compute):
+    """Run a second-order computation; a refusal inside fwdad's own tangent code names the user's
+    function (the user cannot edit that code)."""
+    try:
+        return compute()
+    except FwdadError as error:
+        if str(error).startswith(forward.py_func.__code__.co_filename):
+            raise                            # about the user's own code
+        error.args = (f"{forward.__name__}: fwdad cannot differentiate its own tangent code of this "
+                      f"function a second time:\n{error}",) + error.args[1:]
+        raise
+
+
+# ---- jvp2: the tangent code differentiated once more along the same direction ------------------
+def taylor2(forward, primals, checked, active):
+    """(value, f'[v], f''[v, v]) for the checked tangents of the active arguments."""
+    spec = forward.specialization(primals, active)
+    outer = outer_function(forward, spec, "jvp2", lambda s: (s.jvp.py_func, None))
+    inner = tuple(checked)
+    outer_tangents = [None] * len(primals)
+    for i, tangent in zip(active, checked):
+        outer_tangents[i] = tangent
+    outer_tangents += [zero_of(t) for t in inner]
+    (value, first), (_, second) = outer.jvp(tuple(primals) + inner, tuple(outer_tangents))
+    return value, first, second
+
+
+def zero_of(tangent):
+    return np.zeros_like(tangent) if isinstance(tangent, np.ndarray) else type(tangent)(0.0)
+
+
+# ---- hvp and hessian: outer vector mode over the inner JVP --------------------------------------
+def fresh_names(params, *bases):
+    """Local names of a generated wrapper that no parameter of the user's function shadows."""
+    taken, out = set(params), []
+    for base in bases:
+        name = base
+        while name in taken:
+            name += "_"
+        taken.add(name)
+        out.append(name)
+    return out
+
+
+def directional_source(name, jvp_name, np_name, params, active):
+    """`def f_directional(x, a, v_x, v_a): return f_jvp(x, a, v_x, v_a)[1]`: x -> f'(x)[v]."""
+    directions = fresh_names(params, *[f"v_{params[i]}" for i in active])
+    value, tangent = fresh_names(list(params) + directions, "value", "tangent")
+    head = ", ".join(list(params) + directions)
+    return f"def {name}({head}):\n    {value}, {tangent} = {jvp_name}({head})\n    return {tangent}\n"
+
+
+def gradient_source(name, jvp_name, np_name, params, active):
+    """The gradient as a loop of inner JVPs along unit directions (`seed_x[k]` is x's part of
+    the k-th unit vector): the outer pass differentiates each of them."""
+    seeds = fresh_names(params, *[f"seed_{params[i]}" for i in active])
+    n, k, gradient, value, tangent = fresh_names(list(params) + seeds, "n", "k", "gradient", "value", "tangent")
+    call = ", ".join(list(params) + [f"{s}[{k}]" for s in seeds])
+    return (f"def {name}({', '.join(list(params) + seeds)}):\n"
+            f"    {n} = {seeds[0]}.shape[0]\n"
+            f"    {gradient} = {np_name}.empty({n}, {np_name}.float64)\n"
+            f"    for {k} in range({n}):\n"
+            f"        {value}, {tangent} = {jvp_name}({call})\n"
+            f"        {gradient}[{k}] = {tangent}\n"
+            f"    return {gradient}\n")
+
+
+def wrapper_builder(forward, make_source, suffix):
+    """A builder for outer_function: the wrapper around spec's JVP, differentiated wrt the
+    primals that spec differentiates."""
+    def build(spec):
+        name = f"{spec.unit.name}_{suffix}"
+        params = forward.parameters
+        jvp_name, np_name = fresh_names(params, f"{spec.unit.name}_jvp", "np")
+        source = make_source(name, jvp_name, np_name, params, sorted(spec.active))
+        function = generated_function(source, name, {jvp_name: spec.jvp, np_name: np})
+        return function, tuple(sorted(spec.active))
+    return build
+
+
+def scalar_specialization(forward, args, active, what):
+    """The specialization of a function returning a float scalar (the Hessian's domain)."""
+    spec = forward.specialization(args, active)
+    kind = spec.types.return_kind
+    if kind is None or kind.shape != "scalar":
+        raise FwdadError(f"{forward.__name__}.{what} needs a function that returns a float scalar; "
+                         f"{spec.unit.name} returns {kind or 'a value without tangent'}.\n"
+                         "What to do: return a scalar, or use f.jvp2 for the second derivative of "
+                         "a vector output along a direction.")
+    return spec
+
+
+def hessian_vector_product(forward, args, active, directions):
+    """H . v by the outer gradient of x -> f'(x)[v]: one outer direction per input scalar."""
+    spec = scalar_specialization(forward, args, active, "hvp")
+    outer = outer_function(forward, spec, "hvp", wrapper_builder(forward, directional_source, "directional"))
+    _, gradient = outer.value_and_grad(*args, *directions)
+    return [gradient[i] for i in active]
+
+
+def unit_seeds(args, active):
+    """seed_x of shape (n,) + x.shape per active argument: the rows of the n x n identity."""
+    sizes = [int(np.size(args[i])) for i in active]
+    n, start, seeds = sum(sizes), 0, []
+    for i, size in zip(active, sizes):
+        block = np.zeros((n, size), np.float64)
+        block[start:start + size] = np.eye(size)
+        dtype = args[i].dtype if isinstance(args[i], np.ndarray) else np.float64
+        seeds.append(block.reshape((n,) + np.shape(args[i])).astype(dtype))
+        start += size
+    return seeds
+
+
+def dense_or_sparse_hessian(forward, args, active, sparse, sparsity):
+    """Per pair of active arguments (i, j) the block of shape args[i].shape + args[j].shape; with
+    `sparse`, one CSR matrix over the flattened active arguments."""
+    spec = scalar_specialization(forward, args, active, "hessian")
+    outer = outer_function(forward, spec, "hessian", wrapper_builder(forward, gradient_source, "gradient"))
+    seeds = unit_seeds(args, active)
+    if sparse:
+        from scipy import sparse as scipy_sparse
+        columns = outer.jacobian(*args, *seeds, sparse=True, sparsity=sparsity)
+        return scipy_sparse.hstack([columns[j] for j in active], format="csr")
+    columns = outer.jacobian(*args, *seeds)
+    rows, start, blocks = {}, 0, [[None] * len(args) for _ in args]
+    for i in active:
+        size = int(np.size(args[i]))
+        rows[i] = (start, start + size)
+        start += size
+    for i in active:
+        lo, hi = rows[i]
+        for j in active:
+            block = np.asarray(columns[j])[lo:hi].reshape(np.shape(args[i]) + np.shape(args[j]))
+            blocks[i][j] = block if block.ndim else float(block)
+    return tuple(tuple(row) if i in active else None for i, row in enumerate(blocks))
+
+

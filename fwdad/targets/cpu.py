@@ -1,0 +1,62 @@
+"""target="cpu": Numba CPU code; the drivers loop over directions and instances in one thread."""
+import numba
+import numpy as np
+
+from ..codegen import NUMBA_OPTIONS, compile_source
+from ..drivers import batch
+from ..drivers.gradients import (direction_passes, forward_gradient_driver, forward_gradient_sequential,
+                                 forward_gradient_vector)
+from ..random import DISTRIBUTIONS, NORMAL_TABLE
+from ..train.loop import fgd_local
+
+
+class CpuTarget:
+    """Compiled CPU code, one thread."""
+    name = "cpu"
+    parallel = False
+    runs_over_mpi = True
+
+    def tangent_function(self, spec):
+        return spec.jvp
+
+    def forward_gradient_generator(self, scalar, vector, directions):
+        """(driver source generator, the specialization it runs): one vector-mode pass carrying
+        the K directions when the function has a vector form, else one direction at a time."""
+        if directions > 1 and vector.vectorizable:
+            return forward_gradient_vector, vector
+        return forward_gradient_sequential, scalar
+
+    def loop_calls_driver(self, directions):
+        return directions > 1
+
+    def forward_gradient(self, forward, args, active, seed, directions, distribution):
+        """(f(*args), one forward gradient per active argument), in passes of bounded memory."""
+        vector = forward.specialization(args, active, "vector")
+        scalar = forward.specialization(args, active)
+        driver, spec = forward_gradient_driver(self, scalar, vector, directions)
+        value, sums = None, None
+        for first, count in direction_passes(directions, sum(np.size(args[i]) for i in active)):
+            value, grads = forward.run(spec, driver, args + (np.uint64(seed), first, count,
+                                                             DISTRIBUTIONS[distribution], NORMAL_TABLE))
+            weighted = [np.asarray(g, np.float64) * (count / directions) for g in grads]
+            sums = weighted if sums is None else [s + w for s, w in zip(sums, weighted)]
+        return value, sums
+
+    def batch_loop(self):
+        return ["for i in range(v0.shape[0]):"]
+
+    def compile_batch(self, text, spec):
+        namespace = {"prange": numba.prange, "np": np, "jvp": self.tangent_function(spec)}
+        return compile_source(text, "batch", namespace,
+                                    numba.njit(parallel=self.parallel, **NUMBA_OPTIONS))
+
+    def batch_jvp(self, forward, spec, axes, active, primals, tangents, n):
+        """Values and tangents of n instances, one per step of a compiled loop."""
+        kernel, dtypes = batch.batch_kernel(self, spec, axes, active)
+        values = [np.empty(n, d) for d in dtypes]
+        derivs = [np.zeros(n, d if d.kind == "f" else np.float64) for d in dtypes]
+        forward.run(spec, kernel, primals + tuple(tangents[j] for j in active) + tuple(values + derivs))
+        return batch.package(spec, values, derivs)
+
+    def fgd(self, forward, params, options, data, gradient, args, callback):
+        return fgd_local(forward, params, options, data, gradient, args, callback)
