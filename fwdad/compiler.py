@@ -533,6 +533,7 @@ class Specialization:
         self.varied = self.activity.run()
         self.summary = self.activity.summary()
         self._function = None
+        self._vectorizable = None
         self.compiled = {}            # device (False: CPU) -> (GeneratedModule, dispatcher)
         self.names = None
         self._drivers = {}            # key -> a driver compiled around this specialization's code
@@ -559,12 +560,15 @@ class Specialization:
 
     @property
     def vectorizable(self):
-        """Whether this specialization has a vector-mode form (else drivers loop over directions)."""
-        try:
-            self.function
-            return True
-        except NotVectorizable:
-            return False
+        """Whether this specialization has a vector-mode form (else drivers loop over directions);
+        the answer is kept: a pass that stops with NotVectorizable would otherwise run per call."""
+        if self._vectorizable is None:
+            try:
+                self.function
+                self._vectorizable = True
+            except NotVectorizable:
+                self._vectorizable = False
+        return self._vectorizable
 
     def param_kind(self, i):
         return self.types.kinds.get(self.unit.normalized.tree.args.args[i].arg)

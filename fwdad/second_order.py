@@ -92,15 +92,15 @@ def guarded(forward, compute):
 
 # ---- jvp2: the tangent code differentiated once more along the same direction ------------------
 def taylor2(forward, primals, checked, active):
-    """(value, f'[v], f''[v, v]) for the checked tangents of the active arguments."""
+    """(value, f'[v], f''[v, v]) for the checked tangents of the active arguments: the outer JVP
+    of the inner tangent function along (v, 0), called directly (its arguments are checked)."""
     spec = forward.specialization(primals, active)
     outer = outer_function(forward, spec, "jvp2", lambda s: (s.jvp.py_func, None))
     inner = tuple(checked)
-    outer_tangents = [None] * len(primals)
-    for i, tangent in zip(active, checked):
-        outer_tangents[i] = tangent
-    outer_tangents += [zero_of(t) for t in inner]
-    (value, first), (_, second) = outer.jvp(tuple(primals) + inner, tuple(outer_tangents))
+    arguments = tuple(primals) + inner
+    outer_spec = outer.specialization(arguments, list(active) + list(range(len(primals), len(arguments))))
+    directions = inner + tuple(zero_of(t) for t in inner)
+    (value, first), (_, second) = outer.run(outer_spec, outer_spec.jvp, arguments + directions)
     return value, first, second
 
 

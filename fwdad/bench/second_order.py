@@ -27,7 +27,7 @@ def jax_rosenbrock():
 def jvp2_rows(table, f, n, kw):
     jax, r = jax_rosenbrock()
     x, v = np.linspace(-1.0, 1.0, n), np.ones(n)
-    benchmark = f"rosenbrock n={n} second derivative along v"
+    benchmark = f"second derivative along v, rosenbrock n={n}"
     table.add(benchmark, "one JVP (fwdad)", timeit(lambda: f.jvp((x,), (v,)), **kw))
     table.add(benchmark, "jvp2 (fwdad)", timeit(lambda: f.jvp2((x,), (v,)), **kw))
     if jax is not None:
@@ -47,7 +47,7 @@ def tridiagonal(n):
 def hessian_rows(table, f, n, kw):
     jax, r = jax_rosenbrock()
     x, v = np.linspace(-1.0, 1.0, n), np.ones(n)
-    benchmark = f"rosenbrock n={n} Hessian"
+    benchmark = f"Hessian, rosenbrock n={n}"
     dense = f.hessian(x)[0][0]
     pattern = tridiagonal(n)
     sparse = f.hessian(x, sparse=True, sparsity=pattern)
