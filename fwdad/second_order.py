@@ -11,16 +11,19 @@ each compiled like user code (docs/second-order.md prints them):
 * `f.hessian`: the Jacobian (outer vector mode) of the gradient, written as a loop of inner
   JVPs along the unit vectors; with `sparse=True` the outer Jacobian is a sparse one.
 """
+import warnings
 import weakref
 
 import numpy as np
 
-from . import options
+from . import options, runtime
 from .arguments import per_argument
 from .compiler import USER_RULES
-from .errors import FwdadError, OptionError, TangentMismatchError
+from .errors import FwdadError, FwdadWarning, OptionError, TangentMismatchError, user_stacklevel
 from .nested import generated_function
 
+RUNTIME_FILE = runtime.__file__
+LARGE_HESSIAN = 500                       # inputs above which hessian warns of its cost
 OUTER = weakref.WeakKeyDictionary()       # specialization -> {kind: outer ForwardFunction}
 
 
@@ -37,10 +40,9 @@ def outer_function(forward, spec, kind, build):
 def jvp2(forward, primals, active, checked):
     """(f, f'[v], f''[v, v]) for the checked tangents of the active arguments."""
     refuse_rule(forward, "jvp2")
-    if not active:
-        value = forward(*primals)
-        zero = np.zeros_like(value) if isinstance(value, np.ndarray) else 0.0 * value
-        return value, zero, zero
+    if not active:                        # zero derivatives, shaped as jvp gives them
+        value, first = forward.jvp(primals, (None,) * len(primals))
+        return value, first, first
     return guarded(forward, lambda: taylor2(forward, primals, checked, active))
 
 
@@ -78,15 +80,22 @@ def refuse_rule(forward, method):
 
 
 def guarded(forward, compute):
-    """Run a second-order computation; a refusal inside fwdad's own tangent code names the user's
-    function (the user cannot edit that code)."""
+    """Run a second-order computation. A refusal located in fwdad's own tangent code (generated,
+    or a fwdad_runtime helper) names the user's function and says what the user can do, since
+    the user cannot edit that code; any other error (about the user's code or arguments) passes."""
     try:
         return compute()
     except FwdadError as error:
-        if str(error).startswith(forward.py_func.__code__.co_filename):
-            raise                            # about the user's own code
+        text = str(error)
+        if not text.startswith(("<fwdad ", RUNTIME_FILE)):
+            raise
+        what = text.split("\nWhat to do:")[0]
         error.args = (f"{forward.__name__}: fwdad cannot differentiate its own tangent code of this "
-                      f"function a second time:\n{error}",) + error.args[1:]
+                      f"function a second time; the first derivatives work. The tangent code's "
+                      f"operation it stopped at:\n{what}\nWhat to do: avoid that operation for second "
+                      "derivatives (docs/second-order.md, 'What is refused', lists them), or move it "
+                      "into a helper with a fwdad.defjvp rule whose tangent fwdad can differentiate.",
+                      ) + error.args[1:]
         raise
 
 
@@ -121,7 +130,7 @@ def fresh_names(params, *bases):
     return out
 
 
-def directional_source(name, jvp_name, np_name, params, active):
+def directional_source(name, jvp_name, np_name, params, active, written=(), primal_name=None):
     """`def f_directional(x, a, v_x, v_a): return f_jvp(x, a, v_x, v_a)[1]`: x -> f'(x)[v]."""
     directions = fresh_names(params, *[f"v_{params[i]}" for i in active])
     value, tangent = fresh_names(list(params) + directions, "value", "tangent")
@@ -129,18 +138,23 @@ def directional_source(name, jvp_name, np_name, params, active):
     return f"def {name}({head}):\n    {value}, {tangent} = {jvp_name}({head})\n    return {tangent}\n"
 
 
-def gradient_source(name, jvp_name, np_name, params, active):
+def gradient_source(name, jvp_name, np_name, params, active, written=(), primal_name=None):
     """The gradient as a loop of inner JVPs along unit directions (`seed_x[k]` is x's part of
-    the k-th unit vector): the outer pass differentiates each of them."""
+    the k-th unit vector): the outer pass differentiates each of them. An argument the function
+    writes into is copied for each inner JVP (each must see the caller's values) and written
+    once at the end by the primal, as one call of the function leaves it."""
     seeds = fresh_names(params, *[f"seed_{params[i]}" for i in active])
     n, k, gradient, value, tangent = fresh_names(list(params) + seeds, "n", "k", "gradient", "value", "tangent")
-    call = ", ".join(list(params) + [f"{s}[{k}]" for s in seeds])
+    inputs = [f"{p}.copy()" if i in written else p for i, p in enumerate(params)]
+    call = ", ".join(inputs + [f"{s}[{k}]" for s in seeds])
+    write_once = f"    {primal_name}({', '.join(params)})\n" if written else ""
     return (f"def {name}({', '.join(list(params) + seeds)}):\n"
             f"    {n} = {seeds[0]}.shape[0]\n"
             f"    {gradient} = {np_name}.empty({n}, {np_name}.float64)\n"
             f"    for {k} in range({n}):\n"
             f"        {value}, {tangent} = {jvp_name}({call})\n"
             f"        {gradient}[{k}] = {tangent}\n"
+            f"{write_once}"
             f"    return {gradient}\n")
 
 
@@ -150,9 +164,11 @@ def wrapper_builder(forward, make_source, suffix):
     def build(spec):
         name = f"{spec.unit.name}_{suffix}"
         params = forward.parameters
-        jvp_name, np_name = fresh_names(params, f"{spec.unit.name}_jvp", "np")
-        source = make_source(name, jvp_name, np_name, params, sorted(spec.active))
-        function = generated_function(source, name, {jvp_name: spec.jvp, np_name: np})
+        jvp_name, np_name, primal_name = fresh_names(params, f"{spec.unit.name}_jvp", "np", spec.unit.name)
+        source = make_source(name, jvp_name, np_name, params, sorted(spec.active),
+                             spec.unit.written_parameters(), primal_name)
+        function = generated_function(source, name, {jvp_name: spec.jvp, np_name: np,
+                                                     primal_name: spec.unit.primal})
         return function, tuple(sorted(spec.active))
     return build
 
@@ -196,6 +212,13 @@ def dense_or_sparse_hessian(forward, args, active, sparse, sparsity):
     spec = scalar_specialization(forward, args, active, "hessian")
     outer = outer_function(forward, spec, "hessian", wrapper_builder(forward, gradient_source, "gradient"))
     seeds = unit_seeds(args, active)
+    n = seeds[0].shape[0]
+    if n > LARGE_HESSIAN:
+        warnings.warn(
+            f"{forward.__name__}.hessian: {n} inputs: forward over forward runs about {n} x "
+            f"{n if not sparse else 'colors'} directional passes (minutes for n in the thousands) and "
+            f"n x n seeds ({8 * n * n / 1e6:.0f} MB). For a direction use f.jvp2, for H.v f.hvp; "
+            "see docs/second-order.md.", FwdadWarning, stacklevel=user_stacklevel())
     if sparse:
         from scipy import sparse as scipy_sparse
         columns = outer.jacobian(*args, *seeds, sparse=True, sparsity=sparsity)
@@ -210,7 +233,7 @@ def dense_or_sparse_hessian(forward, args, active, sparse, sparsity):
         lo, hi = rows[i]
         for j in active:
             block = np.asarray(columns[j])[lo:hi].reshape(np.shape(args[i]) + np.shape(args[j]))
-            blocks[i][j] = block if block.ndim else float(block)
+            blocks[i][j] = block if block.ndim else per_argument([block], [i], args)[i]
     return tuple(tuple(row) if i in active else None for i, row in enumerate(blocks))
 
 

@@ -398,3 +398,76 @@ def test_sparse_hessian(point):
     diagonal = sparse.identity(12, format="csr").astype(bool)
     with pytest.raises(FwdadError):
         ROSEN.hessian(x, sparsity=diagonal)
+
+
+# ---- found by the outside-user trial ---------------------------------------------------------------
+def quad(a, x, b):
+    return a * a * b + np.sum(x * x) * a + b ** 3
+
+
+def writer(x, s):
+    x[0] = x[0] * 2.0
+    return np.sum(x * x) * s + x[0] * x[1] ** 2
+
+
+def norm_one(A):
+    return np.linalg.norm(A, 1)
+
+
+def pair(x, y):
+    return x * y, y
+
+
+def test_hvp_with_wrt_skipping_an_earlier_argument():
+    """hvp's entries landed on the wrong arguments (NaN, or a crash) when wrt skipped one."""
+    a, x, b = 0.5, np.array([1.0, 2.0]), 2.0
+    v = np.array([1.0, -1.0])
+    (none_a, px, none_b) = fwdad.forward_grad(quad, wrt="x").hvp((a, x, b), (None, v, None))
+    assert none_a is None and none_b is None
+    np.testing.assert_allclose(px, 2 * a * v, rtol=1e-14)
+    (none_a, px, pb) = fwdad.forward_grad(quad, wrt=(2, "x")).hvp((a, x, b), (None, v, 0.5))
+    np.testing.assert_allclose(px, 2 * a * v, rtol=1e-14)
+    assert none_a is None and pb == pytest.approx(6 * b * 0.5, rel=1e-14)
+
+
+def test_hessian_of_a_function_writing_its_argument():
+    """Each row is computed at the caller's point; afterwards the argument holds what one call leaves."""
+    x0 = np.array([1.0, 2.0, 0.5])
+    x = x0.copy()
+    H = fwdad.forward_grad(writer, wrt="x").hessian(x, 1.5)[0][0]
+    once = x0.copy()
+    writer(once, 1.5)
+    np.testing.assert_array_equal(x, once)
+    # f(x) = s (4 x0^2 + x1^2 + x2^2) + 2 x0 x1^2 in terms of the caller's x
+    expected = np.array([[8 * 1.5, 4 * x0[1], 0.0], [4 * x0[1], 2 * 1.5 + 4 * x0[0], 0.0], [0.0, 0.0, 2 * 1.5]])
+    np.testing.assert_allclose(H, expected, rtol=1e-13)
+
+
+def test_errors_not_of_second_order_are_not_dressed_as_such():
+    big_endian = np.ones(3, ">f8")
+    with pytest.raises(OptionError) as raised:
+        ROSEN.hessian(big_endian)
+    assert "second time" not in str(raised.value)
+
+
+def test_refusal_in_fwdad_code_names_the_function_and_what_to_do():
+    f = fwdad.forward_grad(norm_one)
+    with pytest.raises(FwdadError) as raised:
+        f.hessian(np.array([[1.0, -2.0], [0.5, 3.0]]))
+    text = str(raised.value)
+    assert text.startswith("norm_one: fwdad cannot differentiate its own tangent code")
+    assert "svd" in text and "docs/second-order.md" in text and "wrap it in a module-level" not in text
+
+
+def test_jvp2_without_tangents_is_shaped_as_jvp():
+    f = fwdad.forward_grad(pair)
+    value, first, second = f.jvp2((2.0, 3.0), (None, None))
+    assert value == (6.0, 3.0) and first == f.jvp((2.0, 3.0), (None, None))[1] and second == first
+
+
+def test_large_dense_hessian_warns(monkeypatch):
+    from fwdad import second_order
+    from fwdad.errors import FwdadWarning
+    monkeypatch.setattr(second_order, "LARGE_HESSIAN", 3)
+    with pytest.warns(FwdadWarning, match="directional passes"):
+        ROSEN.hessian(np.linspace(-1.0, 1.0, 5))
