@@ -19,6 +19,7 @@ import numpy as np
 from . import options, runtime
 from .arguments import per_argument
 from .compiler import USER_RULES
+from .drivers.gradients import scalar_output_required
 from .errors import FwdadError, FwdadWarning, OptionError, TangentMismatchError, user_stacklevel
 from .nested import generated_function
 
@@ -176,12 +177,7 @@ def wrapper_builder(forward, make_source, suffix):
 def scalar_specialization(forward, args, active, what):
     """The specialization of a function returning a float scalar (the Hessian's domain)."""
     spec = forward.specialization(args, active)
-    kind = spec.types.return_kind
-    if kind is None or kind.shape != "scalar":
-        raise FwdadError(f"{forward.__name__}.{what} needs a function that returns a float scalar; "
-                         f"{spec.unit.name} returns {kind or 'a value without tangent'}.\n"
-                         "What to do: return a scalar, or use f.jvp2 for the second derivative of "
-                         "a vector output along a direction.")
+    scalar_output_required(spec, f"{forward.__name__}.{what}")
     return spec
 
 
