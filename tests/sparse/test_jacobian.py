@@ -95,3 +95,11 @@ def test_a_coloring_with_a_shared_row_is_invalid():
     tridiagonal = scipy.sparse.csr_array(np.eye(5) + np.eye(5, k=1))
     assert not coloring.is_valid_coloring(tridiagonal.indptr, tridiagonal.indices, np.zeros(5, np.int64))
     assert coloring.color_columns(tridiagonal.indptr, tridiagonal.indices, 5).max() + 1 == 2
+
+
+@pytest.mark.parametrize("module", ["fwdad.transform.sparsity", "fwdad.coloring"])
+def test_module_doctests(module):
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
