@@ -98,6 +98,7 @@ MOVES = {np.copy, np.transpose, np.reshape, np.ravel, np.squeeze, np.ascontiguou
          np.concatenate, np.stack, np.vstack, np.hstack}
 MOVE_METHODS = {"copy", "T", "reshape", "ravel", "flatten", "transpose", "squeeze"}
 SHAPE_ATTRIBUTES = {"shape", "size", "ndim", "dtype"}
+SHADOW_ITERATIONS = 10_000_000      # a while loop in a branch not taken that runs longer is stopped
 SAME_SET = {np.negative, "astype"}  # elementwise and linear: each element keeps its own set
 
 
@@ -442,7 +443,21 @@ class SparsityPass(VectorTangentPass):
     def statement_While(self, statement):
         if not self.local and names_in(statement.test) & self.influenced:
             self.warn_trip_count(statement, "a while loop whose condition")
-        return super().statement_While(statement)
+        loop = super().statement_While(statement)
+        return self.bounded(loop[0], statement.lineno) if self.shadow else loop
+
+    def bounded(self, loop, line):
+        """A while loop in the branch not taken runs on values that branch never sees at this
+        point, and may not end (`while x < 10: x *= 2` at x < 0): stop it with an error."""
+        count = self.names.fresh("shadow_iterations")
+        message = (f"fwdad: a while loop at {self.filename}:{line}, in the branch not taken at "
+                   f"this point, ran {SHADOW_ITERATIONS} times; fwdad runs that branch to find the "
+                   "dependencies of both branches. What to do: give the loop a maximum count, or "
+                   "pass local=True for the pattern at this point only")
+        stop = ast.If(ast.Compare(name(count), [ast.Gt()], [ast.Constant(SHADOW_ITERATIONS)]),
+                      [ast.Raise(ast.Call(name("RuntimeError"), [ast.Constant(message)], []), None)], [])
+        loop.body = [ast.AugAssign(name(count, True), ast.Add(), ast.Constant(1)), stop] + loop.body
+        return [assign(count, ast.Constant(0)), loop]
 
     def statement_For(self, statement):
         if not self.local and names_in(statement.iter) & self.influenced:

@@ -392,3 +392,20 @@ def test_a_name_one_branch_leaves_keeps_its_earlier_set_on_that_side():
     # taken at a > b: s = 2 b there, but s = a on the other side (was: the sets of b and c only)
     for a in (3.0, 1.0):
         assert assigned_on_one_side.sparsity(a, 2.0, 4.0).toarray().tolist() == [[True, True, True]]
+
+
+@fwdad.forward_grad
+def guarded_loop(x):
+    y = x * 1.0
+    if x > 0.0:
+        while y < 10.0:
+            y = y * 2.0
+    return y
+
+
+@pytest.mark.filterwarnings("ignore::fwdad.SparsityWarning")
+def test_an_endless_loop_in_the_branch_not_taken_stops_with_an_error():
+    assert guarded_loop.sparsity(1.0).toarray().tolist() == [[True]]     # taken: the loop ends
+    with pytest.raises(fwdad.FwdadError, match="branch not taken at this point, ran 10000000 times"):
+        guarded_loop.sparsity(-1.0)                                       # y < 0 doubles forever
+    assert guarded_loop.sparsity(-1.0, local=True).toarray().tolist() == [[True]]
