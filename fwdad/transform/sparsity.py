@@ -165,6 +165,19 @@ def visit_influence(statements, influenced, controlled):
                     influenced.update(names_in(root) if isinstance(root, (ast.Name, ast.Tuple)) else ())
 
 
+def jumps_out(statements, in_loop=False):
+    """The return statements in a block, and its break and continue statements that leave a loop
+    around the block (those of a loop inside it stay inside)."""
+    for statement in statements:
+        if isinstance(statement, ast.Return) or (isinstance(statement, (ast.Break, ast.Continue))
+                                                  and not in_loop):
+            yield statement
+        elif isinstance(statement, (ast.For, ast.While)):
+            yield from jumps_out(statement.body, True)
+        elif isinstance(statement, ast.If):
+            yield from jumps_out(statement.body + statement.orelse, in_loop)
+
+
 class SparsityPass(VectorTangentPass):
     """Builds the dependency-set function of one specialization (the pattern at every point)."""
 
@@ -487,15 +500,14 @@ class SparsityPass(VectorTangentPass):
         return [ast.If(statement.test, body, orelse)]
 
     def refuse_jumps(self, statement):
-        for node in ast.walk(statement):
-            if isinstance(node, (ast.Return, ast.Break, ast.Continue)):
-                keyword = type(node).__name__.lower()
-                raise located(SparsityError, self.filename, node.lineno,
-                              f"`{keyword}` inside a branch whose condition depends on the inputs: "
-                              "fwdad finds the union of both branches and cannot follow a jump out of "
-                              "the one not taken", "assign the result to a variable and leave the "
-                              "branch normally (one return at the end), or pass local=True for the "
-                              "pattern at this point only")
+        for node in jumps_out(statement.body + statement.orelse):
+            keyword = type(node).__name__.lower()
+            raise located(SparsityError, self.filename, node.lineno,
+                          f"`{keyword}` inside a branch whose condition depends on the inputs: "
+                          "fwdad finds the union of both branches and cannot follow a jump out of "
+                          "the one not taken", "assign the result to a variable and leave the "
+                          "branch normally (one return at the end), or pass local=True for the "
+                          "pattern at this point only")
 
     def both(self, taken, other):
         """The other branch as a shadow, its names restored, then the taken one; each set either

@@ -409,3 +409,19 @@ def test_an_endless_loop_in_the_branch_not_taken_stops_with_an_error():
     with pytest.raises(fwdad.FwdadError, match="branch not taken at this point, ran 10000000 times"):
         guarded_loop.sparsity(-1.0)                                       # y < 0 doubles forever
     assert guarded_loop.sparsity(-1.0, local=True).toarray().tolist() == [[True]]
+
+
+@fwdad.forward_grad
+def search_inside_a_branch(x):
+    total = 0.0
+    if x[0] > 0.0:
+        for i in range(x.shape[0]):
+            if i == 2:
+                break
+            total = total + x[i]
+    return total * 1.0
+
+
+def test_a_break_of_a_loop_inside_the_branch_is_followed():
+    # the break leaves a loop inside the branch, not the branch: both sides are covered
+    assert search_inside_a_branch.sparsity(-np.ones(4)).toarray().tolist() == [[True, True, False, False]]
