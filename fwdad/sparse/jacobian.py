@@ -115,8 +115,8 @@ def output_kind_required(f, spec, who):
 
 
 def run(f, spec, dispatcher, args):
-    runner = getattr(f, "run", None) or getattr(f, "_run")
-    return runner(spec, dispatcher, args)
+    """dispatcher(*args) through ForwardFunction.run: errors at the user's line, warm-up once."""
+    return f.run(spec, dispatcher, args)
 
 
 def jacobian_sparsity(f, *args, local=False, **kwargs):
