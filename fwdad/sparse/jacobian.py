@@ -130,7 +130,16 @@ def jacobian_sparsity(f, *args, local=False, **kwargs):
     return detect(f, args, bool(local))
 
 
+def untouched(f, args):
+    """args with copies of the arrays the function writes into (itself or through a helper):
+    runs that only look (detection, the output's size, all but one compressed direction) leave
+    the caller's arrays as they are, so the Jacobian is taken at the values passed in."""
+    written = f.unit.written_parameters()
+    return tuple(a.copy() if i in written and isinstance(a, np.ndarray) else a for i, a in enumerate(args))
+
+
 def detect(f, args, local):
+    args = untouched(f, args)
     active = f._active_positions(args)
     spec = f.specialization(args, active, "sparsity_local" if local else "sparsity")
     output_kind_required(f, spec, "sparsity")
@@ -247,11 +256,12 @@ def compressed_jacobian(f, args, active, seeds):
         value, tangent = run(f, spec, spec.jvp, tuple(args) + tuple(seeds))
         return value, np.asarray(tangent).reshape(np.size(value), -1)
     spec = f.specialization(args, active)
-    columns = []
-    for direction in range(seeds[0].shape[-1]):
+    columns, last = [], seeds[0].shape[-1] - 1
+    for direction in range(last + 1):
         one = [np.ascontiguousarray(s[..., direction]) if np.ndim(s) > 1 else float(s[direction])
                for s in seeds]
-        value, tangent = run(f, spec, spec.jvp, tuple(args) + tuple(one))
+        point = args if direction == last else untouched(f, args)     # written once, as one call
+        value, tangent = run(f, spec, spec.jvp, tuple(point) + tuple(one))
         columns.append(np.ravel(tangent))
     return value, np.stack(columns, axis=1)
 
@@ -320,7 +330,7 @@ def evaluate(f, args, sparsity=None):
     active = f._active_positions(args)
     pattern = cached_pattern(f, args) if sparsity is None else None
     if pattern is None:
-        rows = int(np.size(f(*args)))
+        rows = int(np.size(f(*untouched(f, args))))
         pattern = user_pattern(f, sparsity, args, active, rows)
     value, compressed = compressed_jacobian(f, args, active, compressed_seeds(pattern, args, active))
     dtype = np.result_type(*[args[i] for i in active])

@@ -103,3 +103,40 @@ def test_module_doctests(module):
     import importlib
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def square_in_place(x):
+    for i in range(len(x)):
+        x[i] = x[i] * x[i]
+    return x * 1.0
+
+
+def scale_in_place(x, s):
+    x *= s
+    return x + x[::-1] * s
+
+
+@pytest.mark.parametrize("how", ["sparse", "sparsity", "detected first"])
+def test_a_function_writing_its_argument_is_differentiated_at_the_values_passed(how):
+    """Found by the outside-user trial: detection and the output-size probe ran on the caller's
+    arrays, so the compressed pass saw values the function had already written (wrong entries,
+    no error) and the argument was written twice."""
+    f = fwdad.forward_grad(square_in_place)
+    g = fwdad.forward_grad(scale_in_place)
+    x0 = np.array([1.0, 2.0, 3.0])
+    once = x0.copy()
+    square_in_place(once)
+    if how == "detected first":
+        probe = x0.copy()
+        f.sparsity(probe)
+        np.testing.assert_array_equal(probe, x0)             # f.sparsity writes nothing
+    x = x0.copy()
+    options = dict(sparse=True) if how != "sparsity" else dict(sparsity=np.eye(3, dtype=bool))
+    J = f.jacobian(x, **options)[0]
+    np.testing.assert_allclose(J.toarray(), np.diag(2 * x0), rtol=1e-15)
+    np.testing.assert_array_equal(x, once)                   # written once, as one call
+    x = x0.copy()
+    dense = g.jacobian(x.copy(), 0.7)
+    sparse_parts = g.jacobian(x, 0.7, sparse=True)
+    np.testing.assert_allclose(sparse_parts[0].toarray(), dense[0], rtol=1e-14)
+    np.testing.assert_allclose(sparse_parts[1].toarray().ravel(), dense[1], rtol=1e-14)
