@@ -140,3 +140,40 @@ def test_a_function_writing_its_argument_is_differentiated_at_the_values_passed(
     sparse_parts = g.jacobian(x, 0.7, sparse=True)
     np.testing.assert_allclose(sparse_parts[0].toarray(), dense[0], rtol=1e-14)
     np.testing.assert_allclose(sparse_parts[1].toarray().ravel(), dense[1], rtol=1e-14)
+
+
+def ring(u, D):
+    n = len(u)
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = D * (u[(i - 1) % n] - 2.0 * u[i] + u[(i + 1) % n]) + u[i] * (1.0 - u[i])
+    return out
+
+
+RING = fwdad.forward_grad(ring, wrt="u")
+
+
+def test_nan_in_the_state_gives_nan_entries_as_the_dense_jacobian():
+    """Found by the trial: a NaN state raised 'the pattern misses a nonzero' about fwdad's own pattern."""
+    u = np.linspace(0.1, 0.9, 9)
+    u[3] = np.nan
+    dense = RING.jacobian(u, 0.7)[0]
+    sparse = RING.jacobian(u, 0.7, sparse=True)[0].toarray()
+    pattern = RING.sparsity(u, 0.7).matrix.toarray()
+    np.testing.assert_array_equal(np.isnan(sparse), np.isnan(dense) & pattern)
+    finite = ~np.isnan(dense)
+    np.testing.assert_allclose(sparse[finite & pattern], dense[finite & pattern], rtol=1e-14)
+
+
+def test_empty_arrays():
+    assert RING.sparsity(np.zeros(0), 0.7).matrix.shape == (0, 0)
+    assert RING.jacobian(np.zeros(0), 0.7, sparse=True)[0].shape == (0, 0)
+
+
+@pytest.mark.parametrize("options", [dict(sparse="yes"), dict(sparse=1), dict(sparse=True, chunk=2),
+                                     dict(sparsity="dense"), dict(sparsity=True)])
+def test_sparse_options_are_checked(options):
+    with pytest.raises(fwdad.errors.OptionError):
+        RING.jacobian(np.linspace(0.1, 0.9, 9), 0.7, **options)
+    with pytest.raises(fwdad.errors.OptionError):
+        RING.sparsity(np.linspace(0.1, 0.9, 9), 0.7, local="no")
