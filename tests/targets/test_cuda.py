@@ -25,6 +25,7 @@ def run_simulated(code):
     return out.stdout
 
 
+@pytest.mark.slow          # the default profile's slowest check (20-70 s in a simulator); CI runs it
 def test_cuda_target_matches_the_cpu():
     out = run_simulated("""
         import numpy as np, fwdad, json
