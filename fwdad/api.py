@@ -251,10 +251,13 @@ class ForwardFunction:
         sparse=True (or a pattern as sparsity=): one scipy.sparse.csr_array per argument instead,
         output elements x argument elements, from a colored compressed pass (fwdad.sparse).
         """
-        if sparse or sparsity is not None:
+        who = f"{self.__name__}.jacobian"
+        if options.flag(who, "sparse", sparse) or sparsity is not None:
+            if chunk is not None:
+                raise OptionError(f"{who}: chunk={chunk!r} applies to the dense Jacobian; the sparse one "
+                                  "runs one pass with a direction per color.\nWhat to do: leave chunk out.")
             from .sparse import sparse_jacobian
             return sparse_jacobian(self, *args, sparsity=sparsity, **kwargs)
-        who = f"{self.__name__}.jacobian"
         args = self._option_arguments(who, args, kwargs, ("chunk",))
         chunk = options.optional_integer(who, "chunk", chunk, 1)
         active = self._active_positions(args)
@@ -268,6 +271,7 @@ class ForwardFunction:
         """The sparsity pattern of the Jacobian, found from the code (a fwdad.sparse.Sparsity);
         local=True: the pattern at this point only (the branches taken here)."""
         from .sparse import jacobian_sparsity
+        local = options.flag(f"{self.__name__}.sparsity", "local", local)
         return jacobian_sparsity(self, *args, local=local, **kwargs)
 
     @property

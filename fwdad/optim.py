@@ -8,19 +8,12 @@ The names users catch and read (FGDResult, FGDStopped, ...) are importable from 
 from .api import as_forward
 from .distributed import distributed_fgd
 from .errors import FwdadError
-from .train.chunks import (CHUNK_SECONDS, CallbackError, ChunkedRun, FGDInterrupted, FGDResult,
-                           FGDStopped, NonFiniteLossError, run_in_chunks)
+from .train.chunks import CallbackError, FGDInterrupted, FGDResult, FGDStopped, NonFiniteLossError
 from .train.local import fgd_in_process
-from .train.loop import Plan, fgd_local, loop_source
-from .train.options import (GRADIENTS, ON_NONFINITE, OPTIMIZERS, FGDOptions, as_parameters, check_arity,
-                            checked_inputs, minibatches, progress_bar, refuse_unbounded_directions)
-from .train.steps import UPDATES, shuffle_epoch
+from .train.options import OPTIMIZERS, FGDOptions, refuse_unbounded_directions
 
 __all__ = ["fgd", "FGDOptions", "FGDResult", "FGDStopped", "NonFiniteLossError", "CallbackError",
-           "FGDInterrupted", "ChunkedRun", "run_in_chunks", "CHUNK_SECONDS", "GRADIENTS", "ON_NONFINITE",
-           "OPTIMIZERS", "Plan", "fgd_local", "loop_source", "as_parameters", "check_arity",
-           "checked_inputs", "minibatches", "progress_bar", "refuse_unbounded_directions", "UPDATES",
-           "shuffle_epoch"]
+           "FGDInterrupted", "OPTIMIZERS", "refuse_unbounded_directions"]
 
 
 def fgd(fn, params, *, lr, steps, seed=0, optimizer="sgd", momentum=0.9, decay=0.0, directions=1,

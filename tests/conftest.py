@@ -4,7 +4,8 @@ import sys
 import numpy as np
 import pytest
 
-sys.path.insert(0, os.path.dirname(__file__))
+sys.path[:0] = [os.path.join(os.path.dirname(__file__), folder)       # as pyproject's pythonpath,
+                for folder in ("", "programs", "rules", "fuzz")]           # for older pytest
 
 
 @pytest.fixture
@@ -13,8 +14,8 @@ def rng():
 
 
 def pytest_addoption(parser):
-    """Options of the long fuzz profile: pytest -m fuzz_long --fuzz-examples=N (tests/test_fuzz.py)."""
-    group = parser.getgroup("fuzz", "differential fuzzing (tests/test_fuzz.py)")
+    """Options of the long fuzz profile: pytest -m fuzz_long --fuzz-examples=N (tests/fuzz/test_fuzz.py)."""
+    group = parser.getgroup("fuzz", "differential fuzzing (tests/fuzz/test_fuzz.py)")
     group.addoption("--fuzz-examples", type=int, default=2000, help="programs in the long profile")
     group.addoption("--fuzz-seed", type=int, default=0, help="seed of the long profile")
     group.addoption("--fuzz-shrink", action="store_true",

@@ -1,7 +1,12 @@
 """Oracles shared by the tests: random tangents, central differences, tree comparison."""
 import copy
+import os
 
 import numpy as np
+
+TESTS = os.path.dirname(os.path.abspath(__file__))       # tests/: conftest, helpers, golden/
+PROGRAMS = os.path.join(TESTS, "programs")               # the sample programs the tests import
+ROOT = os.path.dirname(TESTS)                            # the repository
 
 
 def is_float(value):

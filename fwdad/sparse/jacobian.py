@@ -16,7 +16,7 @@ import numpy as np
 
 from .. import coloring
 from ..cache import numba_can_cache
-from ..errors import FwdadError, SparsityError
+from ..errors import FwdadError, OptionError, SparsityError
 
 WORD_BITS = 64
 CACHE = numba_can_cache(__file__)
@@ -99,6 +99,8 @@ def seed_words(shape, offset, words):
 def words_to_pattern(words, n_rows, n_columns):
     """A boolean CSR matrix from per-row uint64 words (bit j of word w: column 64 w + j)."""
     sparse = scipy_sparse()
+    if n_rows == 0:                                   # an empty output: no entries
+        return sparse.csr_array((0, n_columns), dtype=bool)
     words = np.ascontiguousarray(words, dtype="<u8").reshape(n_rows, -1)
     bits = np.unpackbits(words.view(np.uint8), axis=1, bitorder="little")[:, :n_columns]
     rows, columns = np.nonzero(bits)
@@ -115,8 +117,8 @@ def output_kind_required(f, spec, who):
 
 
 def run(f, spec, dispatcher, args):
-    runner = getattr(f, "run", None) or getattr(f, "_run")
-    return runner(spec, dispatcher, args)
+    """dispatcher(*args) through ForwardFunction.run: errors at the user's line, warm-up once."""
+    return f.run(spec, dispatcher, args)
 
 
 def jacobian_sparsity(f, *args, local=False, **kwargs):
@@ -130,7 +132,16 @@ def jacobian_sparsity(f, *args, local=False, **kwargs):
     return detect(f, args, bool(local))
 
 
+def untouched(f, args):
+    """args with copies of the arrays the function writes into (itself or through a helper):
+    runs that only look (detection, the output's size, all but one compressed direction) leave
+    the caller's arrays as they are, so the Jacobian is taken at the values passed in."""
+    written = f.unit.written_parameters()
+    return tuple(a.copy() if i in written and isinstance(a, np.ndarray) else a for i, a in enumerate(args))
+
+
 def detect(f, args, local):
+    args = untouched(f, args)
     active = f._active_positions(args)
     spec = f.specialization(args, active, "sparsity_local" if local else "sparsity")
     output_kind_required(f, spec, "sparsity")
@@ -179,6 +190,10 @@ def user_pattern(f, sparsity, args, active, n_rows):
     expected = (n_rows, sum(sizes))
     if isinstance(sparsity, Sparsity):
         pattern = sparsity
+    elif not (scipy_sparse().issparse(sparsity) or np.ndim(sparsity) == 2):
+        raise OptionError(f"{f.__name__}.jacobian: sparsity={sparsity!r:.60} is not a pattern.\nWhat to do: "
+                          "pass a fwdad.sparse.Sparsity (f.sparsity(...)), a scipy.sparse matrix or a 2-D "
+                          f"boolean array of shape {expected} (output elements x active input elements).")
     else:
         sparse = scipy_sparse()
         matrix = sparse.csr_array(sparsity) if sparse.issparse(sparsity) else sparse.csr_array(
@@ -245,13 +260,14 @@ def compressed_jacobian(f, args, active, seeds):
     spec = f.specialization(args, active, "vector")
     if spec.vectorizable:
         value, tangent = run(f, spec, spec.jvp, tuple(args) + tuple(seeds))
-        return value, np.asarray(tangent).reshape(np.size(value), -1)
+        return value, np.asarray(tangent).reshape(np.size(value), seeds[0].shape[-1])
     spec = f.specialization(args, active)
-    columns = []
-    for direction in range(seeds[0].shape[-1]):
+    columns, last = [], seeds[0].shape[-1] - 1
+    for direction in range(last + 1):
         one = [np.ascontiguousarray(s[..., direction]) if np.ndim(s) > 1 else float(s[direction])
                for s in seeds]
-        value, tangent = run(f, spec, spec.jvp, tuple(args) + tuple(one))
+        point = args if direction == last else untouched(f, args)     # written once, as one call
+        value, tangent = run(f, spec, spec.jvp, tuple(point) + tuple(one))
         columns.append(np.ravel(tangent))
     return value, np.stack(columns, axis=1)
 
@@ -290,6 +306,10 @@ def decompress_rows(compressed, indptr, indices, colors, v, tolerance):
     data = np.empty(len(indices), compressed.dtype)
     claimed = np.full(max(k, 1), -1, np.int64)
     for r in range(rows):
+        if not np.all(np.isfinite(compressed[r])):    # NaN or inf: the entries carry it, unchecked
+            for p in range(indptr[r], indptr[r + 1]):
+                data[p] = compressed[r, colors[indices[p]]]
+            continue
         rebuilt, scale = 0.0, abs(compressed[r, k])
         for p in range(indptr[r], indptr[r + 1]):
             color = colors[indices[p]]
@@ -320,7 +340,7 @@ def evaluate(f, args, sparsity=None):
     active = f._active_positions(args)
     pattern = cached_pattern(f, args) if sparsity is None else None
     if pattern is None:
-        rows = int(np.size(f(*args)))
+        rows = int(np.size(f(*untouched(f, args))))
         pattern = user_pattern(f, sparsity, args, active, rows)
     value, compressed = compressed_jacobian(f, args, active, compressed_seeds(pattern, args, active))
     dtype = np.result_type(*[args[i] for i in active])

@@ -123,15 +123,15 @@ class Plan:
         scalar = self.spec = forward.specialization(sample, self.active)
         scalar_output_required(scalar, "fgd")
         ns = dict(namespace(scalar), shuffle_epoch=shuffle_epoch)
-        kind, sequential = "forward", False
+        estimator, sequential = "forward", False
         if callable(self.gradient):
             check_user_gradient(self.gradient, [np.copy(v) if isinstance(v, np.ndarray) else v
                                                 for v in self.values], self.args + tuple(
                 np.ascontiguousarray(d[:self.batch]) for d in self.data))
-            ns["gradient"], kind = self.gradient, "custom"
+            ns["gradient"], estimator = self.gradient, "custom"
         elif self.gradient == "exact":
             vector = forward.specialization(sample, self.active, "vector")
-            ns["gradient"], kind = exact_gradient_driver(target, scalar, vector, False)[0], "exact"
+            ns["gradient"], estimator = exact_gradient_driver(target, scalar, vector, False)[0], "exact"
         elif self.gradient != "forward":
             raise FwdadError(f"fgd: gradient must be 'forward', 'exact' or a compiled function, "
                              f"got {self.gradient!r}")
@@ -140,9 +140,9 @@ class Plan:
             ns["gradient"] = forward_gradient_driver(target, scalar, vector, self.directions)[0]
         else:
             sequential = True
-        self.uses_chunk = kind == "exact"
+        self.uses_chunk = estimator == "exact"
         single = sequential and self.directions == 1 and not clip
-        self.source = loop_source(scalar, len(self.values), len(self.args), len(self.data), kind,
+        self.source = loop_source(scalar, len(self.values), len(self.args), len(self.data), estimator,
                                   optimizer, sequential, clip, single)
         gradient = ns.get("gradient")                   # kept with the loop: its id stays unique
         build = lambda: (compile_driver(self.source, "fgd_loop", ns), gradient)      # noqa: E731

@@ -53,19 +53,23 @@ def f_jvp_sparsity(x, y, d_x, d_y):
     d_y = d_y.copy()
     d_z = np.zeros(K, np.uint64)
     if x > 0.0:
+        d_z_before = d_z.copy()
         z = y
         for k in range(K):
             d_z[k] = d_y[k]
         d_z_other = d_z.copy()
+        d_z[:] = d_z_before
         z = x * 2.0
         for k in range(K):
             d_z[k] = d_x[k]
             d_z[k] |= d_z_other[k]
     else:
+        d_z_before_1 = d_z.copy()
         z = x * 2.0
         for k in range(K):
             d_z[k] = d_x[k]
         d_z_other_1 = d_z.copy()
+        d_z[:] = d_z_before_1
         z = y
         for k in range(K):
             d_z[k] = d_y[k]
@@ -82,7 +86,7 @@ import numpy as np
 from ..errors import SparsityError, SparsityWarning, located, user_stacklevel
 from ..frontend.resolve import MISSING
 from . import rules
-from .tangent import NOTHING, assign, name
+from .tangent import NOTHING, TangentPass, assign, name
 from .vector import NotVectorizable, VectorTangentPass
 
 WORD = "uint64"
@@ -94,6 +98,7 @@ MOVES = {np.copy, np.transpose, np.reshape, np.ravel, np.squeeze, np.ascontiguou
          np.concatenate, np.stack, np.vstack, np.hstack}
 MOVE_METHODS = {"copy", "T", "reshape", "ravel", "flatten", "transpose", "squeeze"}
 SHAPE_ATTRIBUTES = {"shape", "size", "ndim", "dtype"}
+SHADOW_ITERATIONS = 10_000_000      # a while loop in a branch not taken that runs longer is stopped
 SAME_SET = {np.negative, "astype"}  # elementwise and linear: each element keeps its own set
 
 
@@ -160,6 +165,19 @@ def visit_influence(statements, influenced, controlled):
                     influenced.update(names_in(root) if isinstance(root, (ast.Name, ast.Tuple)) else ())
 
 
+def jumps_out(statements, in_loop=False):
+    """The return statements in a block, and its break and continue statements that leave a loop
+    around the block (those of a loop inside it stay inside)."""
+    for statement in statements:
+        if isinstance(statement, ast.Return) or (isinstance(statement, (ast.Break, ast.Continue))
+                                                  and not in_loop):
+            yield statement
+        elif isinstance(statement, (ast.For, ast.While)):
+            yield from jumps_out(statement.body, True)
+        elif isinstance(statement, ast.If):
+            yield from jumps_out(statement.body + statement.orelse, in_loop)
+
+
 class SparsityPass(VectorTangentPass):
     """Builds the dependency-set function of one specialization (the pattern at every point)."""
 
@@ -205,9 +223,58 @@ class SparsityPass(VectorTangentPass):
         return super().zero(kind, primal)
 
     def zero_whole(self, kind, primal):
+        if kind is not None and kind.shape == "tuple":
+            return ast.Tuple([self.zero_whole(item, ast.Subscript(copy.deepcopy(primal), ast.Constant(i), ast.Load()))
+                              for i, item in enumerate(kind.items)], ast.Load())
         if kind is not None and kind.shape in ("scalar", "array"):
             kind = dataclasses.replace(kind, dtype=WORD)
         return super().zero_whole(kind, primal)
+
+    # ---- tuples: the tuple of their items' sets (scalar items copied: buffers change in place) ----
+    def ref(self, atom):
+        if isinstance(atom, ast.Name) and atom.id in self.varied and self.shape_of(atom.id) == "tuple":
+            return name(self.d(atom.id))
+        return super().ref(atom)
+
+    def parameters(self, params, incoming):
+        """As vector mode's, but a tuple variable gets its sets where it is assigned."""
+        tuples = {v for v in self.varied - set(params) if self.shape_of(v) == "tuple"}
+        self.varied -= tuples
+        try:
+            return super().parameters(params, incoming)
+        finally:
+            self.varied |= tuples
+
+    def statement_Assign(self, statement):
+        target, value = statement.targets[0], statement.value
+        if isinstance(target, ast.Name) and target.id in self.varied and self.shape_of(target.id) == "tuple" \
+                and isinstance(value, (ast.Tuple, ast.Name)):
+            kind = self.kinds[target.id]
+            if isinstance(value, ast.Tuple):
+                sets = self.tuple_of_sets(value.elts, kind.items)
+            else:
+                sets = self.ref(value) or self.zero_whole(kind, value)
+            return [statement, assign(self.d(target.id), sets)]
+        return super().statement_Assign(statement)
+
+    def tuple_of_sets(self, elements, kinds):
+        sets = []
+        for element, kind in zip(elements, kinds):
+            tangent = self.ref(element) if isinstance(element, ast.Name) else None
+            if tangent is None:
+                sets.append(self.zero_whole(kind, element))
+            elif self.shape_of(element.id) == "scalar":
+                self.scalar_buffers.discard(self.d(element.id))      # read whole, not per direction
+                sets.append(ast.Call(ast.Attribute(name(self.d(element.id)), "copy", ast.Load()), [], []))
+            else:
+                sets.append(name(self.d(element.id)))
+        return ast.Tuple(sets, ast.Load())
+
+    def tangent_of(self, value, result):
+        if isinstance(value, ast.Tuple):
+            raise self.unsupported("a tuple written inside an expression")
+        self.elementwise = self.is_elementwise(value) or self.all_scalars(value)
+        return super().tangent_of(value, result)
 
     def broadcast(self, tangent, result):
         """A word broadcasts when stored into the result's buffer; `| 0` makes it a new value, so
@@ -235,10 +302,6 @@ class SparsityPass(VectorTangentPass):
         if tangent is None or self.shape_of(getattr(atom, "id", None)) != "array":
             return tangent
         return self.runtime("union_all", tangent)
-
-    def tangent_of(self, value, result):
-        self.elementwise = self.is_elementwise(value) or self.all_scalars(value)
-        return super().tangent_of(value, result)
 
     def all_scalars(self, value):
         atoms = value.args if isinstance(value, ast.Call) else [value.left, value.right] \
@@ -367,14 +430,15 @@ class SparsityPass(VectorTangentPass):
 
     def user_call(self, statement, target, call):
         self.refuse_influenced_integers(call)
-        if self.shadow and self.calls.written_params(call):
+        if self.region and self.calls.written_params(call):
             raise located(SparsityError, self.filename, self.line,
                           f"`{ast.unparse(call)}` writes into an argument inside a branch whose "
-                          "condition depends on the inputs; fwdad finds the union of both branches by "
-                          "running the branch not taken without its writes, and cannot keep a "
-                          "function's writes out", "return the values instead of writing them, or pass "
-                          "local=True for the pattern at this point only")
-        return super().user_call(statement, target, call)
+                          "condition depends on the inputs; fwdad finds the union of both branches "
+                          "(the branch not taken runs without its writes, and every write keeps the "
+                          "element's earlier dependencies) and cannot do either inside a function",
+                          "return the values instead of writing them, or pass local=True for the "
+                          "pattern at this point only")
+        return TangentPass.user_call(self, statement, target, call)      # tuples of sets too
 
     def refuse_influenced_integers(self, call):
         """A callee's pattern is found for each of its integer arguments as they fall: one computed
@@ -392,7 +456,21 @@ class SparsityPass(VectorTangentPass):
     def statement_While(self, statement):
         if not self.local and names_in(statement.test) & self.influenced:
             self.warn_trip_count(statement, "a while loop whose condition")
-        return super().statement_While(statement)
+        loop = super().statement_While(statement)
+        return self.bounded(loop[0], statement.lineno) if self.shadow else loop
+
+    def bounded(self, loop, line):
+        """A while loop in the branch not taken runs on values that branch never sees at this
+        point, and may not end (`while x < 10: x *= 2` at x < 0): stop it with an error."""
+        count = self.names.fresh("shadow_iterations")
+        message = (f"fwdad: a while loop at {self.filename}:{line}, in the branch not taken at "
+                   f"this point, ran {SHADOW_ITERATIONS} times; fwdad runs that branch to find the "
+                   "dependencies of both branches. What to do: give the loop a maximum count, or "
+                   "pass local=True for the pattern at this point only")
+        stop = ast.If(ast.Compare(name(count), [ast.Gt()], [ast.Constant(SHADOW_ITERATIONS)]),
+                      [ast.Raise(ast.Call(name("RuntimeError"), [ast.Constant(message)], []), None)], [])
+        loop.body = [ast.AugAssign(name(count, True), ast.Add(), ast.Constant(1)), stop] + loop.body
+        return [assign(count, ast.Constant(0)), loop]
 
     def statement_For(self, statement):
         if not self.local and names_in(statement.iter) & self.influenced:
@@ -422,28 +500,30 @@ class SparsityPass(VectorTangentPass):
         return [ast.If(statement.test, body, orelse)]
 
     def refuse_jumps(self, statement):
-        for node in ast.walk(statement):
-            if isinstance(node, (ast.Return, ast.Break, ast.Continue)):
-                keyword = type(node).__name__.lower()
-                raise located(SparsityError, self.filename, node.lineno,
-                              f"`{keyword}` inside a branch whose condition depends on the inputs: "
-                              "fwdad finds the union of both branches and cannot follow a jump out of "
-                              "the one not taken", "assign the result to a variable and leave the "
-                              "branch normally (one return at the end), or pass local=True for the "
-                              "pattern at this point only")
+        for node in jumps_out(statement.body + statement.orelse):
+            keyword = type(node).__name__.lower()
+            raise located(SparsityError, self.filename, node.lineno,
+                          f"`{keyword}` inside a branch whose condition depends on the inputs: "
+                          "fwdad finds the union of both branches and cannot follow a jump out of "
+                          "the one not taken", "assign the result to a variable and leave the "
+                          "branch normally (one return at the end), or pass local=True for the "
+                          "pattern at this point only")
 
     def both(self, taken, other):
-        """The other branch as a shadow, its names restored, then the taken one; each set assigned
-        in the shadow ends as the union of the two branches' sets."""
+        """The other branch as a shadow, its names restored, then the taken one; each set either
+        branch assigns ends as the union of the two (a name one branch leaves keeps its set from
+        before on that side)."""
         defined = set(self.defined)
-        shadow_names = assigned(other)
-        restored = [v for v in shadow_names if v in defined]
-        scalars = [v for v in shadow_names if v in self.varied and self.shape_of(v) == "scalar"]
-        arrays = [v for v in shadow_names if v in self.varied and self.shape_of(v) == "array"
-                  and (v in defined or v in assigned(taken))]
+        other_names, taken_names = assigned(other), assigned(taken)
+        names = other_names + [v for v in taken_names if v not in other_names]
+        varied = [v for v in names if v in self.varied]
+        sets = [v for v in varied if self.shape_of(v) == "scalar" or v in defined or
+                (v in other_names and v in taken_names)]          # those with a set on both sides
+        restored = [v for v in other_names if v in defined]
         saved = {v: self.names.fresh(f"{v}_before") for v in restored}
-        kept = {v: self.names.fresh(f"{self.d(v)}_before") for v in scalars + arrays if v in defined}
-        union = {v: self.names.fresh(f"{self.d(v)}_other") for v in scalars + arrays}
+        kept = {v: self.names.fresh(f"{self.d(v)}_before") for v in sets
+                if v in other_names and (v in defined or self.shape_of(v) == "scalar")}
+        union = {v: self.names.fresh(f"{self.d(v)}_other") for v in sets}
         out = [assign(saved[v], name(v)) for v in restored]
         out += [assign(kept[v], self.snapshot(v)) for v in kept]
         self.shadow += 1
@@ -454,17 +534,27 @@ class SparsityPass(VectorTangentPass):
         out += [assign(v, name(saved[v])) for v in restored]
         out += [self.restore(v, kept[v]) for v in kept]
         out += self.block(taken)
-        self.defined = defined | set(shadow_names)
+        self.defined = defined | set(names)
         for v in union:
             if self.shape_of(v) == "scalar":
                 out.append(self.loop([ast.AugAssign(ast.Subscript(name(self.d(v)), name(self.k), ast.Store()),
                                                     ast.BitOr(), ast.Subscript(name(union[v]), name(self.k),
                                                                                ast.Load()))]))
             else:
-                merged = ast.Call(ast.Attribute(name(self.modules[RUNTIME]), "merge", ast.Load()),
-                                  [name(self.d(v)), name(union[v])], [])
-                out.append(assign(self.d(v), merged))
+                out.append(assign(self.d(v), self.merged(self.kinds[v], name(self.d(v)), name(union[v]))))
         return out or [ast.Pass()]
+
+    def merged(self, kind, taken, other):
+        """The union of two sets of a value of `kind` (a new value; tuples item by item)."""
+        if kind is None:
+            return ast.Constant(None)
+        if kind.shape == "scalar":
+            return ast.BinOp(taken, ast.BitOr(), other)
+        if kind.shape == "array":
+            return ast.Call(ast.Attribute(name(self.modules[RUNTIME]), "merge", ast.Load()), [taken, other], [])
+        return ast.Tuple([self.merged(item, ast.Subscript(copy.deepcopy(taken), ast.Constant(i), ast.Load()),
+                                      ast.Subscript(copy.deepcopy(other), ast.Constant(i), ast.Load()))
+                          for i, item in enumerate(kind.items)], ast.Load())
 
     def snapshot(self, v):
         tangent = name(self.d(v))

@@ -46,7 +46,7 @@ LOCAL_PREFIX = {FLOAT: "s", ARRAY: "w", INT: "j", MATRIX: "M", LIST: "t", TUPLE:
 
 LOG_BASE = "math.log({e} * {e} + 1.0, 2.0)"
 # Constructs that the `avoid` argument of programs() can leave out, each while a known fwdad bug
-# with that construct is open (see tests/test_fuzz_regressions.py).
+# with that construct is open (see tests/fuzz/test_fuzz_regressions.py).
 AVOIDABLE = {
     "log_base_in_test": "math.log(x, base) inside an if or while test",
     "inactive_call_argument": "len(x) or x.shape[0] as an argument of a call to a generated function",

@@ -100,7 +100,11 @@ def load(source):
         out.write(source)
     spec = importlib.util.spec_from_file_location(os.path.basename(path)[:-3], path)
     module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        os.unlink(path)
+        raise
     return module
 
 
@@ -121,6 +125,7 @@ def test_fuzz_programs(program):
     if any(kind not in (FLOAT, ARRAY, INT, MATRIX) for _, kind in program.entry.params) or \
             len(program.entry.returns) != 1:
         return
+    module = None
     try:
         module = load(program.source)
         function = getattr(module, program.entry.name)
@@ -128,8 +133,13 @@ def test_fuzz_programs(program):
         with np.errstate(all="ignore"):
             function(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
     except Exception:                 # noqa: BLE001 - CPython cannot run it at this point
+        if module is not None:
+            os.unlink(module.__file__)
         return
-    outcome = check_program(fwdad.forward_grad(function), args)
+    try:
+        outcome = check_program(fwdad.forward_grad(function), args)
+    finally:
+        os.unlink(module.__file__)
     OUTCOMES[outcome] = OUTCOMES.get(outcome, 0) + 1
 
 

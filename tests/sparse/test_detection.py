@@ -314,3 +314,114 @@ def scalar_into_array(a, b):
 def test_a_scalar_set_broadcast_into_an_array_result():
     # the fuzzer's program: the array result's set came from a scalar's word (was: `.copy()` of it)
     np.testing.assert_array_equal(scalar_into_array.sparsity(0.5, 2.0).toarray(), np.ones((4, 2), bool))
+
+
+def fill_from(y, x):
+    for i in range(y.shape[0]):
+        y[i] = x[i]
+
+
+@fwdad.forward_grad
+def helper_writes_in_a_branch(x, z):
+    y = z * 1.0
+    if x[0] > 0.0:
+        fill_from(y, x)
+    return y
+
+
+def test_a_helper_writing_inside_a_branch_on_the_inputs_is_refused():
+    # the taken branch's helper overwrites y's sets, but the other branch keeps z's: refused,
+    # where it used to give the sets of x alone when x[0] > 0
+    with pytest.raises(SparsityError, match=r"(?s)`fill_from\(y, x\)` writes into an argument.*What to do"):
+        helper_writes_in_a_branch.sparsity(np.ones(3), np.ones(3))
+    local = helper_writes_in_a_branch.sparsity(np.ones(3), np.ones(3), local=True)
+    np.testing.assert_array_equal(local.toarray(), np.hstack([np.eye(3, dtype=bool), np.zeros((3, 3), bool)]))
+
+
+def leapfrog(a, b, h):
+    return a + h * b, b - h * a
+
+
+@fwdad.forward_grad
+def tuples_through_a_helper(u, n):
+    out = np.empty(2 * n)
+    for i in range(n):
+        a, b = leapfrog(u[i], u[n + i], 0.1)
+        t = (a, b * 2.0)
+        out[i] = t[0]
+        out[n + i] = t[1] + a
+    return out
+
+
+@fwdad.forward_grad
+def tuple_in_a_branch(u):
+    out = np.empty(2)
+    t = (u[0], u[1])
+    if u[2] > 0.0:
+        t = (u[1], u[0] * u[3])
+    out[0] = t[0]
+    out[1] = t[1]
+    return out
+
+
+def test_tuples_carry_the_sets_of_their_items():
+    u = np.random.default_rng(5).normal(size=6)
+    pattern = tuples_through_a_helper.sparsity(u, 3)
+    np.testing.assert_array_equal(pattern.toarray(), np.tile(np.eye(3, dtype=bool), (2, 2)))
+    assert_covers(tuples_through_a_helper, (u, 3), pattern)
+
+
+def test_a_tuple_assigned_in_a_branch_unites_item_by_item():
+    expected = [[True, True, False, False], [True, True, False, True]]
+    for sign in (1.0, -1.0):
+        u = np.array([1.0, 2.0, sign, 3.0])
+        np.testing.assert_array_equal(tuple_in_a_branch.sparsity(u).toarray(), expected)
+    local = tuple_in_a_branch.sparsity(np.array([1.0, 2.0, -1.0, 3.0]), local=True).toarray()
+    np.testing.assert_array_equal(local, [[True, False, False, False], [False, True, False, False]])
+
+
+@fwdad.forward_grad
+def assigned_on_one_side(a, b, c):
+    s = a
+    if a > b:
+        s = b * 2.0
+    return s * c
+
+
+def test_a_name_one_branch_leaves_keeps_its_earlier_set_on_that_side():
+    # taken at a > b: s = 2 b there, but s = a on the other side (was: the sets of b and c only)
+    for a in (3.0, 1.0):
+        assert assigned_on_one_side.sparsity(a, 2.0, 4.0).toarray().tolist() == [[True, True, True]]
+
+
+@fwdad.forward_grad
+def guarded_loop(x):
+    y = x * 1.0
+    if x > 0.0:
+        while y < 10.0:
+            y = y * 2.0
+    return y
+
+
+@pytest.mark.filterwarnings("ignore::fwdad.SparsityWarning")
+def test_an_endless_loop_in_the_branch_not_taken_stops_with_an_error():
+    assert guarded_loop.sparsity(1.0).toarray().tolist() == [[True]]     # taken: the loop ends
+    with pytest.raises(fwdad.FwdadError, match="branch not taken at this point, ran 10000000 times"):
+        guarded_loop.sparsity(-1.0)                                       # y < 0 doubles forever
+    assert guarded_loop.sparsity(-1.0, local=True).toarray().tolist() == [[True]]
+
+
+@fwdad.forward_grad
+def search_inside_a_branch(x):
+    total = 0.0
+    if x[0] > 0.0:
+        for i in range(x.shape[0]):
+            if i == 2:
+                break
+            total = total + x[i]
+    return total * 1.0
+
+
+def test_a_break_of_a_loop_inside_the_branch_is_followed():
+    # the break leaves a loop inside the branch, not the branch: both sides are covered
+    assert search_inside_a_branch.sparsity(-np.ones(4)).toarray().tolist() == [[True, True, False, False]]

@@ -95,3 +95,85 @@ def test_a_coloring_with_a_shared_row_is_invalid():
     tridiagonal = scipy.sparse.csr_array(np.eye(5) + np.eye(5, k=1))
     assert not coloring.is_valid_coloring(tridiagonal.indptr, tridiagonal.indices, np.zeros(5, np.int64))
     assert coloring.color_columns(tridiagonal.indptr, tridiagonal.indices, 5).max() + 1 == 2
+
+
+@pytest.mark.parametrize("module", ["fwdad.transform.sparsity", "fwdad.coloring"])
+def test_module_doctests(module):
+    import doctest
+    import importlib
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
+
+
+def square_in_place(x):
+    for i in range(len(x)):
+        x[i] = x[i] * x[i]
+    return x * 1.0
+
+
+def scale_in_place(x, s):
+    x *= s
+    return x + x[::-1] * s
+
+
+@pytest.mark.parametrize("how", ["sparse", "sparsity", "detected first"])
+def test_a_function_writing_its_argument_is_differentiated_at_the_values_passed(how):
+    """Found by the outside-user trial: detection and the output-size probe ran on the caller's
+    arrays, so the compressed pass saw values the function had already written (wrong entries,
+    no error) and the argument was written twice."""
+    f = fwdad.forward_grad(square_in_place)
+    g = fwdad.forward_grad(scale_in_place)
+    x0 = np.array([1.0, 2.0, 3.0])
+    once = x0.copy()
+    square_in_place(once)
+    if how == "detected first":
+        probe = x0.copy()
+        f.sparsity(probe)
+        np.testing.assert_array_equal(probe, x0)             # f.sparsity writes nothing
+    x = x0.copy()
+    options = dict(sparse=True) if how != "sparsity" else dict(sparsity=np.eye(3, dtype=bool))
+    J = f.jacobian(x, **options)[0]
+    np.testing.assert_allclose(J.toarray(), np.diag(2 * x0), rtol=1e-15)
+    np.testing.assert_array_equal(x, once)                   # written once, as one call
+    x = x0.copy()
+    dense = g.jacobian(x.copy(), 0.7)
+    sparse_parts = g.jacobian(x, 0.7, sparse=True)
+    np.testing.assert_allclose(sparse_parts[0].toarray(), dense[0], rtol=1e-14)
+    np.testing.assert_allclose(sparse_parts[1].toarray().ravel(), dense[1], rtol=1e-14)
+
+
+def ring(u, D):
+    n = len(u)
+    out = np.empty(n)
+    for i in range(n):
+        out[i] = D * (u[(i - 1) % n] - 2.0 * u[i] + u[(i + 1) % n]) + u[i] * (1.0 - u[i])
+    return out
+
+
+RING = fwdad.forward_grad(ring, wrt="u")
+
+
+def test_nan_in_the_state_gives_nan_entries_as_the_dense_jacobian():
+    """Found by the trial: a NaN state raised 'the pattern misses a nonzero' about fwdad's own pattern."""
+    u = np.linspace(0.1, 0.9, 9)
+    u[3] = np.nan
+    dense = RING.jacobian(u, 0.7)[0]
+    sparse = RING.jacobian(u, 0.7, sparse=True)[0].toarray()
+    pattern = RING.sparsity(u, 0.7).matrix.toarray()
+    np.testing.assert_array_equal(np.isnan(sparse), np.isnan(dense) & pattern)
+    finite = ~np.isnan(dense)
+    np.testing.assert_allclose(sparse[finite & pattern], dense[finite & pattern], rtol=1e-14)
+
+
+def test_empty_arrays():
+    assert RING.sparsity(np.zeros(0), 0.7).matrix.shape == (0, 0)
+    assert RING.jacobian(np.zeros(0), 0.7, sparse=True)[0].shape == (0, 0)
+
+
+@pytest.mark.parametrize("options", [dict(sparse="yes"), dict(sparse=1), dict(sparse=True, chunk=2),
+                                     dict(sparsity="dense"), dict(sparsity=True)])
+def test_sparse_options_are_checked(options):
+    with pytest.raises(fwdad.errors.OptionError):
+        RING.jacobian(np.linspace(0.1, 0.9, 9), 0.7, **options)
+    with pytest.raises(fwdad.errors.OptionError):
+        RING.sparsity(np.linspace(0.1, 0.9, 9), 0.7, local="no")

@@ -1,4 +1,4 @@
-"""Programs for tests/test_reliability.py (module level: fwdad reads their source)."""
+"""Programs for tests/fuzz/test_reliability.py (module level: fwdad reads their source)."""
 import math
 
 import numpy as np

@@ -1,6 +1,6 @@
 """fwdad.distributed: 2 ranks under `mpiexec -n 2` on loopback against single-process fgd.
 
-The MPI runs launch tests/mpi_scripts/fgd_ranks.py (one scenario per run) and read what each
+The MPI runs launch tests/training/mpi_scripts/fgd_ranks.py (one scenario per run) and read what each
 rank saved or printed. They skip when mpi4py or mpiexec is missing, unless FWDAD_REQUIRE_MPI=1
 (CI sets it, so that a broken MPI install fails instead of skipping). The other tests need no
 MPI: the fallbacks, the mismatch/hash logic and the message layout.
@@ -19,9 +19,9 @@ import pytest
 import fwdad
 from fwdad import distributed
 from fwdad.errors import FwdadError
+from helpers import ROOT
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-ROOT = os.path.dirname(HERE)
 SCRIPT = os.path.join(HERE, "mpi_scripts", "fgd_ranks.py")
 
 

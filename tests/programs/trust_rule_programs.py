@@ -1,4 +1,4 @@
-"""Programs for tests/test_trust_rules.py (issue 13): each once gave a silently wrong tangent."""
+"""Programs for tests/rules/test_trust_rules.py (issue 13): each once gave a silently wrong tangent."""
 import math
 
 import numpy as np

@@ -1,4 +1,4 @@
-"""Failures found by the differential fuzzer (tests/test_fuzz.py), minimized, one test each.
+"""Failures found by the differential fuzzer (tests/fuzz/test_fuzz.py), minimized, one test each.
 
 Each test runs every fuzz oracle (CPython, central differences, JAX where it applies) on the
 minimized program. The causes found so far are fixed (the comment above each test names

@@ -190,7 +190,7 @@ def statements(expression, result):
 
 def test_every_rule_is_swept():
     missing = [getattr(e, "__name__", e) for e in table_entries() if e not in FORMS]
-    assert not missing, f"add sweep forms (tests/test_rule_sweep.py) for these rules: {missing}"
+    assert not missing, f"add sweep forms (tests/rules/test_rule_sweep.py) for these rules: {missing}"
     assert all(FORMS[e] for e in table_entries())
 
 

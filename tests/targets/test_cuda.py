@@ -13,18 +13,19 @@ import numpy as np
 import pytest
 
 pytest.importorskip("numba.cuda")
-HERE = os.path.dirname(__file__)
+from helpers import PROGRAMS
 
 
 def run_simulated(code):
     """Run `code` in a fresh interpreter with the CUDA simulator on; return its stdout."""
     environment = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONWARNINGS="ignore")
     out = subprocess.run([sys.executable, "-c", textwrap.dedent(code)], capture_output=True, text=True,
-                         env=environment, cwd=HERE, timeout=600)
+                         env=environment, cwd=PROGRAMS, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     return out.stdout
 
 
+@pytest.mark.slow          # the default profile's slowest check (20-70 s in a simulator); CI runs it
 def test_cuda_target_matches_the_cpu():
     out = run_simulated("""
         import numpy as np, fwdad, json

@@ -11,6 +11,7 @@ import pytest
 import fwdad
 from fwdad import api
 from fwdad.drivers import gradients
+from helpers import PROGRAMS
 from fwdad.errors import OptionError, user_stacklevel
 from fwdad.optim import NonFiniteLossError
 
@@ -262,7 +263,7 @@ def test_cuda_forward_gradient_in_several_passes_equals_one_pass():
         "print(float(np.abs(one[1][0] - many[1][0]).max()), abs(one[1][1] - many[1][1]), one[0] == many[0])\n")
     environment = dict(os.environ, NUMBA_ENABLE_CUDASIM="1", PYTHONWARNINGS="ignore")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=environment,
-                         cwd=os.path.dirname(__file__), timeout=600)
+                         cwd=PROGRAMS, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     worst_array, worst_scalar, same_value = out.stdout.split()
     assert float(worst_array) < 1e-12 and float(worst_scalar) < 1e-12 and same_value == "True"

@@ -8,10 +8,11 @@ import pytest
 
 import fwdad
 import golden_programs
+from helpers import TESTS
 
 PASSES = ["fwdad.frontend.fence", "fwdad.frontend.normalize", "fwdad.transform.naming",
           "fwdad.transform.tangent", "fwdad.transform.vector", "fwdad.transform.fuse"]
-GOLDEN = os.path.join(os.path.dirname(__file__), "golden")
+GOLDEN = os.path.join(TESTS, "golden")
 
 
 @pytest.mark.parametrize("module", PASSES)

@@ -10,7 +10,7 @@ import pytest
 import fwdad
 from fwdad.errors import CompilationError, DifferentiationError, ExecutionError, OptionError
 
-from .helpers import central_difference
+from helpers import central_difference
 
 
 # ---- S1: writes through views returned by NumPy functions --------------------------------------

@@ -16,10 +16,10 @@ A program that plain `numba.njit` cannot compile either, or where plain Numba an
 disagree the same way fwdad does, is outside the common subset and is skipped (not a bug).
 
 Profiles:
-  pytest tests/test_fuzz.py                 fast: a fixed sequence of 60 smaller programs and one of 12
+  pytest tests/fuzz/test_fuzz.py                 fast: a fixed sequence of 60 smaller programs and one of 12
                                             of the "user" flavor (issue 13's forms) (~3 min on 2 cores);
                                             --fuzz-shrink minimizes a failure (minutes)
-  pytest tests/test_fuzz.py -m fuzz_long --fuzz-examples=N [--fuzz-seed=S] [--fuzz-jobs=J]
+  pytest tests/fuzz/test_fuzz.py -m fuzz_long --fuzz-examples=N [--fuzz-seed=S] [--fuzz-jobs=J]
                                             [--fuzz-size=full|fast] [--fuzz-report=FILE]
                                             [--fuzz-flavor=user]  (the forms of issue 13, often)
       long: full-size (or fast-size) programs in chunks of 200, each chunk in a fresh process
@@ -48,7 +48,7 @@ from hypothesis import HealthCheck, Phase, event, given, note, reject, seed, set
 
 import fwdad
 from fuzz.generator import ARRAY, FLOAT, MATRIX, N, jax_source, programs
-from helpers import central_difference
+from helpers import PROGRAMS, TESTS, central_difference
 
 try:
     import jax
@@ -61,7 +61,7 @@ USER_FORMS_EXAMPLES = 12      # the "user" flavor (issue 13's forms), about twic
 SMOKE_EXAMPLES, SMOKE_USER_FORMS = 6, 2       # the default profile's share (about 40 s of 150 s)
 FAST_SIZE = dict(max_functions=2, max_statements=3, max_depth=1, expression_depth=2)   # compile faster
 # Constructs left out of generated programs while the fwdad bug they trigger is open; each is
-# pinned by a strict xfail in tests/test_fuzz_regressions.py. Remove an entry once fixed.
+# pinned by a strict xfail in tests/fuzz/test_fuzz_regressions.py. Remove an entry once fixed.
 AVOID = frozenset()           # constructs left out while a bug they trigger is open (none now)
 # fwdad's documented refusals (docs/subset.md, docs/errors.md): a program that meets one, with
 # the error at the program's own line and a "What to do", is skipped, not failed
@@ -655,7 +655,7 @@ def test_fuzz_fast_user_forms(request, examples):
 CHUNK = 200
 CHILD = """
 import dataclasses, json, sys, warnings
-sys.path.insert(0, {tests!r})
+sys.path[:0] = {paths!r}
 warnings.simplefilter("ignore")
 import test_fuzz
 total, failures = test_fuzz.fuzz({examples}, run_seed={seed}, collect=True, program_options={options!r})
@@ -667,7 +667,7 @@ with open({out!r}, "w") as out:
 def fuzz_chunk(examples, chunk_seed, directory, options=None):
     """Run `examples` programs in a child process; (Stats, failures, chunk_seed)."""
     out = os.path.join(directory, f"chunk-{chunk_seed}.json")
-    code = CHILD.format(tests=os.path.dirname(os.path.abspath(__file__)), examples=examples,
+    code = CHILD.format(paths=[os.path.dirname(os.path.abspath(__file__)), TESTS, PROGRAMS], examples=examples,
                         seed=chunk_seed, out=out, options=options)
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     if done.returncode != 0 or not os.path.exists(out):

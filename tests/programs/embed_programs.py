@@ -1,4 +1,4 @@
-"""A model step for tests/test_embed.py (module level: fwdad reads its source)."""
+"""A model step for tests/api/test_embed.py (module level: fwdad reads its source)."""
 import numba
 
 import fwdad

@@ -1,4 +1,4 @@
-"""Scenarios for tests/test_distributed.py, run as `mpiexec -n 2 python fgd_ranks.py SCENARIO OUTDIR`.
+"""Scenarios for tests/training/test_distributed.py, run as `mpiexec -n 2 python fgd_ranks.py SCENARIO OUTDIR`.
 
 The problems and settings live here (module level, no MPI at import) so that the test can
 import this file and compute the single-process references with plain `fwdad.fgd`.

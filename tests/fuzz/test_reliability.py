@@ -11,7 +11,7 @@ import pytest
 
 import fwdad
 import reliability_programs as programs
-from helpers import central_difference
+from helpers import PROGRAMS, central_difference
 
 
 def test_non_contiguous_arrays():
@@ -85,7 +85,7 @@ CHILD = textwrap.dedent("""
 
 def test_two_processes_fill_the_cache_at_once(tmp_path):
     environment = dict(os.environ, FWDAD_CACHE_DIR=str(tmp_path / "cache"))
-    here = os.path.dirname(__file__)
+    here = PROGRAMS
     launch = lambda: subprocess.Popen([sys.executable, "-c", CHILD, here], stdout=subprocess.PIPE,
                                       stderr=subprocess.PIPE, text=True, env=environment)
     first, second = launch(), launch()
