@@ -114,10 +114,10 @@ def jacobian_rows(table, n, quick):
     f.jvp((2.0, u, n), (None, du, None))
     table.add(benchmark, "one JVP (fwdad)", timeit(lambda: f.jvp((2.0, u, n), (None, du, None)), **kw))
     table.add(benchmark, "sparse jacobian (fwdad)", timeit(lambda: f.jacobian(2.0, u, n, sparse=True), **kw),
-              colors=pattern.n_colors, lower_bound=coloring.lower_bound(pattern.matrix.indptr),
-              nonzeros=pattern.nnz)
+              colors=pattern.n_colors, bound=coloring.lower_bound(pattern.matrix.indptr),
+              nnz=pattern.nnz)
     table.add(benchmark, "detection (fwdad, uncached)", timeit(lambda: detect(f, (2.0, u, n), False), **kw),
-              first_call=round(first, 3))
+              first_s=round(first, 3))
     table.add(benchmark, "dense f.jacobian (fwdad)", timeit(lambda: f.jacobian(2.0, u, n), **kw))
     for name, seconds, *matrix in jax_rows(n, u, pattern, kw):
         if matrix and matrix[0] is not None:
@@ -155,7 +155,8 @@ def sparse_section(table, quick):
     """The rows described in this module's docstring."""
     table.section("sparse", "Sparse Jacobians: 2-D Brusselator (2048 states)",
                   "Jacobian rows: ratio = time / one JVP (goal: sparse jacobian <= colors + 2); "
-                  "lower_bound: most nonzeros in a row, no coloring has fewer colors. solve_ivp rows: "
+                  "bound: most nonzeros in a row, no coloring has fewer colors; nnz: nonzeros; first_s: the "
+                  "first call in seconds (compiling). solve_ivp rows: "
                   "ratio = time / SciPy's finite differences with the same sparsity; error: max "
                   "abs difference at t_end from a tol=1e-10 reference.", "time")
     n = 32

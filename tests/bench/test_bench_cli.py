@@ -11,14 +11,27 @@ from fwdad.bench.suites import torch_script_warning_silenced
 from fwdad.cli import main
 
 
-@pytest.fixture(scope="module")
-def bench(tmp_path_factory):
-    out = tmp_path_factory.mktemp("bench")
+def run_bench(out, *options):
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        assert main(["bench", "--quick", "--out", str(out)]) == 0
+        assert main(["bench", "--quick", "--out", str(out), *options]) == 0
     (out / "printed.txt").write_text(printed.getvalue())
     return out
+
+
+@pytest.fixture(scope="module")
+def bench(tmp_path_factory):
+    """The sections the paper's figures come from; sparse and second run in a slow test."""
+    return run_bench(tmp_path_factory.mktemp("bench"), "--only", "jvp,fgd,vector,memory,compile")
+
+
+@pytest.mark.slow
+def test_sparse_and_second_order_sections_fit_100_columns(tmp_path):
+    printed = (run_bench(tmp_path, "--only", "sparse,second") / "printed.txt").read_text().splitlines()
+    assert max(len(line) for line in printed[:-1]) <= 100
+    text = "\n".join(printed)
+    for row in ("sparse jacobian (fwdad)", "fwdad sparse jac=", "jvp2 (fwdad)", "hessian (fwdad, dense)"):
+        assert row in text, row
 
 
 def test_bench_output_fits_100_columns_and_says_where_it_wrote(bench):
