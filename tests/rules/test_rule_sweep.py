@@ -216,6 +216,13 @@ def write_module(directory, name, functions):
     return module, str(path), where
 
 
+def batch_module(directory, name, cases):
+    """A module whose function `batch` computes every case's expression, returned as a tuple."""
+    body = [line for i, (_, expression, _) in enumerate(cases) for line in statements(expression, f"r{i}")]
+    body.append("return (" + ", ".join(f"r{i}" for i in range(len(cases))) + ",)")
+    return write_module(directory, name, [("batch", body)])[0]
+
+
 def inputs(seed=0):
     rng = np.random.default_rng(seed)
     args = (rng.uniform(0.2, 0.8, 4), rng.uniform(0.2, 0.8, (3, 3)),
@@ -285,9 +292,7 @@ def test_fast_forms_exist():
                          [pytest.param(b, marks=pytest.mark.slow) for b in range(len(BATCHES))])
 def test_sweep_batch(batch, sweep_dir):
     cases = FAST_CASES if batch < 0 else BATCHES[batch]
-    body = [line for i, (_, expression, _) in enumerate(cases) for line in statements(expression, f"r{i}")]
-    body.append("return (" + ", ".join(f"r{i}" for i in range(len(cases))) + ",)")
-    module, _, _ = write_module(sweep_dir, f"sweep_batch_{batch + 1}", [("batch", body)])
+    module = batch_module(sweep_dir, f"sweep_batch_{batch + 1}", cases)
     args, tangents = inputs(batch + 1)
     value, tangent = fwdad.jvp(module.batch, args, tangents)
     expected = module.batch(*args)

@@ -12,7 +12,7 @@ import pytest
 
 import fwdad
 from fwdad.errors import FwdadError
-from test_rule_sweep import (LOOSE, OK_CASES, inputs, jax, jax_namespace, statements,
+from test_rule_sweep import (LOOSE, OK_CASES, batch_module, inputs, jax, jax_namespace, statements,
                              write_module)
 
 if jax is not None:
@@ -73,9 +73,7 @@ def sweep_dir(tmp_path_factory):
                          [pytest.param(b, marks=pytest.mark.slow) for b in range(len(BATCHES))])
 def test_second_order_sweep(batch, sweep_dir):
     cases = FAST_CASES if batch < 0 else BATCHES[batch]
-    body = [line for i, (_, expression, _) in enumerate(cases) for line in statements(expression, f"r{i}")]
-    body.append("return (" + ", ".join(f"r{i}" for i in range(len(cases))) + ",)")
-    module, _, _ = write_module(sweep_dir, f"second_batch_{batch + 1}", [("batch", body)])
+    module = batch_module(sweep_dir, f"second_batch_{batch + 1}", cases)
     args, tangents = inputs(batch + 7)
     f = fwdad.forward_grad(module.batch)
     value, first, second = f.jvp2(args, tangents)
