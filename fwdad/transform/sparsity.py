@@ -274,7 +274,15 @@ class SparsityPass(VectorTangentPass):
         if isinstance(value, ast.Tuple):
             raise self.unsupported("a tuple written inside an expression")
         self.elementwise = self.is_elementwise(value) or self.all_scalars(value)
-        return super().tangent_of(value, result)
+        tangent, reads = super().tangent_of(value, result)
+        if self.is_scalar_word(tangent):          # np.full(n, a): an array whose set is a's word
+            tangent = self.broadcast(tangent, result)
+        return tangent, reads
+
+    @staticmethod
+    def is_scalar_word(tangent):
+        """`d_a[k]`: a scalar's word for one direction (an array's set is `d_x[..., k]`)."""
+        return isinstance(tangent, ast.Subscript) and isinstance(tangent.slice, ast.Name)
 
     def broadcast(self, tangent, result):
         """A word broadcasts when stored into the result's buffer; `| 0` makes it a new value, so

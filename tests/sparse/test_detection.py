@@ -425,3 +425,20 @@ def search_inside_a_branch(x):
 def test_a_break_of_a_loop_inside_the_branch_is_followed():
     # the break leaves a loop inside the branch, not the branch: both sides are covered
     assert search_inside_a_branch.sparsity(-np.ones(4)).toarray().tolist() == [[True, True, False, False]]
+
+
+def padded(u, g):
+    P = np.full(len(u) + 2, g)
+    P[1:-1] = u
+    return P[:-2] + P[2:] - 2.0 * u
+
+
+def test_an_array_filled_with_an_active_scalar_then_written():
+    """Found by the outside-user trial: np.full(n, g) with an active g, written afterwards, made
+    the pass copy g's word (`d_g[k].copy()`), which Numba refused."""
+    f = fwdad.forward_grad(padded)
+    u = np.array([1.0, 2.0, 3.0])
+    pattern = f.sparsity(u, 0.5)
+    expected = np.array([[1, 1, 0, 1], [1, 1, 1, 0], [0, 1, 1, 1]], bool)
+    np.testing.assert_array_equal(pattern.toarray(), expected)
+    assert_covers(f, (u, 0.5), pattern)
