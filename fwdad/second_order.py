@@ -9,7 +9,7 @@ each compiled like user code (docs/second-order.md prints them):
   for the primals and zero for the inner tangents: value, f'[v] and f''[v, v] in one pass.
 * `f.hvp`: the gradient (outer vector mode) of `x -> f'(x)[v]`, a one-line wrapper.
 * `f.hessian`: the Jacobian (outer vector mode) of the gradient, written as a loop of inner
-  JVPs along the unit vectors; with `sparse=True` the outer Jacobian is a sparse one.
+  JVPs along the unit vectors; with a pattern (`sparsity=P`) the outer Jacobian is a sparse one.
 """
 import warnings
 import weakref
