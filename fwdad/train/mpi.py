@@ -58,8 +58,8 @@ def parameter_hash(arrays):
         raw = np.ascontiguousarray(a).reshape(-1).view(np.uint8)
         if raw.size % 8:
             raw = np.concatenate([raw, np.zeros(8 - raw.size % 8, np.uint8)])
-        h = hash_words(raw.view(np.uint64), h ^ np.uint64(a.size))
-    return int(h)
+        h = np.uint64(hash_words(raw.view(np.uint64), h ^ np.uint64(a.size)))   # Numba returns an int:
+    return int(h)                                     # NumPy 1.x cannot xor one above 2**63 with a uint64
 
 
 def content_arrays(values):
