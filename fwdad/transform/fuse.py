@@ -2,7 +2,9 @@
 
 Primal statements move ahead of the tangent loops of their run when no tangent statement
 still needs a value they overwrite; tangents of temporaries that live inside one fused loop
-become scalars (registers) instead of length-K buffers.
+become scalars (registers) instead of length-K buffers. A primal write into an array (`x[i] =
+..`, `x *= a`) never moves: a tangent loop may read the array through a view of it under
+another name (`t1 = x[:2]` before `x[1:3] = t2`), which the names alone do not show.
 
 >>> import ast
 >>> tree = ast.parse('''
@@ -59,11 +61,16 @@ def written(statement):
     return out
 
 
-def is_movable_primal(statement, tangents):
-    """A simple assignment without tangents or calls that could have effects on arrays."""
+def is_movable_primal(statement, tangents, arrays):
+    """A simple assignment without tangents, without writes into arrays (which views of them
+    under other names would see) and without calls that could have effects on arrays."""
     if not isinstance(statement, (ast.Assign, ast.AugAssign)):
         return False
     if names_in([statement]) & tangents:
+        return False
+    targets = statement.targets if isinstance(statement, ast.Assign) else [statement.target]
+    if any(isinstance(t, ast.Subscript) or (isinstance(t, ast.Name) and t.id in arrays and
+                                            isinstance(statement, ast.AugAssign)) for t in targets):
         return False
     for n in ast.walk(statement):
         if isinstance(n, ast.Call) and isinstance(n.func, ast.Name) and n.func.id not in SAFE_CALLS:
@@ -72,8 +79,8 @@ def is_movable_primal(statement, tangents):
 
 
 class Fuser:
-    def __init__(self, k, tangents):
-        self.k, self.tangents = k, tangents
+    def __init__(self, k, tangents, arrays):
+        self.k, self.tangents, self.arrays = k, tangents, arrays
 
     def block(self, statements):
         out, primals, loops, reads = [], [], [], set()
@@ -90,7 +97,7 @@ class Fuser:
             if is_direction_loop(statement, self.k):
                 loops.append(statement)
                 reads |= names_in(statement.body) - self.tangents
-            elif is_movable_primal(statement, self.tangents):
+            elif is_movable_primal(statement, self.tangents, self.arrays):
                 if written(statement) & reads:
                     flush()
                 primals.append(statement)
@@ -147,7 +154,8 @@ def first_use_is_write(loop, name, k):
     return False
 
 
-def fuse(function, k, tangents, local_candidates):
-    """Fuse direction loops in every block of `function`, then promote local tangent buffers."""
-    function.body = Fuser(k, tangents).block(function.body)
+def fuse(function, k, tangents, local_candidates, arrays=frozenset()):
+    """Fuse direction loops in every block of `function`, then promote local tangent buffers;
+    `arrays`: the names of array variables (an in-place update of one is a write into it)."""
+    function.body = Fuser(k, tangents, arrays).block(function.body)
     return ast.fix_missing_locations(promote(function, k, local_candidates))

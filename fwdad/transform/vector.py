@@ -50,7 +50,8 @@ class VectorTangentPass(TangentPass):
 
     def function(self, function_name):
         function = super().function(function_name)
-        return fuse(function, self.k, set(self.names.tangents.values()), self.scalar_buffers)
+        arrays = {name for name, kind in self.kinds.items() if kind.shape == "array"}
+        return fuse(function, self.k, set(self.names.tangents.values()), self.scalar_buffers, arrays)
 
     def check_views(self):
         """Views that vector mode must copy (x.swapaxes, np.transpose(x, axes)) break aliasing if

@@ -265,3 +265,23 @@ def test_vector_mode_reshape_writes_into_the_argument():
     check_source(RESHAPE_WRITES_OF_THE_ARGUMENT, "f0", ["array", "int", "float"],
                  args=[np.array([0.9057519277776351, -1.1374957216790782, 1.0688494357297569,
                                  1.416973248033555]), 5, 1.2799344883152854])
+
+
+VIEW_READ_AFTER_WRITE = '''
+import numpy as np
+
+
+def f1(a, A, x):
+    x[1:3] = x[:2] * a
+    return np.sum(A) + a * np.sum(x)
+'''
+
+
+# found by the long run of session 4, seed 16 (chunk 1600002), on 2f419f4: vector mode's fusion
+# moved the primal write `x[1:3] = t2` ahead of the tangent loop that reads `t1 = x[:2]`, a view
+# of x under another name, so f.jacobian read the written values (f.jvp was right).
+def test_vector_mode_reads_a_view_before_the_write_through_it():
+    check_source(VIEW_READ_AFTER_WRITE, "f1", ["float", "matrix", "array"],
+                 args=[-0.3315522945229974, np.arange(16.0).reshape(4, 4) * 0.1,
+                       np.array([0.23205280726309185, 1.6130956791580449, -1.9149396067482285,
+                                 -1.4998500564521464])])
