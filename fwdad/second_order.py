@@ -17,11 +17,12 @@ import weakref
 import numpy as np
 
 from . import options, runtime
-from .arguments import per_argument
+from .arguments import per_argument, zero_like
 from .compiler import USER_RULES
 from .drivers.gradients import scalar_output_required
 from .errors import FwdadError, FwdadWarning, OptionError, TangentMismatchError, user_stacklevel
 from .nested import generated_function
+from .transform.naming import Names
 
 RUNTIME_FILE = runtime.__file__
 LARGE_HESSIAN = 500                       # inputs above which hessian warns of its cost
@@ -109,43 +110,28 @@ def taylor2(forward, primals, checked, active):
     inner = tuple(checked)
     arguments = tuple(primals) + inner
     outer_spec = outer.specialization(arguments, list(active) + list(range(len(primals), len(arguments))))
-    directions = inner + tuple(zero_of(t) for t in inner)
+    directions = inner + tuple(zero_like(t) for t in inner)
     (value, first), (_, second) = outer.run(outer_spec, outer_spec.jvp, arguments + directions)
     return value, first, second
 
 
-def zero_of(tangent):
-    return np.zeros_like(tangent) if isinstance(tangent, np.ndarray) else type(tangent)(0.0)
-
-
 # ---- hvp and hessian: outer vector mode over the inner JVP --------------------------------------
-def fresh_names(params, *bases):
-    """Local names of a generated wrapper that no parameter of the user's function shadows."""
-    taken, out = set(params), []
-    for base in bases:
-        name = base
-        while name in taken:
-            name += "_"
-        taken.add(name)
-        out.append(name)
-    return out
-
-
-def directional_source(name, jvp_name, np_name, params, active, written=(), primal_name=None):
-    """`def f_directional(x, a, v_x, v_a): return f_jvp(x, a, v_x, v_a)[1]`: x -> f'(x)[v]."""
-    directions = fresh_names(params, *[f"v_{params[i]}" for i in active])
-    value, tangent = fresh_names(list(params) + directions, "value", "tangent")
+def directional_source(name, names, jvp_name, np_name, params, active, written=(), primal_name=None):
+    """`def f_directional(x, a, v_x, v_a): return f_jvp(x, a, v_x, v_a)[1]`: x -> f'(x)[v].
+    `names` hands out local names that no parameter or global of the wrapper shadows."""
+    directions = [names.fresh(f"v_{params[i]}") for i in active]
+    value, tangent = names.fresh("value"), names.fresh("tangent")
     head = ", ".join(list(params) + directions)
     return f"def {name}({head}):\n    {value}, {tangent} = {jvp_name}({head})\n    return {tangent}\n"
 
 
-def gradient_source(name, jvp_name, np_name, params, active, written=(), primal_name=None):
+def gradient_source(name, names, jvp_name, np_name, params, active, written=(), primal_name=None):
     """The gradient as a loop of inner JVPs along unit directions (`seed_x[k]` is x's part of
     the k-th unit vector): the outer pass differentiates each of them. An argument the function
     writes into is copied for each inner JVP (each must see the caller's values) and written
     once at the end by the primal, as one call of the function leaves it."""
-    seeds = fresh_names(params, *[f"seed_{params[i]}" for i in active])
-    n, k, gradient, value, tangent = fresh_names(list(params) + seeds, "n", "k", "gradient", "value", "tangent")
+    seeds = [names.fresh(f"seed_{params[i]}") for i in active]
+    n, k, gradient, value, tangent = (names.fresh(base) for base in ("n", "k", "gradient", "value", "tangent"))
     inputs = [f"{p}.copy()" if i in written else p for i, p in enumerate(params)]
     call = ", ".join(inputs + [f"{s}[{k}]" for s in seeds])
     write_once = f"    {primal_name}({', '.join(params)})\n" if written else ""
@@ -161,12 +147,14 @@ def gradient_source(name, jvp_name, np_name, params, active, written=(), primal_
 
 def wrapper_builder(forward, make_source, suffix):
     """A builder for outer_function: the wrapper around spec's JVP, differentiated wrt the
-    primals that spec differentiates."""
+    primals that spec differentiates. Its globals and locals are fresh against the parameters
+    (a parameter called `k`, `np` or `gradient` is never shadowed) and against each other."""
     def build(spec):
         name = f"{spec.unit.name}_{suffix}"
         params = forward.parameters
-        jvp_name, np_name, primal_name = fresh_names(params, f"{spec.unit.name}_jvp", "np", spec.unit.name)
-        source = make_source(name, jvp_name, np_name, params, sorted(spec.active),
+        names = Names(list(params) + [name])
+        jvp_name, np_name, primal_name = (names.fresh(base) for base in (f"{spec.unit.name}_jvp", "np", spec.unit.name))
+        source = make_source(name, names, jvp_name, np_name, params, sorted(spec.active),
                              spec.unit.written_parameters(), primal_name)
         function = generated_function(source, name, {jvp_name: spec.jvp, np_name: np,
                                                      primal_name: spec.unit.primal})

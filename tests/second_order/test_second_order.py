@@ -471,3 +471,15 @@ def test_large_dense_hessian_warns(monkeypatch):
     monkeypatch.setattr(second_order, "LARGE_HESSIAN", 3)
     with pytest.warns(FwdadWarning, match="directional passes"):
         ROSEN.hessian(np.linspace(-1.0, 1.0, 5))
+
+
+def gradient(x, k):
+    """A function named like the Hessian wrapper's local, with a parameter named like its loop index."""
+    x[0] = x[0] * 1.0
+    return np.sum(x ** 3) * k
+
+
+def test_function_named_like_a_wrapper_local():
+    f = fwdad.forward_grad(gradient, wrt="x")
+    x = np.array([1.0, 2.0])
+    np.testing.assert_allclose(f.hessian(x, 2.0)[0][0], np.diag(12.0 * x), rtol=1e-14)
