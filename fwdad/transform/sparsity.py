@@ -275,9 +275,9 @@ class SparsityPass(VectorTangentPass):
             raise self.unsupported("a tuple written inside an expression")
         self.elementwise = self.is_elementwise(value) or self.all_scalars(value)
         tangent, reads = super().tangent_of(value, result)
-        if self.is_scalar_word(tangent):          # np.full(n, a): an array whose set is a's word
-            tangent = self.broadcast(tangent, result)
-        return tangent, reads
+        if self.is_scalar_word(tangent) and not self.is_elementwise(value):
+            tangent = self.broadcast(tangent, result)   # np.full(n, a): an array with a's word
+        return tangent, reads                      # (elementwise values: broadcast by the tangent pass)
 
     @staticmethod
     def is_scalar_word(tangent):
