@@ -13,6 +13,7 @@ Sections (each a function returning rows into a harness.Table):
            jvp; Rosenbrock n = 100 Hessian and H.v vs jax.hessian
 """
 import contextlib
+import importlib
 import json
 import os
 import subprocess
@@ -27,7 +28,6 @@ from .. import fgd, forward_grad
 from . import peers, problems
 from .harness import MALLOC_RETURNS_MEMORY, LoopPeer, Peer, Table, limit_threads, machine, measure_loops, measure_peers, timeit
 
-SECTIONS = ("jvp", "fgd", "vector", "memory", "compile", "sparse", "second")
 PAPER_STEPS_PER_SECOND = 25_000 / 3.1        # the paper: 25,000 Rosenbrock iterations in about 3.1 s
 
 
@@ -268,6 +268,28 @@ def compile_section(table, quick, cache_dir):
     return results
 
 
+def imported_when_run(module, name):
+    """A section of its own module, imported only when it runs (SciPy, the sparse and the
+    second-order machinery are not loaded for the other sections)."""
+    def run(table, quick, out):
+        return getattr(importlib.import_module(f".{module}", __package__), name)(table, quick)
+    return run
+
+
+RUNS = {    # name: (what the log says, run(table, quick, out) -> its extra results or None)
+    "jvp": ("JVPs (fwdad, hand-written Numba, JAX, PyTorch)", lambda table, quick, out: jvp_section(table, quick)),
+    "fgd": ("forward gradient descent", lambda table, quick, out: fgd_section(table, quick)),
+    "vector": ("vector mode", lambda table, quick, out: vector_section(table, quick)),
+    "memory": ("memory vs work (fresh processes)", memory_section),
+    "compile": ("compile latency (fresh processes)",
+                lambda table, quick, out: compile_section(table, quick, os.path.join(out, "cache"))),
+    "sparse": ("sparse Jacobians (2-D Brusselator)", imported_when_run("sparse", "sparse_section")),
+    "second": ("second derivatives (forward over forward)",
+               imported_when_run("second_order", "second_order_section")),
+}
+SECTIONS = tuple(RUNS)
+
+
 def run(sections=SECTIONS, quick=False, out="bench-out", threads=1, log=print):
     """Run the chosen sections; print the table, write bench.json, bench.md and the plot."""
     os.makedirs(out, exist_ok=True)
@@ -288,31 +310,14 @@ def run(sections=SECTIONS, quick=False, out="bench-out", threads=1, log=print):
 
 
 def run_sections(table, sections, quick, out, log):
-    """The chosen sections in order, each adding rows to ``table``; returns their extra results."""
+    """The chosen sections in RUNS's order, each adding rows to ``table``; returns their extra results."""
     extra = {}
-    if "jvp" in sections:
-        log("fwdad bench: JVPs (fwdad, hand-written Numba, JAX, PyTorch)")
-        jvp_section(table, quick)
-    if "fgd" in sections:
-        log("fwdad bench: forward gradient descent")
-        fgd_section(table, quick)
-    if "vector" in sections:
-        log("fwdad bench: vector mode")
-        vector_section(table, quick)
-    if "memory" in sections:
-        log("fwdad bench: memory vs work (fresh processes)")
-        extra["memory"] = memory_section(table, quick, out)
-    if "compile" in sections:
-        log("fwdad bench: compile latency (fresh processes)")
-        extra["compile"] = compile_section(table, quick, os.path.join(out, "cache"))
-    if "sparse" in sections:
-        log("fwdad bench: sparse Jacobians (2-D Brusselator)")
-        from .sparse import sparse_section
-        sparse_section(table, quick)
-    if "second" in sections:
-        log("fwdad bench: second derivatives (forward over forward)")
-        from .second_order import second_order_section
-        second_order_section(table, quick)
+    for name, (what, section) in RUNS.items():
+        if name in sections:
+            log(f"fwdad bench: {what}")
+            result = section(table, quick, out)
+            if result is not None:
+                extra[name] = result
     return extra
 
 
