@@ -274,6 +274,13 @@ class ForwardFunction:
         local = options.flag(f"{self.__name__}.sparsity", "local", local)
         return jacobian_sparsity(self, *args, local=local, **kwargs)
 
+    def hessian_sparsity(self, *args, local=False, **kwargs):
+        """The sparsity pattern of scalar f's Hessian, found from the code (a
+        fwdad.sparse.HessianSparsity, star-colored); f.hessian(..., sparse=True) uses it."""
+        from .sparse.hessian import hessian_sparsity
+        local = options.flag(f"{self.__name__}.hessian_sparsity", "local", local)
+        return hessian_sparsity(self, *args, local=local, **kwargs)
+
     @property
     def source(self):
         """The generated tangent code of the most recent specialization, with its callees'."""

@@ -118,3 +118,78 @@ def is_valid_coloring(indptr, indices, colors):
     n_colors = int(colors.max(initial=-1)) + 1
     keys = rows * max(n_colors, 1) + colors[indices]
     return len(np.unique(keys)) == len(keys)
+
+
+# ---- star coloring of a symmetric pattern (Hessians) ---------------------------------------------
+@numba.njit(cache=CACHE)
+def greedy_star(indptr, indices, order):
+    """Greedy star coloring in `order` (Gebremedhin, Manne, Pothen 2005, section 4): adjacent
+    vertices differ, and no path on four vertices has two colors. Coloring v with c(x) would
+    make the path v - w - x - y two-colored when x has another neighbor y of w's color, and
+    u - v - w - x when v has another neighbor u of w's color: both forbid c(x). Every path is
+    checked when its last vertex is colored, so the result is a star coloring."""
+    n = len(indptr) - 1
+    colors = np.full(n, -1, np.int64)
+    forbidden = np.full(n + 1, -1, np.int64)
+    count = np.zeros(n + 1, np.int64)             # colors among v's colored neighbors
+    for v in order:
+        for p in range(indptr[v], indptr[v + 1]):
+            w = indices[p]
+            if w != v and colors[w] >= 0:
+                forbidden[colors[w]] = v
+                count[colors[w]] += 1
+        for p in range(indptr[v], indptr[v + 1]):
+            w = indices[p]
+            if w == v or colors[w] < 0:
+                continue
+            for q in range(indptr[w], indptr[w + 1]):
+                x = indices[q]
+                if x == v or x == w or colors[x] < 0 or forbidden[colors[x]] == v:
+                    continue
+                if count[colors[w]] >= 2:
+                    forbidden[colors[x]] = v
+                    continue
+                for r in range(indptr[x], indptr[x + 1]):
+                    y = indices[r]
+                    if y != w and y != x and colors[y] == colors[w]:
+                        forbidden[colors[x]] = v
+                        break
+        for p in range(indptr[v], indptr[v + 1]):
+            w = indices[p]
+            if w != v and colors[w] >= 0:
+                count[colors[w]] = 0
+        color = 0
+        while forbidden[color] == v:
+            color += 1
+        colors[v] = color
+    return colors
+
+
+def star_color(indptr, indices, n):
+    """A star coloring (one int per vertex, colors 0..k-1) of the symmetric pattern with few
+    colors: the better of largest-first (by degree) and natural order. A tridiagonal pattern
+    gets 3 colors, an arrowhead 2."""
+    indptr, indices = np.asarray(indptr, np.int64), np.asarray(indices, np.int64)
+    degrees = np.diff(indptr)
+    best = None
+    for order in (np.argsort(-degrees, kind="stable").astype(np.int64), np.arange(n, dtype=np.int64)):
+        colors = greedy_star(indptr, indices, order)
+        if best is None or colors.max(initial=-1) < best.max(initial=-1):
+            best = colors
+    return best
+
+
+def is_star_coloring(indptr, indices, colors):
+    """Whether adjacent vertices differ and no path on four vertices has two colors: on no edge
+    (w, x) have both w another neighbor of x's color and x another neighbor of w's color (then
+    every off-diagonal entry can be read from B = H S, in row w or in row x)."""
+    for w in range(len(indptr) - 1):
+        neighbors = [x for x in indices[indptr[w]:indptr[w + 1]] if x != w]
+        seen = np.bincount(colors[neighbors], minlength=int(colors.max(initial=0)) + 1) if neighbors else None
+        for x in neighbors:
+            if colors[x] == colors[w]:
+                return False
+            others = [y for y in indices[indptr[x]:indptr[x + 1]] if y != x and y != w]
+            if seen[colors[x]] >= 2 and any(colors[y] == colors[w] for y in others):
+                return False
+    return True

@@ -36,9 +36,11 @@ from .transform.naming import Names
 from .transform.tangent import TangentPass, written_in_place
 from .transform.vector import NotVectorizable, VectorTangentPass
 from .transform.sparsity import LocalSparsityPass, SparsityPass
+from .transform.hessian_sparsity import HessianSparsityPass, LocalHessianSparsityPass
 from .sparse import runtime as sparse_runtime
 
-PASSES = {"vector": VectorTangentPass, "sparsity": SparsityPass, "sparsity_local": LocalSparsityPass}
+PASSES = {"vector": VectorTangentPass, "sparsity": SparsityPass, "sparsity_local": LocalSparsityPass,
+          "hessian_sparsity": HessianSparsityPass, "hessian_sparsity_local": LocalHessianSparsityPass}
 
 USER_RULES = {}                      # function -> rule, filled by fwdad.defjvp
 LIBRARY_MODULES = ("numpy", "numba", "math", "builtins", "scipy", "fwdad")

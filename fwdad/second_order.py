@@ -9,7 +9,8 @@ each compiled like user code (docs/second-order.md prints them):
   for the primals and zero for the inner tangents: value, f'[v] and f''[v, v] in one pass.
 * `f.hvp`: the gradient (outer vector mode) of `x -> f'(x)[v]`, a one-line wrapper.
 * `f.hessian`: the Jacobian (outer vector mode) of the gradient, written as a loop of inner
-  JVPs along the unit vectors; with a pattern (`sparsity=P`) the outer Jacobian is a sparse one.
+  JVPs along the unit vectors; with `sparse=True` (the pattern found by fwdad.sparse.hessian,
+  or `sparsity=P`) one outer direction per color of a star coloring (fwdad/sparse/hessian.py).
 """
 import warnings
 import weakref
@@ -20,7 +21,7 @@ from . import options, runtime
 from .arguments import per_argument, zero_like
 from .compiler import USER_RULES
 from .drivers.gradients import scalar_output_required
-from .errors import FwdadError, FwdadWarning, OptionError, TangentMismatchError, user_stacklevel
+from .errors import FwdadError, FwdadWarning, TangentMismatchError, user_stacklevel
 from .nested import generated_function
 from .transform.naming import Names
 
@@ -63,12 +64,6 @@ def hvp(forward, args, active, given, checked):
 def hessian(forward, args, active, sparse, sparsity):
     who = f"{forward.__name__}.hessian"
     sparse = options.flag(who, "sparse", sparse) or sparsity is not None
-    if sparse and sparsity is None:
-        raise OptionError(
-            f"{who}: sparse=True needs the Hessian's pattern as sparsity=: fwdad finds the patterns "
-            "of Jacobians from the code (f.sparsity), not yet those of Hessians.\nWhat to do: pass "
-            "sparsity=P, a scipy.sparse matrix or boolean array with the Hessian's possible nonzeros "
-            "(e.g. banded); a pattern that misses an entry is refused, not folded in.")
     refuse_rule(forward, "hessian")
     return guarded(forward, lambda: dense_or_sparse_hessian(forward, args, active, sparse, sparsity))
 
@@ -204,9 +199,10 @@ def dense_or_sparse_hessian(forward, args, active, sparse, sparsity):
             f"n x n seeds ({8 * n * n / 1e6:.0f} MB). For a direction use f.jvp2, for H.v f.hvp; "
             "see docs/second-order.md.", FwdadWarning, stacklevel=user_stacklevel())
     if sparse:
-        from scipy import sparse as scipy_sparse
-        columns = outer.jacobian(*args, *seeds, sparse=True, sparsity=sparsity)
-        return scipy_sparse.hstack([columns[j] for j in active], format="csr")
+        from .sparse import hessian as sparse_hessian
+        pattern = sparse_hessian.cached_hessian_pattern(forward, args) if sparsity is None else \
+            sparse_hessian.hessian_pattern(forward, sparsity, args, active)
+        return sparse_hessian.compressed_hessian(outer, tuple(args) + tuple(seeds), active, pattern)
     columns = outer.jacobian(*args, *seeds)
     rows, start, blocks = {}, 0, [[None] * len(args) for _ in args]
     for i in active:

@@ -140,11 +140,9 @@ def untouched(f, args):
     return tuple(a.copy() if i in written and isinstance(a, np.ndarray) else a for i, a in enumerate(args))
 
 
-def detect(f, args, local):
-    args = untouched(f, args)
-    active = f._active_positions(args)
-    spec = f.specialization(args, active, "sparsity_local" if local else "sparsity")
-    output_kind_required(f, spec, "sparsity")
+def input_sets(args, active):
+    """(the seeds: input i's own bit per element of each active argument, their (position, size)
+    pairs, the number of inputs)."""
     sizes = [int(np.size(args[i])) for i in active]
     total = sum(sizes)
     words = max(1, -(-total // WORD_BITS))
@@ -152,10 +150,19 @@ def detect(f, args, local):
     for i, size in zip(active, sizes):
         seeds.append(seed_words(np.shape(args[i]), offset, words))
         offset += size
+    return seeds, tuple(zip(active, sizes)), total
+
+
+def detect(f, args, local):
+    args = untouched(f, args)
+    active = f._active_positions(args)
+    spec = f.specialization(args, active, "sparsity_local" if local else "sparsity")
+    output_kind_required(f, spec, "sparsity")
+    seeds, arguments, total = input_sets(args, active)
     value, sets = run(f, spec, spec.jvp, tuple(args) + tuple(seeds))
     rows = int(np.size(value))
     matrix = words_to_pattern(sets, rows, total)
-    return Sparsity(matrix, tuple(zip(active, sizes)), local)
+    return Sparsity(matrix, arguments, local)
 
 
 def call_key(args):
@@ -174,11 +181,12 @@ def call_key(args):
     return tuple(key)
 
 
-def cached_pattern(f, args):
-    patterns = _PATTERNS.setdefault(f, {})
+def cached_pattern(f, args, store=_PATTERNS, find=None):
+    """The global pattern for arguments like these, found once (`find`: detect by default)."""
+    patterns = store.setdefault(f, {})
     key = call_key(args)
     if key not in patterns:
-        patterns[key] = detect(f, args, False)
+        patterns[key] = (find or detect)(f, args, False)
     return patterns[key]
 
 
@@ -195,25 +203,38 @@ def user_pattern(f, sparsity, args, active, n_rows):
                           "pass a fwdad.sparse.Sparsity (f.sparsity(...)), a scipy.sparse matrix or a 2-D "
                           f"boolean array of shape {expected} (output elements x active input elements).")
     else:
-        sparse = scipy_sparse()
-        matrix = sparse.csr_array(sparsity) if sparse.issparse(sparsity) else sparse.csr_array(
-            np.asarray(sparsity) != 0)
-        matrix = matrix.astype(bool)
-        matrix.eliminate_zeros()
-        matrix.sort_indices()
-        digest = hashlib.blake2b(matrix.indptr.tobytes() + matrix.indices.tobytes() +
-                                 str(matrix.shape).encode(), digest_size=16).digest()
-        pattern = _COLORED.get(digest)
-        if pattern is None:
-            if len(_COLORED) >= _COLORED_LIMIT:
-                _COLORED.pop(next(iter(_COLORED)))
-            pattern = _COLORED[digest] = Sparsity(matrix, tuple(zip(active, sizes)))
+        pattern = colored(boolean_matrix(sparsity), tuple(zip(active, sizes)))
     if pattern.shape != expected:
         raise SparsityError(f"{f.__name__}.jacobian: the sparsity pattern has shape {pattern.shape}, but "
                             f"the Jacobian has {expected[0]} rows (output elements) and {expected[1]} "
                             f"columns (elements of the active arguments {[f.parameters[i] for i in active]}).\n"
                             f"What to do: pass the pattern of these arguments, e.g. "
                             f"{f.__name__}.sparsity(...) called with them.")
+    return pattern
+
+
+def boolean_matrix(sparsity):
+    """A boolean CSR matrix with sorted indices and no explicit zeros, from a scipy.sparse matrix
+    or an array."""
+    sparse = scipy_sparse()
+    matrix = sparse.csr_array(sparsity) if sparse.issparse(sparsity) else sparse.csr_array(
+        np.asarray(sparsity) != 0)
+    matrix = matrix.astype(bool)
+    matrix.eliminate_zeros()
+    matrix.sort_indices()
+    return matrix
+
+
+def colored(matrix, arguments, kind=Sparsity):
+    """The pattern of `kind` over `matrix`, colored once per distinct matrix (a user's pattern
+    passed again and again is colored once)."""
+    digest = hashlib.blake2b(matrix.indptr.tobytes() + matrix.indices.tobytes() +
+                             f"{matrix.shape} {kind.__name__}".encode(), digest_size=16).digest()
+    pattern = _COLORED.get(digest)
+    if pattern is None:
+        if len(_COLORED) >= _COLORED_LIMIT:
+            _COLORED.pop(next(iter(_COLORED)))
+        pattern = _COLORED[digest] = kind(matrix, arguments)
     return pattern
 
 
@@ -301,29 +322,37 @@ def decompress(pattern, compressed, dtype):
 def decompress_rows(compressed, indptr, indices, colors, v, tolerance):
     """(the entries of J in the pattern's order, the first bad row or -1, why: 1 an unclaimed
     nonzero, 2 J v that J times v misses by more than rounding)."""
-    rows, width = compressed.shape
-    k = width - 1
+    k = compressed.shape[1] - 1
     data = np.empty(len(indices), compressed.dtype)
     claimed = np.full(max(k, 1), -1, np.int64)
-    for r in range(rows):
-        if not np.all(np.isfinite(compressed[r])):    # NaN or inf: the entries carry it, unchecked
-            for p in range(indptr[r], indptr[r + 1]):
-                data[p] = compressed[r, colors[indices[p]]]
-            continue
-        rebuilt, scale = 0.0, abs(compressed[r, k])
+    for r in range(compressed.shape[0]):
         for p in range(indptr[r], indptr[r + 1]):
-            color = colors[indices[p]]
-            value = compressed[r, color]
-            data[p] = value
-            claimed[color] = r
-            rebuilt += value * v[indices[p]]
-            scale += abs(value * v[indices[p]])
-        for color in range(k):
-            if claimed[color] != r and compressed[r, color] != 0:
-                return data, r, 1
-        if abs(rebuilt - compressed[r, k]) > tolerance * scale:
-            return data, r, 2
+            data[p] = compressed[r, colors[indices[p]]]
+        why = row_check(compressed, r, indptr, indices, colors, data, v, claimed, tolerance)
+        if why:
+            return data, r, why
     return data, -1, 0
+
+
+@numba.njit(cache=CACHE)
+def row_check(compressed, r, indptr, indices, colors, data, v, claimed, tolerance):
+    """Whether row r of the decompressed matrix (`data`) explains row r of B = [M S | M v]: 0 yes
+    (or a NaN or inf row, whose entries carry it unchecked), 1 a nonzero of B in a color that no
+    entry of the row claims, 2 M v differs from the row times v by more than rounding."""
+    k = compressed.shape[1] - 1
+    if not np.all(np.isfinite(compressed[r])):
+        return 0
+    rebuilt, scale = 0.0, abs(compressed[r, k])
+    for p in range(indptr[r], indptr[r + 1]):
+        claimed[colors[indices[p]]] = r
+        rebuilt += data[p] * v[indices[p]]
+        scale += abs(data[p] * v[indices[p]])
+    for color in range(k):
+        if claimed[color] != r and compressed[r, color] != 0:
+            return 1
+    if abs(rebuilt - compressed[r, k]) > tolerance * scale:
+        return 2
+    return 0
 
 
 def sparse_jacobian(f, *args, sparsity=None, **kwargs):

@@ -30,3 +30,55 @@ def merge(taken, other):
     if taken.shape == other.shape:
         return taken | other
     return taken | union_all(other)
+
+
+# ---- the Hessian's pattern: pairs of inputs (fwdad/transform/hessian_sparsity.py) -------------------
+@numba.njit(cache=CACHE)
+def unite_rows(pairs, first, second):
+    """pairs[i] |= second for every input i in the set `first` (K words each)."""
+    for w in range(first.shape[0]):
+        word = first[w]
+        if word == 0:
+            continue
+        for bit in range(64):
+            if (word >> np.uint64(bit)) & np.uint64(1):
+                row = pairs[64 * w + bit]
+                for v in range(second.shape[0]):
+                    row[v] |= second[v]
+
+
+@numba.njit(cache=CACHE)
+def pair_sets(pairs, first, second):
+    """Every input of one set meets every input of the other, both ways (the pattern is symmetric)."""
+    unite_rows(pairs, first, second)
+    unite_rows(pairs, second, first)
+
+
+@numba.njit(cache=CACHE)
+def union_rows(sets):
+    """The union of the sets of every element of an array of sets (shape + (K,)) as K words."""
+    flat = np.ascontiguousarray(sets).reshape((-1, sets.shape[-1]))
+    total = np.zeros(sets.shape[-1], np.uint64)
+    for e in range(flat.shape[0]):
+        total |= flat[e]
+    return total
+
+
+@numba.njit(cache=CACHE)
+def pairs(hessian_words, first, second):
+    """An operation that mixes elements (or broadcasts): every element of one operand meets
+    every element of the other."""
+    pair_sets(hessian_words, union_rows(first), union_rows(second))
+
+
+@numba.njit(cache=CACHE)
+def pairs_elementwise(hessian_words, first, second):
+    """An elementwise operation on operands of one shape: element e meets element e only."""
+    if first.shape != second.shape:
+        pairs(hessian_words, first, second)
+        return
+    k = first.shape[-1]
+    a = np.ascontiguousarray(first).reshape((-1, k))
+    b = np.ascontiguousarray(second).reshape((-1, k))
+    for e in range(a.shape[0]):
+        pair_sets(hessian_words, a[e], b[e])

@@ -45,6 +45,7 @@ IN_PLACE = {
 }
 
 UNSET = "unset"              # a row's domain before the tests' input domain is given
+PIECEWISE_LINEAR = "piecewise linear"      # a row's curvature: every second partial is 0 (a.e.)
 NO_RULE = "no rule"          # a row of facts about a function fwdad has no derivative rule for
 
 
@@ -61,7 +62,9 @@ class Row:
     reach the result; view: Numba may return a view of the first argument; allocates: it makes
     a new array (device code cannot); inactive: its result never carries a tangent (len, range);
     copied_view: vector mode computes it per direction, so its result is a copy; domain: the
-    tests' input domain, one (low, high) per argument (None: tested with the array programs).
+    tests' input domain, one (low, high) per argument (None: tested with the array programs);
+    curvature: which second partials may be nonzero, for the Hessian's pattern (None: read from
+    the template, fwdad/transform/hessian_sparsity.py; PIECEWISE_LINEAR: none, max and min).
     """
     template: object = NO_RULE
     piecewise: frozenset = frozenset()
@@ -70,6 +73,7 @@ class Row:
     inactive: bool = False
     copied_view: bool = False
     domain: object = UNSET
+    curvature: object = None
 
 
 ROWS = {}                    # function -> Row
@@ -230,6 +234,8 @@ facts(np.zeros, np.zeros_like, np.empty, np.empty_like, np.ones, np.ones_like, n
 facts(len, range, int, bool, isinstance, numba.prange, inactive=True)
 # vector mode computes these per direction: the result is a copy, not a view of the argument
 facts(np.squeeze, np.swapaxes, copied_view=True)
+# their templates call a helper (which the Hessian's pattern would take as nonlinear): piecewise linear
+facts(np.max, np.min, np.amax, np.amin, max, min, curvature=PIECEWISE_LINEAR)
 
 
 # ---- array methods and attributes (x is the array, y, w the method's arguments) ------------------
