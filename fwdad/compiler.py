@@ -30,9 +30,11 @@ from .frontend.activity import Activity, Kind, Summary, function_types, is_compl
 from .frontend.fence import fence
 from .frontend.normalize import normalize
 from .frontend.parse import namespace_of, parse, python_function
-from .frontend.resolve import MISSING, Resolver, assigned_names, global_reads
+from .frontend.rebuild import rebuild
+from .frontend.resolve import MISSING, Resolver, all_names, assigned_names, global_reads
 from .transform import rules
 from .transform.naming import Names
+from .transform.elementwise import fuse_tangent
 from .transform.tangent import TangentPass, written_in_place
 from .transform.vector import NotVectorizable, VectorTangentPass
 from .transform.sparsity import LocalSparsityPass, SparsityPass
@@ -200,9 +202,10 @@ class Unit:
                                         resolve=self.resolve)
         self.digest = self.closure_digest()
         self.namespace = self.namespace_for(device=False)
-        self.module = codegen.build([self.normalized.tree], f"primal of {self.name} ({self.digest})",
-                                    self.parsed.filename, self.namespace, self.module_dir(),
-                                    line_text=self.parsed.line)
+        self.typing_module = codegen.build([self.normalized.tree], f"primal of {self.name} ({self.digest})",
+                                           self.parsed.filename, self.namespace, self.module_dir(),
+                                           line_text=self.parsed.line)
+        self.module = self.rebuilt_module()              # what f(...) runs
         self.primal = disk_cache.njit(self.module[self.name], self.cache, **NUMBA_OPTIONS)
         self.device_module = self._device_primal = None
         self._typing = None
@@ -213,6 +216,16 @@ class Unit:
     @property
     def name(self):
         return self.parsed.name
+
+    def rebuilt_module(self):
+        """The primal with normalization's one-use temporaries written back (frontend/rebuild.py),
+        so that Numba fuses its array expressions; the typing module itself when nothing changed."""
+        temporaries = assigned_names(self.normalized.tree) - all_names(self.parsed.tree)
+        tree = rebuild(self.normalized.tree, temporaries)
+        if ast.dump(tree) == ast.dump(self.normalized.tree):
+            return self.typing_module
+        return codegen.build([tree], f"primal of {self.name}, temporaries inlined ({self.digest})",
+                             self.parsed.filename, self.namespace, self.module_dir(), line_text=self.parsed.line)
 
     def calls_user_function(self, call):
         return isinstance(call.func, ast.Name) and call.func.id in self.callees
@@ -331,18 +344,17 @@ class Unit:
                 pass                         # the cache is an optimization: never an error
 
     def _infer_types(self, arg_types):
-        dispatcher = self.primal
+        dispatcher = self.primal if self.module is self.typing_module else self.typing_dispatcher()
         try:
             dispatcher.compile(arg_types)
         except NumbaError as error:
-            raise numba_error(error, [self.module], f"Numba cannot compile {self.name} for "
+            raise numba_error(error, [self.typing_module], f"Numba cannot compile {self.name} for "
                               f"arguments ({', '.join(map(str, arg_types))})") from None
         overload = dispatcher.overloads.get(arg_types)
         if not hasattr(getattr(overload, "type_annotation", None), "typemap"):   # from Numba's cache
-            if self._typing is None:
-                self._typing = numba.njit(**NUMBA_OPTIONS)(self.module[self.name])
-            self._typing.compile(arg_types)
-            overload = self._typing.overloads[arg_types]
+            dispatcher = self.typing_dispatcher()
+            dispatcher.compile(arg_types)
+            overload = dispatcher.overloads[arg_types]
         typemap = overload.type_annotation.typemap
         for variable, numba_type in typemap.items():
             if is_complex(numba_type) and not variable.startswith("$"):
@@ -354,6 +366,12 @@ class Unit:
                                self.parsed.filename, self.line_of)
         self._save_types(arg_types, types)
         return types
+
+    def typing_dispatcher(self):
+        """The normalized primal compiled without Numba's cache: its typemap names every temporary."""
+        if self._typing is None:
+            self._typing = numba.njit(**NUMBA_OPTIONS)(self.typing_module[self.name])
+        return self._typing
 
     def return_type(self, arg_types):
         """The Numba type this function returns for `arg_types` (for rules, which have no Activity)."""
@@ -612,6 +630,9 @@ class Specialization:
                                      unit.resolve, self.calls, unit.parsed.filename, self.aliases,
                                      self.types.return_kind, self.names)
                 self._function = tangent.function(self.names.fresh(f"{unit.name}_{self.suffix}"))
+                if self.mode == "scalar":         # one loop per run of elementwise array statements
+                    self._function = fuse_tangent(self._function, self.types.numba_types, self.names,
+                                                  unit.resolve, self.aliases["np"])
             return self._function
 
     @property

@@ -9,6 +9,8 @@ Sections (each a function returning rows into a harness.Table):
   compile  first-call compile latency, and a fresh process with cache=True
   sparse   sparse Jacobians of the 2-D Brusselator (fwdad/bench/sparse.py): colors, detection,
            vs one JVP, dense f.jacobian, jax.jacfwd, sparsejac; solve_ivp vs SciPy's FD
+  arrays   slices and the MLP (fwdad/bench/arrays.py): primal and JVP vs numba.njit of the same
+           source, a hand-fused Numba JVP, jax.jit(jax.jvp), torch.func.jvp; compile rows
   second   second derivatives (fwdad/bench/second_order.py): jvp2 vs one JVP and JAX's jvp of
            jvp; Rosenbrock n = 100 Hessian and H.v vs jax.hessian
 """
@@ -286,6 +288,7 @@ RUNS = {    # name: (what the log says, run(table, quick, out) -> its extra resu
     "sparse": ("sparse Jacobians (2-D Brusselator)", imported_when_run("sparse", "sparse_section")),
     "second": ("second derivatives (forward over forward)",
                imported_when_run("second_order", "second_order_section")),
+    "arrays": ("array programs (heat, diffusion, MLP)", imported_when_run("arrays", "arrays_section")),
 }
 SECTIONS = tuple(RUNS)
 

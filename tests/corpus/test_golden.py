@@ -11,7 +11,8 @@ import golden_programs
 from helpers import TESTS
 
 PASSES = ["fwdad.frontend.fence", "fwdad.frontend.normalize", "fwdad.transform.naming",
-          "fwdad.transform.tangent", "fwdad.transform.vector", "fwdad.transform.fuse"]
+          "fwdad.transform.tangent", "fwdad.transform.vector", "fwdad.transform.fuse",
+          "fwdad.transform.elementwise", "fwdad.frontend.rebuild"]
 GOLDEN = os.path.join(TESTS, "golden")
 
 
