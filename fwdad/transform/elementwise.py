@@ -100,8 +100,9 @@ class ElementwiseFusion:
 
     def view_of(self, statement, run):
         """`v = a[1:-1, :]`: a view (slices only) of an array the run does not assign."""
-        target, value = self.target_of(statement), statement.value
-        if target is None or not isinstance(value, ast.Subscript) or not isinstance(value.value, ast.Name):
+        target = self.target_of(statement)
+        value = statement.value if target is not None else None
+        if not isinstance(value, ast.Subscript) or not isinstance(value.value, ast.Name):
             return False
         parts = value.slice.elts if isinstance(value.slice, ast.Tuple) else [value.slice]
         slices_only = all(isinstance(p, ast.Slice) and all(
@@ -128,7 +129,8 @@ class ElementwiseFusion:
             numba_type = self.type_of(node.id)
             if node.id in run.sums:
                 return False
-            return node.id in run.defined or is_float_array(numba_type, run.ndim) or is_number(numba_type)
+            return node.id in run.defined or is_number(numba_type) or \
+                is_float_array(numba_type) and numba_type.ndim <= run.ndim
         if isinstance(node, ast.Constant):
             return type(node.value) in (int, float)
         if isinstance(node, ast.BinOp):
@@ -149,6 +151,19 @@ class ElementwiseFusion:
                 all(self.elementwise(a, run) for a in node.args)
         return False
 
+    def scalar_of(self, statement, run):
+        """`t3 = np.float32(0.0)`, `c = a * 2.0`: a number computed from numbers, moved ahead of the loop."""
+        target = self.target_of(statement)
+        return target is not None and is_number(self.type_of(target)) and \
+            target not in run.defined and target not in run.sums and \
+            target not in self.names_read(run.statements) and self.elementwise(statement.value, run) and \
+            not any(isinstance(n, ast.Name) and (n.id in run.defined or not is_number(self.type_of(n.id)))
+                    for n in ast.walk(statement.value) if not self.is_function_name(n, statement.value))
+
+    def is_function_name(self, node, expression):
+        """Whether `node` is (part of) the function of a call in `expression` (np in np.float32)."""
+        return any(isinstance(c, ast.Call) and node in ast.walk(c.func) for c in ast.walk(expression))
+
     def operation_of(self, statement, run):
         """`t = <elementwise expression>` with an array result of the run's ndim."""
         target = self.target_of(statement)
@@ -162,8 +177,9 @@ class ElementwiseFusion:
 
     def sum_of(self, statement, run):
         """`s = np.sum(t)` of an array the run assigns: accumulated in the loop."""
-        target, value = self.target_of(statement), statement.value
-        return target is not None and isinstance(value, ast.Call) and not value.keywords and \
+        target = self.target_of(statement)
+        value = statement.value if target is not None else None
+        return isinstance(value, ast.Call) and not value.keywords and \
             self.resolve(value.func) in SUMS and len(value.args) == 1 and \
             isinstance(value.args[0], ast.Name) and value.args[0].id in run.defined and \
             isinstance(self.type_of(target), types.Float) and target not in run.sums and target not in run.defined and \
@@ -176,7 +192,7 @@ class ElementwiseFusion:
 
     def add(self, statement, run):
         """Add `statement` to `run` if it can join it; False when it cannot."""
-        if self.view_of(statement, run):
+        if self.view_of(statement, run) or self.scalar_of(statement, run):
             run.views.append(statement)
         elif self.operation_of(statement, run) or self.sum_of(statement, run):
             for n in ast.walk(statement.value):
@@ -208,13 +224,16 @@ class ElementwiseFusion:
             j = i
             while run is not None and j < len(statements) and self.add(statements[j], run):
                 j += 1
-            if run is not None and run.count() >= 2 and run.arrays:
+            if run is not None and run.count() >= 2 and self.has_full_array(run):
                 out.extend(self.fused(run))
                 i = j
             else:
                 out.append(statement)
                 i += 1
         return out
+
+    def has_full_array(self, run):
+        return any(self.type_of(a).ndim == run.ndim for a in run.arrays)
 
     # ---- the loop -----------------------------------------------------------------------------
     def fused(self, run):
@@ -225,7 +244,7 @@ class ElementwiseFusion:
                 if isinstance(n, ast.Name):
                     in_run[n.id] = in_run.get(n.id, 0) + 1
         outputs = [t for t in run.defined if self.uses[t] > in_run[t] or t in run.read_before]
-        first = run.arrays[0]
+        first = next(a for a in run.arrays if self.type_of(a).ndim == run.ndim)
         shape = ast.Attribute(name(first), "shape", ast.Load())
         before, after, body = [], [], []
         buffers, sums = {}, {}
@@ -261,7 +280,8 @@ class ElementwiseFusion:
             bound = ast.Subscript(copy.deepcopy(shape), ast.Constant(depth), ast.Load())
             loop = [ast.For(name(indices[depth], True), ast.Call(name("range"), [bound], []), loop, [])]
         same_shape = [ast.Compare(ast.Attribute(name(a), "shape", ast.Load()), [ast.Eq()],
-                                  [copy.deepcopy(shape)]) for a in run.arrays[1:]]
+                                  [self.trailing(shape, run.ndim, self.type_of(a).ndim)])
+                      for a in run.arrays if a != first]
         test = ast.BoolOp(ast.And(), same_shape) if len(same_shape) > 1 else \
             same_shape[0] if same_shape else ast.Constant(True)
         fused = before + loop + after
@@ -276,8 +296,9 @@ class ElementwiseFusion:
         if isinstance(node, ast.Name):
             if node.id in locals_:
                 return name(locals_[node.id])
-            if is_float_array(self.type_of(node.id)):
-                return self.item(node.id, indices)
+            numba_type = self.type_of(node.id)
+            if is_float_array(numba_type):
+                return self.item(node.id, indices[len(indices) - numba_type.ndim:])
             return name(node.id)
         if isinstance(node, ast.Call) and self.resolve(node.func) is np.where:
             test, yes, no = (self.element(a, locals_, indices) for a in node.args)
@@ -292,6 +313,12 @@ class ElementwiseFusion:
             elif isinstance(value, list) and field in ("args", "comparators"):
                 setattr(node, field, [self.element(v, locals_, indices) for v in value])
         return node
+
+    def trailing(self, shape, ndim, k):
+        """`shape`, or its last k entries for an array of k < ndim dimensions (broadcast over the rest)."""
+        if k == ndim:
+            return copy.deepcopy(shape)
+        return ast.Subscript(copy.deepcopy(shape), ast.Slice(ast.Constant(ndim - k), None, None), ast.Load())
 
     def item(self, array, indices, store=False):
         index = name(indices[0]) if len(indices) == 1 else ast.Tuple([name(i) for i in indices], ast.Load())

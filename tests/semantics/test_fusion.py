@@ -43,6 +43,13 @@ def relu_layer(x, W, b):
     return np.sum(a * a)
 
 
+def run_then_loop(x, y, c):
+    z = x * y + c * x                       # the fused run ends where the for loop starts
+    for i in range(1, z.shape[0]):
+        z[i] = z[i] + z[i - 1]
+    return z
+
+
 HEAT = fwdad.forward_grad(heat)
 U = np.sin(np.linspace(0.0, 3.0, 16))
 DU = np.cos(np.linspace(0.0, 2.0, 16))
@@ -120,6 +127,12 @@ def test_overlapping_slices_keep_numpy_semantics(rng):
     assert "np.empty(" in shifted.source_for(rng.normal(size=9), 1.5)
 
 
+def test_run_followed_by_a_loop(rng):
+    function = fwdad.forward_grad(run_then_loop)
+    check_jvp(function, [rng.normal(size=6), rng.normal(size=6), 0.5], rng)
+    assert "_i = " in function.source_for(rng.normal(size=6), rng.normal(size=6), 0.5)
+
+
 @pytest.mark.slow
 def test_diffusion_2d_matches_jax(rng):
     function = fwdad.forward_grad(diffusion)
@@ -154,7 +167,8 @@ def test_relu_like_layer_fused_matches_unfused(dtype, rng, monkeypatch):
     tangents = [rng.normal(size=a.shape).astype(dtype) for a in args]
     fused = fwdad.forward_grad(relu_layer)
     value, tangent = fused.jvp(copy.deepcopy(args), copy.deepcopy(tangents))
-    assert "_sum += " in fused.source_for(*args)
+    source = fused.source_for(*args)
+    assert "_sum += " in source and "b[i_" in source and "d_b[i_" in source   # the bias is fused too
     plain = unfused(relu_layer, monkeypatch)
     plain_value, plain_tangent = plain.jvp(copy.deepcopy(args), copy.deepcopy(tangents))
     rtol = 1e-5 if dtype == np.float32 else 1e-13
