@@ -52,6 +52,7 @@ COMPARISONS = (ast.Gt, ast.Lt, ast.GtE, ast.LtE, ast.Eq, ast.NotEq)
 UFUNCS = {np.exp, np.log, np.sin, np.cos, np.tan, np.tanh, np.sinh, np.cosh, np.sqrt, np.abs,
           np.negative, np.square, np.expm1, np.log1p, np.arctan, np.maximum, np.minimum}
 SCALAR_CASTS = {np.float32, np.float64}
+OPERATIONS = (ast.BinOp, ast.UnaryOp, ast.Call, ast.Compare)     # `v = x` is an alias, never a copy
 SUMS = {np.sum}
 
 
@@ -167,7 +168,8 @@ class ElementwiseFusion:
     def operation_of(self, statement, run):
         """`t = <elementwise expression>` with an array result of the run's ndim."""
         target = self.target_of(statement)
-        return target is not None and target not in run.defined and target not in run.sums and \
+        return target is not None and isinstance(statement.value, OPERATIONS) and \
+            target not in run.defined and target not in run.sums and \
             is_float_array(self.type_of(target), run.ndim) and self.elementwise(statement.value, run) and \
             self.reads_an_array(statement.value, run)
 
