@@ -3,21 +3,22 @@ import functools
 import inspect
 import weakref
 
-import numpy as np
 from numba.core.errors import NumbaError
 
 from . import execution, options, second_order
-from .arguments import (arg_type, check_tangent, differentiated, fast_key, is_float, per_argument, placed,
-                        primals_and_tangents, refuse_foreign_byte_order, zero_like)
+from .arguments import (arg_type, check_tangent, differentiated, fast_key, is_float, placed,
+                        primals_and_tangents, refuse_foreign_byte_order, refuse_foreign_byte_order_inside,
+                        tangent_conversion, type_key, zero_like)
 from .compiler import USER_RULES, Compiler, generated_source, numba_error
 from .device import host_like
 from .drivers.batch import batch_jvp
 from .drivers.embed import tangent_njit
-from .drivers.gradients import actives, chunk_size, exact_gradient_driver, split
+from .drivers.gradients import exact_gradient_driver
 from .errors import FwdadError, OptionError, TangentMismatchError
 from .execution import flush_caches, with_cache_recovery
 from .frontend.fence import fence
 from .frontend.parse import parse, python_function
+from .prepared import PreparedExact, PreparedGradient, PreparedJvp
 from .random import DISTRIBUTIONS
 from .targets import target_named
 
@@ -56,10 +57,16 @@ class ForwardFunction:
         self._unit = None
         self._last = None
         self._dispatch = {}
+        self._prepared = {}          # (method, options, type keys) -> a call prepared for them
         self._tangent_njit = None
 
     def __repr__(self):
         return f"<fwdad.ForwardFunction {self.__name__} target={self.target!r}>"
+
+    def is_current(self):
+        """Whether the globals this function reads are as when it was compiled (True before its
+        first compile): fwdad.jvp makes a new ForwardFunction when they changed."""
+        return self._unit is None or self._unit.is_current()
 
     @property
     def unit(self):
@@ -81,6 +88,7 @@ class ForwardFunction:
     def __call__(self, *args, **kwargs):
         args = self._arguments(args, kwargs)
         unit = self.unit
+        refuse_foreign_byte_order_inside(self.__name__, self.parameters, args)
         try:
             return with_cache_recovery(unit.primal, args, lambda: flush_caches(unit))
         except NumbaError as error:
@@ -90,10 +98,10 @@ class ForwardFunction:
     # ---- JVP -----------------------------------------------------------------------------------
     def specialization(self, args, active, mode="scalar"):
         """The compiled specialization for these arguments (looked up by a cheap key per call)."""
+        refuse_foreign_byte_order(self.__name__, self.parameters, args)     # before Numba types them
         key = (tuple(fast_key(a) for a in args), tuple(active), mode)
         spec = self._dispatch.get(key)
         if spec is None:
-            refuse_foreign_byte_order(self.__name__, self.parameters, args)
             arg_types = tuple(arg_type(a) for a in args)
             spec = self._dispatch[key] = self.unit.specialization(arg_types, active, mode)
         self._last = spec
@@ -104,6 +112,13 @@ class ForwardFunction:
 
         One tangent per positional argument, None for the ones not differentiated.
         """
+        key = self.call_key("jvp", self.call_key("tangents", (), tangents), primals)
+        prepared = self._prepared.get(key)
+        if prepared is not None and self.py_func not in USER_RULES:
+            self._last = prepared.spec
+            result = prepared(primals, tangents)
+            if result is not None:
+                return result
         primals, tangents, active, checked = self.tangent_arguments("jvp", primals, tangents)
         rule = USER_RULES.get(self.py_func)
         if rule is not None:                       # the user's own rule wins, here too
@@ -111,7 +126,25 @@ class ForwardFunction:
                     zip(primals, tangents, placed(active, checked, len(primals)))]
             return self._compiler.unit(rule, primal_only=True).primal(*primals, *full)
         spec = self.specialization(primals, active)
-        return self.run(spec, spec.jvp, primals + tuple(checked))
+        conversions = [(i, tangent_conversion(primals[i], tangents[i])) for i in active]
+        return self.keep(key, PreparedJvp(self, spec, key and key[-1], conversions), primals, checked)
+
+    def call_key(self, method, options, values):
+        """The key of a prepared call: the method, its options and the type key of the values;
+        None (prepared every time) unless the values are a tuple of one value per parameter of
+        types with a fingerprint (arguments.type_key) and the options are no None key."""
+        if type(values) is not tuple or len(values) != len(self.parameters) or options is None:
+            return None
+        key = type_key(values)
+        return None if key is None else (method, options, key)
+
+    def keep(self, key, prepared, *args):
+        """prepared.run(*args), the first call (it compiles); kept for later calls with `key`
+        once it returned (a key of None: prepared again next time)."""
+        result = prepared.run(*args)
+        if key is not None:
+            self._prepared[key] = prepared
+        return result
 
     def tangent_arguments(self, method, primals, tangents):
         """(primals, tangents, active positions, their tangents in the primals' dtypes), checked."""
@@ -138,14 +171,14 @@ class ForwardFunction:
         outer direction per input scalar (reverse over forward would need one pass)."""
         args = tuple(args)
         _, _, given, checked = self.tangent_arguments("hvp", args, v)
-        return second_order.hvp(self, args, self._active_positions(args), given, checked)
+        return second_order.hvp(self, args, self.active_positions(args), given, checked)
 
     def hessian(self, *args, sparse=False, sparsity=None, **kwargs):
         """The Hessian of scalar f: H[i][j] of shape args[i].shape + args[j].shape (None for
         arguments not differentiated); sparse=True or a pattern as sparsity=: one scipy.sparse CSR
         matrix over the flattened differentiated arguments, from a colored outer pass."""
-        args = self._option_arguments(f"{self.__name__}.hessian", args, kwargs, ("sparse", "sparsity"))
-        return second_order.hessian(self, args, self._active_positions(args), sparse, sparsity)
+        args = self.option_arguments(f"{self.__name__}.hessian", args, kwargs, ("sparse", "sparsity"))
+        return second_order.hessian(self, args, self.active_positions(args), sparse, sparsity)
 
     def run(self, spec, dispatcher, args):
         """dispatcher(*args): compiled code around the specialization `spec` (a tangent function
@@ -160,7 +193,8 @@ class ForwardFunction:
         return batch_jvp(self, primals, tangents, in_axes)
 
     # ---- gradients -----------------------------------------------------------------------------
-    def _active_positions(self, args):
+    def active_positions(self, args):
+        """The differentiated positions of a call: wrt (each a float argument), else every float."""
         if self.wrt is None:
             positions = [i for i, a in enumerate(args) if is_float(a)]
         else:
@@ -182,7 +216,7 @@ class ForwardFunction:
         scalar = self.specialization(args, active)
         return exact_gradient_driver(self.backend, scalar, vector, jacobian)
 
-    def _option_arguments(self, who, args, kwargs, option_names):
+    def option_arguments(self, who, args, kwargs, option_names):
         """The call's arguments (positional and keyword, as the primal takes them); a parameter
         named like one of the method's options must be passed positionally, else the keyword
         would be ambiguous."""
@@ -199,13 +233,21 @@ class ForwardFunction:
 
         grads has one entry per argument (None for the inactive ones).
         """
+        simple = not kwargs and type(directions) is int and type(distribution) is str
+        key = self.call_key("forward_gradient", (directions, distribution), args) if simple else None
+        prepared = self._prepared.get(key)
+        if prepared is not None:
+            self._last = prepared.spec
+            result = prepared(args, seed)
+            if result is not None:
+                return result
         who = f"{self.__name__}.forward_gradient"
-        args = self._option_arguments(who, args, kwargs, ("seed", "directions", "distribution"))
+        args = self.option_arguments(who, args, kwargs, ("seed", "directions", "distribution"))
         seed, directions = options.seed(who, seed), options.integer(who, "directions", directions, 1)
         distribution = options.choice(who, "distribution", distribution, tuple(DISTRIBUTIONS))
-        active = self._active_positions(args)
-        value, grads = self.backend.forward_gradient(self, args, active, seed, directions, distribution)
-        return value, per_argument(grads, active, args)
+        active = self.active_positions(args)
+        spec, gradient = self.backend.forward_gradient(self, args, active, directions, distribution)
+        return self.keep(key, PreparedGradient(key and key[-1], spec, gradient), args, seed)
 
     def cuda_jvp(self, *args, active=None):
         """The CUDA device function computing (value, tangent) for arguments like `args`.
@@ -236,13 +278,25 @@ class ForwardFunction:
 
     def value_and_grad(self, *args, chunk=None, **kwargs):
         """(f(*args), exact gradient) by forward mode, `chunk` directions per pass."""
-        who = f"{self.__name__}.value_and_grad"
-        args = self._option_arguments(who, args, kwargs, ("chunk",))
+        return self.exact("value_and_grad", args, kwargs, chunk, False)
+
+    def exact(self, method, args, kwargs, chunk, jacobian):
+        """value_and_grad or the dense jacobian, prepared once per type signature and chunk."""
+        simple = not kwargs and (chunk is None or type(chunk) is int)
+        key = self.call_key(method, (chunk,), args) if simple else None
+        prepared = self._prepared.get(key)
+        if prepared is not None:
+            self._last = prepared.spec
+            result = prepared(args)
+            if result is not None:
+                return result
+        who = f"{self.__name__}.{method}"
+        args = self.option_arguments(who, args, kwargs, ("chunk",))
         chunk = options.optional_integer(who, "chunk", chunk, 1)
-        active = self._active_positions(args)
-        driver, spec = self._exact_driver(args, active, False)
-        value, flat = self.run(spec, driver, args + (chunk_size(args, active, chunk),))
-        return value, per_argument(split(flat, actives(spec), args), active, args)
+        active = self.active_positions(args)
+        driver, spec = self._exact_driver(args, active, jacobian)
+        prepared = PreparedExact(self, args, key and key[-1], active, driver, spec, chunk, jacobian)
+        return self.keep(key, prepared, args)
 
     def jacobian(self, *args, chunk=None, sparse=False, sparsity=None, **kwargs):
         """The Jacobian of f's (scalar or array) output with respect to each active argument.
@@ -258,14 +312,7 @@ class ForwardFunction:
                                   "runs one pass with a direction per color.\nWhat to do: leave chunk out.")
             from .sparse import sparse_jacobian
             return sparse_jacobian(self, *args, sparsity=sparsity, **kwargs)
-        args = self._option_arguments(who, args, kwargs, ("chunk",))
-        chunk = options.optional_integer(who, "chunk", chunk, 1)
-        active = self._active_positions(args)
-        driver, spec = self._exact_driver(args, active, True)
-        value, flat = self.run(spec, driver, args + (chunk_size(args, active, chunk),))
-        out_shape = np.shape(value)
-        parts = split(flat.reshape(out_shape + (flat.shape[-1],)), actives(spec), args)
-        return tuple(per_argument(parts, active, args))
+        return self.exact("jacobian", args, kwargs, chunk, True)
 
     def sparsity(self, *args, local=False, **kwargs):
         """The sparsity pattern of the Jacobian, found from the code (a fwdad.sparse.Sparsity);
@@ -311,7 +358,7 @@ def as_forward(fn):
         return fn
     key = python_function(fn)
     wrapped = _WRAPPED.get(key)
-    if wrapped is None or (wrapped._unit is not None and not wrapped._unit.is_current()):
+    if wrapped is None or not wrapped.is_current():
         _WRAPPED[key] = ForwardFunction(key)
     return _WRAPPED[key]
 

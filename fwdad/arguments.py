@@ -2,6 +2,7 @@
 them), which are floats, and the checks that refuse what compiled code cannot take."""
 import numba
 import numpy as np
+from numba._dispatcher import compute_fingerprint
 
 from . import options
 from .errors import OptionError, TangentMismatchError
@@ -19,15 +20,62 @@ def fast_key(value):
     return arg_type(value)
 
 
+def type_key(values):
+    """A key that determines Numba's type of every value, or None where there is none (a string,
+    an empty list): Numba's own type fingerprint (C code, about 50 ns a value) and the Python
+    type (the fingerprint of a masked array or a float subclass is that of its base). The
+    fingerprint leaves out byte order: prepared calls check it (foreign_array)."""
+    try:
+        return tuple(map(compute_fingerprint, values)) + tuple(map(type, values))
+    except Exception:                   # NotImplementedError, ValueError: no fingerprint
+        return None
+
+
+def holding_arrays(key):
+    """The positions whose value may be or hold an array, from its type_key (whose byte order the
+    fingerprint leaves out)."""
+    return tuple(i for i in range(len(key) // 2) if b"A" in key[i])
+
+
+def foreign_array(value):
+    """The first array in non-native byte order in `value` (itself, or inside a tuple or list)."""
+    if isinstance(value, np.ndarray):
+        return None if value.dtype.isnative else value
+    if isinstance(value, (tuple, list)):
+        return next(filter(lambda found: found is not None, map(foreign_array, value)), None)
+    return None
+
+
 def refuse_foreign_byte_order(who, names, values):
-    """Refuse an array in non-native byte order (np.zeros(3, '>f8')): Numba types it as a Python
-    object, and a key without the byte order would reuse code compiled for native arrays."""
+    """Refuse an array in non-native byte order (np.zeros(3, '>f8')), also inside a tuple or a
+    list: Numba types a bare one as a Python object, but reuses code compiled for native arrays
+    for one in a tuple (reading its bytes wrongly), and a key without the byte order would too."""
     for name, value in zip(names, values):
-        if isinstance(value, np.ndarray) and not value.dtype.isnative:
-            raise OptionError(
-                f"{who}: argument {name!r} is an array of dtype {value.dtype.str!r}, in non-native "
-                f"byte order, which compiled code cannot read.\nWhat to do: pass "
-                f"{name}.astype({name}.dtype.newbyteorder('=')).")
+        found = foreign_array(value) if type(value) not in (tuple, list) or may_hold_array(value) else None
+        if found is not None:
+            where = f"argument {name!r} is" if found is value else f"argument {name!r} holds"
+            fix = f"{name}.astype({name}.dtype.newbyteorder('='))" if found is value else \
+                "each such array as a.astype(a.dtype.newbyteorder('='))"
+            raise OptionError(f"{who}: {where} an array of dtype {found.dtype.str!r}, in non-native "
+                              f"byte order, which compiled code cannot read.\nWhat to do: pass {fix}.")
+
+
+def refuse_foreign_byte_order_inside(who, names, values):
+    """refuse_foreign_byte_order, per call, for arrays inside tuples and lists (Numba refuses a
+    bare one itself, but runs native code on one in a tuple)."""
+    for value in values:
+        if type(value) in (tuple, list) and may_hold_array(value):
+            refuse_foreign_byte_order(who, names, values)
+            return
+
+
+def may_hold_array(value):
+    """Whether a tuple or list may hold an array, from Numba's fingerprint of it (a list's is
+    that of its first item, as Numba types it): a list of a million floats is not walked."""
+    try:
+        return b"A" in compute_fingerprint(value)
+    except Exception:                   # no fingerprint (an empty list): look inside
+        return True
 
 
 def arg_type(value):
@@ -100,6 +148,15 @@ def check_tangent(who, name, i, primal, tangent):
         f"float (e.g. {name}=float({name})) or a float array.")
 
 
+def tangent_conversion(primal, tangent):
+    """How check_tangent converts a tangent of this type for a primal of this type, as a function
+    (None: passed as is), for calls prepared once per type signature."""
+    if isinstance(primal, np.ndarray):
+        return None
+    convert = type(primal) if isinstance(primal, np.floating) else float
+    return (lambda t: convert(t[()])) if isinstance(tangent, np.ndarray) else convert
+
+
 def placed(positions, values, n):
     """A list of n entries: values at the given positions, None elsewhere."""
     out = [None] * n
@@ -121,6 +178,23 @@ def per_argument(values, active, args):
             value = value if isinstance(value, np.ndarray) and value.ndim else float(value)
         out[i] = value
     return tuple(out)
+
+
+def placing(active, args):
+    """per_argument for values a compiled driver returned in their arguments' own types (arrays
+    of the argument's dtype, Python floats), prepared once per type signature: a function that
+    places them and converts only NumPy float scalars."""
+    count, active = len(args), tuple(active)
+    numpy_scalars = tuple((j, i, type(args[i])) for j, i in enumerate(active) if isinstance(args[i], np.floating))
+
+    def place(values):
+        out = [None] * count
+        for i, value in zip(active, values):
+            out[i] = value
+        for j, i, convert in numpy_scalars:
+            out[i] = convert(values[j])
+        return tuple(out)
+    return place
 
 
 def differentiated(args, active, parameters, who):

@@ -206,7 +206,7 @@ def show(args):
     forward = forward_function(function, args.wrt)
     arguments, guessed = sample_arguments(function, args.args)
     try:
-        text = forward.source_for(*arguments, active=forward._active_positions(arguments))
+        text = forward.source_for(*arguments, active=forward.active_positions(arguments))
     except FwdadError as error:
         if guessed:
             raise unknown_types_error(forward, args.target, arguments, guessed, error) from None

@@ -14,6 +14,11 @@ import sys
 import tempfile
 import types
 
+from numba.core import compiler as numba_compiler
+from numba.core.compiler_lock import global_compiler_lock
+from numba.core.compiler_machinery import LoweringPass, PassManager, register_pass
+from numba.core.typed_passes import AnnotateTypes
+
 NUMBA_OPTIONS = {"error_model": "numpy"}      # NumPy semantics: 1.0 / 0.0 is inf, not an error
 MARKER = "__fwdad_line__"
 MARKER_LINE = re.compile(rf"^(\s*){MARKER}\((\d+)\)$")
@@ -147,3 +152,45 @@ def compile_source(text, name, namespace, jit):
     except AttributeError:              # a CUDA dispatcher may refuse new attributes
         pass
     return function
+
+
+@register_pass(mutates_CFG=False, analysis_only=True)
+class StopAfterTyping(LoweringPass):
+    """The last pass of a typing-only pipeline: its result is the types, no machine code."""
+    _name = "fwdad_stop_after_typing"
+
+    def __init__(self):
+        LoweringPass.__init__(self)
+
+    def run_pass(self, state):
+        state.cr = types.SimpleNamespace(type_annotation=state.type_annotation,
+                                         signature=types.SimpleNamespace(return_type=state.return_type))
+        return False
+
+
+class TypingOnly(numba_compiler.CompilerBase):
+    """Numba's nopython pipeline up to and including AnnotateTypes (so the typemap is the one a
+    full compile records, rewrites included), without lowering and LLVM."""
+
+    def define_pipelines(self):
+        full = numba_compiler.DefaultPassBuilder.define_nopython_pipeline(self.state)
+        manager = PassManager("nopython")          # as Numba names it in its errors
+        for cls, description in full.passes[:[cls for cls, _ in full.passes].index(AnnotateTypes) + 1]:
+            manager.add_pass(cls, description)
+        manager.add_pass(StopAfterTyping, "stop after typing")
+        manager.finalize()
+        return [manager]
+
+
+def numba_types(dispatcher, arg_types):
+    """Numba's typing of `dispatcher`'s function for `arg_types` (.type_annotation.typemap and
+    .signature.return_type, as an overload has them) without generating machine code: the
+    tangent pass needs the types only, and lowering plus LLVM are most of a compile (a 2-D
+    stencil: 0.15 s instead of 5 s). Functions it calls are compiled as Numba types them."""
+    with global_compiler_lock:
+        flags = numba_compiler.Flags()
+        dispatcher.targetdescr.options.parse_as_flags(flags, dispatcher.targetoptions)
+        target = dispatcher.targetdescr
+        return numba_compiler.compile_extra(target.typing_context, target.target_context, dispatcher.py_func,
+                                            args=tuple(arg_types), return_type=None, flags=flags,
+                                            locals=dispatcher.locals, pipeline_class=TypingOnly)

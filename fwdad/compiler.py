@@ -211,6 +211,7 @@ class Unit:
         self._typing = None
         self._written = None
         self.types = {}
+        self.numba_typings = 0           # typings Numba ran for this Unit (not loaded from the cache)
         self.specializations = {}
 
     @property
@@ -343,18 +344,23 @@ class Unit:
             except OSError:
                 pass                         # the cache is an optimization: never an error
 
-    def _infer_types(self, arg_types):
-        dispatcher = self.primal if self.module is self.typing_module else self.typing_dispatcher()
+    def typed_overload(self, arg_types):
+        """The normalized primal typed for `arg_types` (.type_annotation.typemap): the overload
+        f(...) compiled when it runs that very module, else Numba's typing alone (no machine code:
+        .jvp and the drivers never wait for a primal they do not run)."""
+        if self.module is self.typing_module:
+            overload = self.primal.overloads.get(arg_types)
+            if hasattr(getattr(overload, "type_annotation", None), "typemap"):   # not from Numba's cache
+                return overload
         try:
-            dispatcher.compile(arg_types)
+            return codegen.numba_types(self.typing_dispatcher(), arg_types)
         except NumbaError as error:
             raise numba_error(error, [self.typing_module], f"Numba cannot compile {self.name} for "
                               f"arguments ({', '.join(map(str, arg_types))})") from None
-        overload = dispatcher.overloads.get(arg_types)
-        if not hasattr(getattr(overload, "type_annotation", None), "typemap"):   # from Numba's cache
-            dispatcher = self.typing_dispatcher()
-            dispatcher.compile(arg_types)
-            overload = dispatcher.overloads[arg_types]
+
+    def _infer_types(self, arg_types):
+        overload = self.typed_overload(arg_types)
+        self.numba_typings += 1
         typemap = overload.type_annotation.typemap
         for variable, numba_type in typemap.items():
             if is_complex(numba_type) and not variable.startswith("$"):
@@ -368,7 +374,8 @@ class Unit:
         return types
 
     def typing_dispatcher(self):
-        """The normalized primal compiled without Numba's cache: its typemap names every temporary."""
+        """The normalized primal as a Numba dispatcher, typed by codegen.numba_types and never
+        compiled (nor cached): its typemap names every temporary."""
         if self._typing is None:
             self._typing = numba.njit(**NUMBA_OPTIONS)(self.typing_module[self.name])
         return self._typing

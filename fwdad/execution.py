@@ -85,18 +85,32 @@ def run(spec, dispatcher, args, py_func):
 
     Numba's errors become CompilationErrors and run-time exceptions ExecutionErrors, both at the
     user's line; Numba's performance notes on the first call are about fwdad's code, not the user's."""
+    if spec.is_warm(dispatcher):
+        return run_compiled(spec, dispatcher, args, py_func)
     try:
-        if spec.is_warm(dispatcher):
-            return dispatcher(*args)
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", NumbaPerformanceWarning)
             result = with_cache_recovery(dispatcher, args, lambda: flush_caches(spec))
-        spec.warmed(dispatcher)
-        return result
-    except NumbaError as error:
+    except Exception as error:
+        raise_reported(error, spec, py_func)
+    spec.warmed(dispatcher)
+    return result
+
+
+def run_compiled(spec, dispatcher, args, py_func):
+    """dispatcher(*args) once it has run (it compiles nothing): the call prepared calls make."""
+    try:
+        return dispatcher(*args)
+    except Exception as error:
+        raise_reported(error, spec, py_func)
+
+
+def raise_reported(error, spec, py_func):
+    """Raise `error` from compiled code as the user sees it: Numba's errors as CompilationErrors
+    and exceptions raised at run time as ExecutionErrors, both at the user's line; others as is."""
+    if isinstance(error, NumbaError):
         raise numba_error(error, spec.modules(), f"Numba cannot compile the tangent code "
                           f"fwdad generated for {py_func.__name__}") from None
-    except Exception as error:
-        if not raised_at_run_time(error):
-            raise
-        raise execution_error(error, spec, py_func) from error
+    if not raised_at_run_time(error):
+        raise error
+    raise execution_error(error, spec, py_func) from error

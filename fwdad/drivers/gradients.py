@@ -75,9 +75,13 @@ def directions_fit(directions, size):
 
 
 def chunk_size(args, active, chunk):
-    """Directions per pass: `chunk` clamped to the active scalars (a larger chunk would only
-    allocate wider tangents), else up to 32 within about 2**25 tangent entries."""
-    total = sum(np.size(args[i]) for i in active)
+    """Directions per pass for these arguments (chunk_for)."""
+    return chunk_for(sum(np.size(args[i]) for i in active), chunk)
+
+
+def chunk_for(total, chunk):
+    """Directions per pass for `total` active scalars: `chunk` clamped to them (a larger chunk
+    would only allocate wider tangents), else up to 32 within about 2**25 tangent entries."""
     return min(int(chunk), max(total, 1)) if chunk else max(1, min(32, total, 2 ** 25 // max(total, 1)))
 
 

@@ -50,7 +50,7 @@ def hessian_sparsity(f, *args, local=False, **kwargs):
 
     By default it holds at every value of the float arguments with these shapes and these integer
     arguments (branches on their values contribute both sides); with local=True at this point only."""
-    args = f._option_arguments(f"{f.__name__}.hessian_sparsity", args, kwargs, ("local",))
+    args = f.option_arguments(f"{f.__name__}.hessian_sparsity", args, kwargs, ("local",))
     return detect_hessian(f, args, bool(local))
 
 
@@ -58,7 +58,7 @@ def detect_hessian(f, args, local):
     """Run the Hessian's sparsity pass once: pairs of inputs, kept where the output depends on
     both (an operation whose result never reaches the output adds pairs, not a nonzero)."""
     args = untouched(f, args)
-    active = f._active_positions(args)
+    active = f.active_positions(args)
     spec = f.specialization(args, active, "hessian_sparsity_local" if local else "hessian_sparsity")
     scalar_output_required(spec, f"{f.__name__}.hessian_sparsity")
     seeds, arguments, total = input_sets(args, active)

@@ -128,7 +128,7 @@ def jacobian_sparsity(f, *args, local=False, **kwargs):
     shapes and these integer arguments: branches on their values contribute both sides. With
     local=True it holds at this point only (the branches taken here)."""
     who = f"{f.__name__}.sparsity"
-    args = f._option_arguments(who, args, kwargs, ("local",))
+    args = f.option_arguments(who, args, kwargs, ("local",))
     return detect(f, args, bool(local))
 
 
@@ -155,7 +155,7 @@ def input_sets(args, active):
 
 def detect(f, args, local):
     args = untouched(f, args)
-    active = f._active_positions(args)
+    active = f.active_positions(args)
     spec = f.specialization(args, active, "sparsity_local" if local else "sparsity")
     output_kind_required(f, spec, "sparsity")
     seeds, arguments, total = input_sets(args, active)
@@ -361,12 +361,12 @@ def sparse_jacobian(f, *args, sparsity=None, **kwargs):
     the inactive ones. `sparsity`: a pattern to use instead of the detected one (a Sparsity, a
     scipy.sparse matrix or a boolean array over all active columns)."""
     who = f"{f.__name__}.jacobian"
-    args = f._option_arguments(who, args, kwargs, ("sparse", "sparsity"))
+    args = f.option_arguments(who, args, kwargs, ("sparse", "sparsity"))
     return evaluate(f, args, sparsity)
 
 
 def evaluate(f, args, sparsity=None):
-    active = f._active_positions(args)
+    active = f.active_positions(args)
     pattern = cached_pattern(f, args) if sparsity is None else None
     if pattern is None:
         rows = int(np.size(f(*untouched(f, args))))
@@ -385,9 +385,9 @@ def evaluate(f, args, sparsity=None):
 def check_pattern(f, *args, sparsity, **kwargs):
     """Raise SparsityError if `sparsity` misses an entry of the pattern fwdad detects for these
     arguments (or a nonzero of the dense Jacobian at this point); return the detected pattern."""
-    args = f._option_arguments(f"{f.__name__}.check_pattern", args, kwargs, ("sparsity",))
+    args = f.option_arguments(f"{f.__name__}.check_pattern", args, kwargs, ("sparsity",))
     detected = detect(f, args, False)
-    given = user_pattern(f, sparsity, args, f._active_positions(args), detected.shape[0])
+    given = user_pattern(f, sparsity, args, f.active_positions(args), detected.shape[0])
     missing = detected.matrix.astype(np.int8) - detected.matrix.multiply(given.matrix).astype(np.int8)
     missing.eliminate_zeros()
     if missing.nnz:

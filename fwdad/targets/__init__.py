@@ -4,7 +4,8 @@
     parallel             whether its CPU drivers are compiled with Numba's parallel=True
     runs_over_mpi        whether fgd(comm=...) can run this target's code on every rank
     tangent_function     the compiled tangent function of a specialization, for this target
-    forward_gradient     (value, gradient per active argument) for K directions
+    forward_gradient     (spec, gradient(args, seed) -> (value, gradient per active argument)) for
+                         K directions, prepared once per type signature (fwdad.prepared)
     batch_jvp            values and tangents of many instances, one per loop step / core / thread
     fgd                  the training loop (fwdad.train) for this target
     loop_calls_driver    whether fgd's CPU loop calls the forward_gradient driver for K directions

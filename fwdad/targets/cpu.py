@@ -2,6 +2,7 @@
 import numba
 import numpy as np
 
+from ..arguments import per_argument, placing
 from ..codegen import NUMBA_OPTIONS, compile_source
 from ..drivers import batch
 from ..drivers.gradients import (direction_passes, forward_gradient_driver, forward_gradient_sequential,
@@ -29,18 +30,29 @@ class CpuTarget:
     def loop_calls_driver(self, directions):
         return directions > 1
 
-    def forward_gradient(self, forward, args, active, seed, directions, distribution):
-        """(f(*args), one forward gradient per active argument), in passes of bounded memory."""
+    def forward_gradient(self, forward, args, active, directions, distribution):
+        """(the specialization it runs, gradient(args, seed) -> (f(*args), one forward gradient
+        per argument, None for the inactive ones)) for arguments of these types: the driver is
+        chosen and compiled once; the directions run in passes of bounded memory."""
         vector = forward.specialization(args, active, "vector")
         scalar = forward.specialization(args, active)
         driver, spec = forward_gradient_driver(self, scalar, vector, directions)
-        value, sums = None, None
-        for first, count in direction_passes(directions, sum(np.size(args[i]) for i in active)):
-            value, grads = forward.run(spec, driver, args + (np.uint64(seed), first, count,
-                                                             DISTRIBUTIONS[distribution], NORMAL_TABLE))
-            weighted = [np.asarray(g, np.float64) * (count / directions) for g in grads]
-            sums = weighted if sums is None else [s + w for s, w in zip(sums, weighted)]
-        return value, sums
+        options = (directions, DISTRIBUTIONS[distribution], NORMAL_TABLE)
+        arrays = [i for i in active if isinstance(args[i], np.ndarray)]
+        scalars, place = len(active) - len(arrays), placing(active, args)
+
+        def gradient(args, seed):
+            passes = direction_passes(directions, scalars + sum(args[i].size for i in arrays))
+            if len(passes) == 1:                 # the driver's results, in the arguments' dtypes
+                value, grads = forward.run(spec, driver, args + (np.uint64(seed), 0) + options)
+                return value, place(grads)
+            value, sums = None, None
+            for first, count in passes:
+                value, grads = forward.run(spec, driver, args + (np.uint64(seed), first, count) + options[1:])
+                weighted = [np.asarray(g, np.float64) * (count / directions) for g in grads]
+                sums = weighted if sums is None else [s + w for s, w in zip(sums, weighted)]
+            return value, per_argument(sums, active, args)
+        return spec, gradient
 
     def batch_loop(self):
         return ["for i in range(v0.shape[0]):"]

@@ -6,6 +6,7 @@ parameters, data and optimizer state on the device (fwdad.train.cuda).
 import numpy as np
 from numba.core.errors import NumbaError
 
+from ..arguments import per_argument
 from ..drivers import batch
 from ..compiler import numba_error
 from ..device import compile_kernel, cuda, device_table, is_device_array
@@ -29,22 +30,27 @@ class CudaTarget:
     def loop_calls_driver(self, directions):
         return False
 
-    def forward_gradient(self, forward, args, active, seed, directions, distribution):
-        """K threads draw a direction each and run the JVP; a second kernel reduces on the device."""
+    def forward_gradient(self, forward, args, active, directions, distribution):
+        """(the specialization it runs, gradient(args, seed)): K threads draw a direction each and
+        run the JVP; a second kernel reduces on the device."""
         spec = forward.specialization(args, active)
         scalar_output_required(spec, "forward_gradient")
         kernels = spec.driver(("cuda forward_gradient",), lambda: ForwardGradientKernels(spec, len(args)))
-        numba_cuda = cuda()
-        device_args = [numba_cuda.to_device(a) if isinstance(a, np.ndarray) else a for a in args]
-        code, table = DISTRIBUTIONS[distribution], device_table()
-        sums = None
-        for first, count in direction_passes(directions, sum(np.size(args[i]) for i in active)):
-            values, ts = kernels.jvps(device_args, args, seed, first, count, code, table)
-            flats = [f.copy_to_host() * (count / directions)
-                     for f in kernels.gradient(ts, args, seed, first, count, code, table)]
-            sums = flats if sums is None else [s + f for s, f in zip(sums, flats)]
-        grads = [f.reshape(np.shape(args[a.position])) if not a.scalar else f[0] for f, a in zip(sums, kernels.items)]
-        return float(values.copy_to_host()[0]), grads
+        code = DISTRIBUTIONS[distribution]
+
+        def gradient(args, seed):
+            numba_cuda, table = cuda(), device_table()
+            device_args = [numba_cuda.to_device(a) if isinstance(a, np.ndarray) else a for a in args]
+            sums = None
+            for first, count in direction_passes(directions, sum(np.size(args[i]) for i in active)):
+                values, ts = kernels.jvps(device_args, args, seed, first, count, code, table)
+                flats = [f.copy_to_host() * (count / directions)
+                         for f in kernels.gradient(ts, args, seed, first, count, code, table)]
+                sums = flats if sums is None else [s + f for s, f in zip(sums, flats)]
+            grads = [f.reshape(np.shape(args[a.position])) if not a.scalar else f[0]
+                     for f, a in zip(sums, kernels.items)]
+            return float(values.copy_to_host()[0]), per_argument(grads, active, args)
+        return spec, gradient
 
     def batch_loop(self):
         return ["i = cuda.grid(1)", "if i < v0.shape[0]:"]

@@ -7,7 +7,9 @@ lists the layers from the bottom up (docs/how-it-works.md draws them): a module 
 own layer and the layers below it. At most MAX_UPWARD imports may point up.
 """
 import ast
+import inspect
 import os
+import textwrap
 
 import pytest
 
@@ -25,7 +27,7 @@ LAYERS = [          # bottom first; a name covers the module and everything unde
     ["fwdad.drivers", "fwdad.sparse", "fwdad.second_order"],   # drivers around tangent code
     ["fwdad.train"],                                   # fgd's options, loops and chunked runs
     ["fwdad.targets"],                                 # cpu, parallel, cuda
-    ["fwdad.api", "fwdad.optim", "fwdad.distributed"], # the public entry points
+    ["fwdad.api", "fwdad.prepared", "fwdad.optim", "fwdad.distributed"],   # the public entry points
     ["fwdad", "fwdad.models"],
     ["fwdad.bench"],
     ["fwdad.reproduce", "fwdad.cli"],
@@ -206,16 +208,36 @@ def test_only_the_targets_compare_target_names():
     assert found == []
 
 
-PRIVATE = {"_drivers", "_driver", "_chunk", "_run", "_check_tangent", "_warm", "_dispatch", "_last"}
+def private_members(cls):
+    """The private names of a class: its _methods and the self._attributes its methods assign."""
+    names = {name for name in vars(cls) if name.startswith("_") and not name.startswith("__")}
+    tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    names |= {node.attr for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+              and isinstance(node.ctx, ast.Store) and isinstance(node.value, ast.Name)
+              and node.value.id == "self" and node.attr.startswith("_")}
+    return names
+
+
+def reaches_into(tree, private):
+    """(name, line) of every `x._name` in `tree` with _name in `private` and x other than self."""
+    return [(node.attr, node.lineno) for node in ast.walk(tree) if isinstance(node, ast.Attribute)
+            and node.attr in private and not (isinstance(node.value, ast.Name) and node.value.id == "self")]
 
 
 def test_no_module_reaches_into_forward_function():
-    """Driver caches live on the Specialization (spec.driver); other modules call
-    ForwardFunction's public methods (specialization, run), never its private members."""
-    found = [(module, node.attr, node.lineno) for module, tree in parsed_modules(("fwdad.api",))
-             for node in ast.walk(tree) if isinstance(node, ast.Attribute) and node.attr in PRIVATE
-             and not (isinstance(node.value, ast.Name) and node.value.id == "self")]
+    """Driver caches live on the Specialization (spec.driver); every module, fwdad/api.py
+    included, uses ForwardFunction's public methods (specialization, run, option_arguments,
+    active_positions, is_current), never a private member of another ForwardFunction."""
+    from fwdad.api import ForwardFunction
+    private = private_members(ForwardFunction)
+    assert {"_unit", "_last", "_prepared", "_arguments"} <= private
+    found = [(module, name, line) for module, tree in parsed_modules() for name, line in reaches_into(tree, private)]
     assert found == []
+
+
+def test_reaching_into_a_private_member_is_found():
+    tree = ast.parse("f._unit.primal\nself._unit = None\nf.unit")
+    assert reaches_into(tree, {"_unit"}) == [("_unit", 1)]
 
 
 @pytest.mark.parametrize("source, found", [("if f.target == 'cuda': pass", True),
