@@ -111,7 +111,8 @@ def taylor2(forward, primals, checked, active):
 
 
 # ---- hvp and hessian: outer vector mode over the inner JVP --------------------------------------
-def directional_source(name, names, jvp_name, np_name, params, active, written=(), primal_name=None):
+def directional_source(name, names, jvp_name, np_name, params, active, written=(), primal_name=None,
+                       arrays=()):
     """`def f_directional(x, a, v_x, v_a): return f_jvp(x, a, v_x, v_a)[1]`: x -> f'(x)[v].
     `names` hands out local names that no parameter or global of the wrapper shadows."""
     directions = [names.fresh(f"v_{params[i]}") for i in active]
@@ -120,15 +121,17 @@ def directional_source(name, names, jvp_name, np_name, params, active, written=(
     return f"def {name}({head}):\n    {value}, {tangent} = {jvp_name}({head})\n    return {tangent}\n"
 
 
-def gradient_source(name, names, jvp_name, np_name, params, active, written=(), primal_name=None):
+def gradient_source(name, names, jvp_name, np_name, params, active, written=(), primal_name=None, arrays=()):
     """The gradient as a loop of inner JVPs along unit directions (`seed_x[k]` is x's part of
     the k-th unit vector): the outer pass differentiates each of them. An argument the function
     writes into is copied for each inner JVP (each must see the caller's values) and written
-    once at the end by the primal, as one call of the function leaves it."""
+    once at the end by the primal, as one call of the function leaves it. The seeds of the
+    `arrays` are copied too: the rows of unit_seeds share memory and are read-only (and a copy
+    is contiguous, which `@` in the tangent code prefers)."""
     seeds = [names.fresh(f"seed_{params[i]}") for i in active]
     n, k, gradient, value, tangent = (names.fresh(base) for base in ("n", "k", "gradient", "value", "tangent"))
     inputs = [f"{p}.copy()" if i in written else p for i, p in enumerate(params)]
-    call = ", ".join(inputs + [f"{s}[{k}]" for s in seeds])
+    call = ", ".join(inputs + [f"{s}[{k}].copy()" if i in arrays else f"{s}[{k}]" for i, s in zip(active, seeds)])
     write_once = f"    {primal_name}({', '.join(params)})\n" if written else ""
     return (f"def {name}({', '.join(list(params) + seeds)}):\n"
             f"    {n} = {seeds[0]}.shape[0]\n"
@@ -149,8 +152,9 @@ def wrapper_builder(forward, make_source, suffix):
         params = forward.parameters
         names = Names(list(params) + [name])
         jvp_name, np_name, primal_name = (names.fresh(base) for base in (f"{spec.unit.name}_jvp", "np", spec.unit.name))
+        arrays = {i for i in spec.active if spec.param_kind(i).shape == "array"}
         source = make_source(name, names, jvp_name, np_name, params, sorted(spec.active),
-                             spec.unit.written_parameters(), primal_name)
+                             spec.unit.written_parameters(), primal_name, arrays)
         function = generated_function(source, name, {jvp_name: spec.jvp, np_name: np,
                                                      primal_name: spec.unit.primal})
         return function, tuple(sorted(spec.active))
@@ -173,14 +177,19 @@ def hessian_vector_product(forward, args, active, directions):
 
 
 def unit_seeds(args, active):
-    """seed_x of shape (n,) + x.shape per active argument: the rows of the n x n identity."""
+    """seed_x of shape (n,) + x.shape per active argument: the rows of the n x n identity, each a
+    read-only strided view of one vector of n + x.size - 1 zeros (row k starts one element
+    before row k - 1): O(n) memory instead of n x n floats (800 MB at n = 10,000)."""
     sizes = [int(np.size(args[i])) for i in active]
     n, start, seeds = sum(sizes), 0, []
     for i, size in zip(active, sizes):
-        block = np.zeros((n, size), np.float64)
-        block[start:start + size] = np.eye(size)
-        dtype = args[i].dtype if isinstance(args[i], np.ndarray) else np.float64
-        seeds.append(block.reshape((n,) + np.shape(args[i])).astype(dtype))
+        dtype = args[i].dtype if isinstance(args[i], np.ndarray) else np.dtype(np.float64)
+        line = np.zeros(n - 1 + size, dtype)
+        line[n - 1 - start] = 1               # row k, element j: line[n - 1 - k + j], 1 where j = k - start
+        element_strides = np.cumprod((1,) + np.shape(args[i])[:0:-1])[::-1] if np.ndim(args[i]) else ()
+        strides = (-dtype.itemsize,) + tuple(int(s) * dtype.itemsize for s in element_strides)
+        seeds.append(np.lib.stride_tricks.as_strided(line[n - 1:], (n,) + np.shape(args[i]), strides,
+                                                     writeable=False))
         start += size
     return seeds
 
@@ -192,12 +201,12 @@ def dense_or_sparse_hessian(forward, args, active, sparse, sparsity):
     outer = outer_function(forward, spec, "hessian", wrapper_builder(forward, gradient_source, "gradient"))
     seeds = unit_seeds(args, active)
     n = seeds[0].shape[0]
-    if n > LARGE_HESSIAN:
+    if n > LARGE_HESSIAN and not sparse:
         warnings.warn(
-            f"{forward.__name__}.hessian: {n} inputs: forward over forward runs about {n} x "
-            f"{n if not sparse else 'colors'} directional passes (minutes for n in the thousands) and "
-            f"n x n seeds ({8 * n * n / 1e6:.0f} MB). For a direction use f.jvp2, for H.v f.hvp; "
-            "see docs/second-order.md.", FwdadWarning, stacklevel=user_stacklevel())
+            f"{forward.__name__}.hessian: {n} inputs: forward over forward runs about {n} x {n} "
+            "directional passes (minutes for n in the thousands). For a sparse Hessian pass "
+            "sparse=True (n x colors passes), for a direction use f.jvp2, for H.v f.hvp; see "
+            "docs/second-order.md.", FwdadWarning, stacklevel=user_stacklevel())
     if sparse:
         from .sparse import hessian as sparse_hessian
         pattern = sparse_hessian.cached_hessian_pattern(forward, args) if sparsity is None else \

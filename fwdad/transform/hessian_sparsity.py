@@ -22,6 +22,34 @@ reads as nonlinear) gives its curvature in the rule table (`curvature=PIECEWISE_
 ([('x', 'y')], [('x', 'y'), ('y', 'y')])
 >>> sorted(curvature_pairs("dx + dy")), sorted(curvature_pairs("np.where(x >= 0, dx, -dx)"))
 ([], [])
+
+The pair updates run before their statement (they read the operands' sets); `sin(z)` pairs z
+with itself, `t1 + x` adds none:
+
+>>> print(show('''
+... def f(x, y):
+...     z = x * y
+...     t1 = math.sin(z)
+...     t2 = t1 + x
+...     return t2
+... ''', {"x": "float64", "y": "float64", "z": "float64", "t1": "float64", "t2": "float64"}, active=(0, 1)))
+def f_jvp_hessian_sparsity(x, y, d_x, d_y, hessian_words):
+    K = d_x.shape[-1]
+    d_x = d_x.copy()
+    d_y = d_y.copy()
+    d_z = np.zeros(K, np.uint64)
+    d_t2 = np.zeros(K, np.uint64)
+    fwdad_sparsity.pairs_elementwise(hessian_words, d_x, d_y)
+    z = x * y
+    for k in range(K):
+        d_z[k] = d_x[k] | d_y[k]
+    fwdad_sparsity.pairs_elementwise(hessian_words, d_z, d_z)
+    t1 = math.sin(z)
+    t2 = t1 + x
+    for k in range(K):
+        d_t1 = d_z[k]
+        d_t2[k] = d_t1 | d_x[k]
+    return (t2, d_t2)
 """
 import ast
 
@@ -38,7 +66,7 @@ PREDICATES = {np.isnan, np.isinf, np.isfinite}       # boolean results: piecewis
 MODULES = {"np": np, "math": __import__("math")}
 LINEAR_OPERATORS = (ast.Add, ast.Sub, ast.BitOr, ast.BitAnd)
 PRODUCTS = (ast.Mult, ast.MatMult, ast.Div, ast.Mod, ast.FloorDiv, ast.Pow)
-DIVISIONS = (ast.Div, ast.Mod, ast.FloorDiv, ast.Pow)   # nonlinear in their right operand
+DIVISIONS = (ast.Div, ast.Mod, ast.FloorDiv, ast.Pow)   # nonlinear in their right operand (Pow in both)
 
 
 # ---- which second partials a template's rule may have ---------------------------------------------
@@ -112,7 +140,7 @@ def read_binary(node):
     if not isinstance(node.op, PRODUCTS):
         return everything(node)
     (left, left_primals), (right, right_primals) = read(node.left), read(node.right)
-    if (left and right) or (right and isinstance(node.op, DIVISIONS)):
+    if (left and right) or (right and isinstance(node.op, DIVISIONS)) or (left and isinstance(node.op, ast.Pow)):
         return everything(node)
     tangents, other = (left, right_primals) if left else (right, left_primals)
     return {t: reads | other for t, reads in tangents.items()}, left_primals | right_primals
@@ -257,3 +285,12 @@ class LocalHessianSparsityPass(HessianSparsityPass, LocalSparsityPass):
     """The Hessian's pattern at the given point: branches, indices and trip counts as they fall there."""
 
     local = True
+
+
+def show(source, kinds, active=(0,), return_kind=None, local=False):
+    """Run the Hessian's sparsity pass on a normalized source (for docs and tests)."""
+    from .tangent import prepare
+    cls = LocalHessianSparsityPass if local else HessianSparsityPass
+    tangent_pass = prepare(cls, source, kinds, active, return_kind)
+    tangent_pass.modules = dict(tangent_pass.modules, **{RUNTIME: RUNTIME})
+    return ast.unparse(tangent_pass.function(ast.parse(source.strip("\n")).body[0].name + "_jvp_hessian_sparsity"))

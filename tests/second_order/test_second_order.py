@@ -385,12 +385,11 @@ def test_corpus_hessian_matches_jax(name):
 
 def test_sparse_hessian(point):
     """sparsity=P: a CSR matrix equal to the dense Hessian; a given pattern that misses an entry is
-    refused, never folded in; sparse=True without a pattern is refused (none is detected)."""
+    refused, never folded in; sparse=True finds the pattern (tests/second_order/test_hessian_sparsity.py)."""
     from scipy import sparse
     x = np.linspace(-1.0, 1.0, 12)
     dense = ROSEN.hessian(x)[0][0]
-    with pytest.raises(OptionError, match="sparsity="):
-        ROSEN.hessian(x, sparse=True)                   # no Hessian pattern detection (yet)
+    np.testing.assert_allclose(ROSEN.hessian(x, sparse=True).toarray(), dense, rtol=1e-13, atol=1e-10)
     band = sparse.diags([np.ones(11), np.ones(12), np.ones(11)], [-1, 0, 1]).tocsr().astype(bool)
     given = ROSEN.hessian(x, sparsity=band)
     assert sparse.issparse(given) and given.shape == (12, 12)

@@ -45,18 +45,21 @@ def dense_nonzeros(f, args):
     return np.hstack([np.reshape(p, (rows, -1)) for p in parts if p is not None]) != 0
 
 
-def pattern_or_refusal(f, args, local=False):
+def pattern_or_refusal(f, args, local=False, find="sparsity"):
+    """f.sparsity(*args) (or the method `find`: hessian_sparsity), None where it refuses."""
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:
-            return f.sparsity(*[a.copy() if isinstance(a, np.ndarray) else a for a in args], local=local)
+            return getattr(f, find)(*[a.copy() if isinstance(a, np.ndarray) else a for a in args], local=local)
         except fwdad.FwdadError:
             return None               # a refusal (a tuple output, a jump out of an active branch...)
 
 
-def check_program(f, args, points=3, seed=0):
-    """'refused', 'unchecked' (no dense Jacobian to compare with), or 'checked'; fails on a miss."""
-    pattern = pattern_or_refusal(f, args)
+def check_program(f, args, points=3, seed=0, find="sparsity", nonzeros=None):
+    """'refused', 'unchecked' (no dense Jacobian to compare with), or 'checked'; fails on a miss.
+    `find` and `nonzeros` (f, args -> boolean matrix) check another pattern (the Hessian's)."""
+    nonzeros = nonzeros or dense_nonzeros
+    pattern = pattern_or_refusal(f, args, find=find)
     if pattern is None:
         return "refused"
     rng, checked = np.random.default_rng(seed), False
@@ -65,13 +68,13 @@ def check_program(f, args, points=3, seed=0):
         try:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore")
-                nonzero = dense_nonzeros(f, point)
+                nonzero = nonzeros(f, point)
         except (fwdad.FwdadError, ZeroDivisionError, ValueError, OverflowError):
             continue
         missed = nonzero & ~pattern.toarray()
         assert not missed.any(), f"pattern misses {np.argwhere(missed)[:5].tolist()} at {point}"
         if index == 0:
-            local = pattern_or_refusal(f, point, local=True)
+            local = pattern_or_refusal(f, point, local=True, find=find)
             assert local is not None and not (nonzero & ~local.toarray()).any()
         checked = True
     return "checked" if checked else "unchecked"
@@ -114,6 +117,31 @@ def arguments(params, rng):
     return [make[kind]() for _, kind in params]
 
 
+def fuzz_outcome(program, check, wanted=lambda value: True):
+    """check(forward_grad(entry), args) for a drawn program, or None where the program does not
+    fit: other argument kinds or several returns, CPython cannot run it, or `wanted` rejects the
+    value it returns (the Hessian tests keep scalar outputs)."""
+    if any(kind not in (FLOAT, ARRAY, INT, MATRIX) for _, kind in program.entry.params) or \
+            len(program.entry.returns) != 1:
+        return None
+    module = None
+    try:
+        module = load(program.source)
+        function = getattr(module, program.entry.name)
+        args = arguments(program.entry.params, np.random.default_rng(0))
+        try:
+            with np.errstate(all="ignore"):
+                value = function(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
+        except Exception:             # noqa: BLE001 - CPython cannot run it at this point
+            return None
+        return check(fwdad.forward_grad(function), args) if wanted(value) else None
+    except SyntaxError:
+        return None
+    finally:
+        if module is not None:
+            os.unlink(module.__file__)
+
+
 OUTCOMES = {}
 
 
@@ -122,25 +150,9 @@ OUTCOMES = {}
           suppress_health_check=list(HealthCheck))
 @given(program=programs(max_functions=2, max_statements=4, max_depth=2, expression_depth=2))
 def test_fuzz_programs(program):
-    if any(kind not in (FLOAT, ARRAY, INT, MATRIX) for _, kind in program.entry.params) or \
-            len(program.entry.returns) != 1:
-        return
-    module = None
-    try:
-        module = load(program.source)
-        function = getattr(module, program.entry.name)
-        args = arguments(program.entry.params, np.random.default_rng(0))
-        with np.errstate(all="ignore"):
-            function(*[a.copy() if isinstance(a, np.ndarray) else a for a in args])
-    except Exception:                 # noqa: BLE001 - CPython cannot run it at this point
-        if module is not None:
-            os.unlink(module.__file__)
-        return
-    try:
-        outcome = check_program(fwdad.forward_grad(function), args)
-    finally:
-        os.unlink(module.__file__)
-    OUTCOMES[outcome] = OUTCOMES.get(outcome, 0) + 1
+    outcome = fuzz_outcome(program, check_program)
+    if outcome is not None:
+        OUTCOMES[outcome] = OUTCOMES.get(outcome, 0) + 1
 
 
 def test_fuzz_outcomes_reported():
