@@ -30,7 +30,8 @@ def test_sparse_and_second_order_sections_fit_100_columns(tmp_path):
     printed = (run_bench(tmp_path, "--only", "sparse,second") / "printed.txt").read_text().splitlines()
     assert max(len(line) for line in printed[:-1]) <= 100
     text = "\n".join(printed)
-    for row in ("sparse jacobian (fwdad)", "fwdad sparse jac=", "jvp2 (fwdad)", "hessian (fwdad, dense)"):
+    for row in ("sparse jacobian (fwdad)", "fwdad sparse jac=", "jvp2 (fwdad)", "hessian (fwdad, dense)",
+                "hessian (fwdad, sparse=True)"):
         assert row in text, row
 
 
