@@ -46,8 +46,9 @@ class ForwardFunction:
         self.backend = target_named(target)         # refuses an unknown target
         self.py_func = python_function(func)
         functools.update_wrapper(self, self.py_func)
-        parsed = parse(self.py_func)                 # errors in the source surface at decoration
-        fence(parsed.tree, parsed.filename)
+        with compiler_for(cache, verbose).timed(f"parse and fence {self.py_func.__name__}"):
+            parsed = parse(self.py_func)             # errors in the source surface at decoration
+            fence(parsed.tree, parsed.filename)
         self._parsed = parsed                        # the source as decorated: never read again
         self.parameters = [a.arg for a in parsed.tree.args.args]
         self.signature = inspect.signature(self.py_func)
@@ -58,6 +59,7 @@ class ForwardFunction:
         self._last = None
         self._dispatch = {}
         self._prepared = {}          # (method, options, type keys) -> a call prepared for them
+        self._primal_types = set()   # verbose=True: the type keys the primal was called with
         self._tangent_njit = None
 
     def __repr__(self):
@@ -90,6 +92,10 @@ class ForwardFunction:
         unit = self.unit
         refuse_foreign_byte_order_inside(self.__name__, self.parameters, args)
         try:
+            if self.verbose and type_key(args) not in self._primal_types:   # its first call compiles
+                self._primal_types.add(type_key(args))
+                with self._compiler.timed(f"Numba compile and first run of the primal {self.__name__}"):
+                    return with_cache_recovery(unit.primal, args, lambda: flush_caches(unit))
             return with_cache_recovery(unit.primal, args, lambda: flush_caches(unit))
         except NumbaError as error:
             refuse_foreign_byte_order(self.__name__, self.parameters, args)

@@ -8,12 +8,14 @@ Calls between the user's functions are compiled the same way, each callee specia
 the types and activity it is called with. `verbose=True` prints the source after each pass.
 """
 import ast
+import contextlib
 import copy
 import hashlib
 import math
 import os
 import re
 import threading
+import time
 
 import numba
 import numpy as np
@@ -119,6 +121,17 @@ class Compiler:
         if self.verbose:
             print(f"--- fwdad: after {stage} ---\n{text}")
 
+    @contextlib.contextmanager
+    def timed(self, stage):
+        """With verbose=True, print how long `stage` took (parse, normalize, typing, activity,
+        tangent pass, codegen, Numba's compile of each generated function)."""
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            if self.verbose:
+                print(f"--- fwdad: {stage}: {time.perf_counter() - start:.3f} s")
+
 
 def rule_of(obj):
     try:
@@ -185,15 +198,17 @@ class Unit:
     def __init__(self, compiler, func, primal_only=False, parsed=None):
         self.compiler = compiler
         self.func = python_function(func)
-        self.parsed = (parsed or parse(self.func)).with_current_namespace()
-        fence(self.parsed.tree, self.parsed.filename)
+        with compiler.timed(f"parse {self.func.__name__}"):
+            self.parsed = (parsed or parse(self.func)).with_current_namespace()
+            fence(self.parsed.tree, self.parsed.filename)
         self.reads = global_reads(self.parsed.tree, self.parsed.namespace)
         self.read_prints = read_fingerprints(self.reads)
         self.read_nodes = {chain: ast.parse(chain, mode="eval").body for chain in self.reads}
         self.read_locals = assigned_names(self.parsed.tree)     # is_current looks the chains up again
         self.frozen = frozen_arrays(self.reads)
         is_user = compiler.has_source if primal_only else compiler.is_user_function
-        self.normalized = normalize(self.parsed, is_user)
+        with compiler.timed(f"normalize {self.name}"):
+            self.normalized = normalize(self.parsed, is_user)
         compiler.show(f"normalize ({self.name})", ast.unparse(self.normalized.tree))
         callee = compiler.unit if primal_only else compiler.callee
         self.callees = {name: callee(f) for name, f in self.normalized.callees.items()}
@@ -319,7 +334,8 @@ class Unit:
         arg_types = tuple(arg_types)
         with self.compiler.lock:
             if arg_types not in self.types:
-                self.types[arg_types] = self._load_types(arg_types) or self._infer_types(arg_types)
+                with self.compiler.timed(f"typing {self.name} ({', '.join(map(str, arg_types))})"):
+                    self.types[arg_types] = self._load_types(arg_types) or self._infer_types(arg_types)
             return self.types[arg_types]
 
     def _types_path(self, arg_types):
@@ -557,7 +573,8 @@ class Specialization:
         self.calls = Calls(self)
         self.activity = Activity(unit.normalized.tree, self.types, self.active, self.calls.summary,
                                  self.is_view_call)
-        self.varied = self.activity.run()
+        with unit.compiler.timed(f"activity {unit.name} (active {sorted(self.active)}, {mode} mode)"):
+            self.varied = self.activity.run()
         self.summary = self.activity.summary()
         self._function = None
         self._vectorizable = None
@@ -636,7 +653,8 @@ class Specialization:
                 tangent = pass_class(unit.normalized, self.types.kinds, self.varied, self.active,
                                      unit.resolve, self.calls, unit.parsed.filename, self.aliases,
                                      self.types.return_kind, self.names)
-                self._function = tangent.function(self.names.fresh(f"{unit.name}_{self.suffix}"))
+                with unit.compiler.timed(f"tangent pass {unit.name} ({self.mode} mode)"):
+                    self._function = tangent.function(self.names.fresh(f"{unit.name}_{self.suffix}"))
                 if self.mode == "scalar":         # one loop per run of elementwise array statements
                     self._function = fuse_tangent(self._function, self.types.numba_types, self.names,
                                                   unit.resolve, self.aliases["np"])
@@ -677,8 +695,9 @@ class Specialization:
                        f"({', '.join(map(str, self.arg_types))}); active {sorted(self.active)}; "
                        f"{self.mode} mode{'; CUDA device function' if device else ''} "
                        f"({unit.digest})")
-        module = codegen.build([function], description, unit.parsed.filename, namespace,
-                               unit.module_dir() if not device else None, line_text=unit.parsed.line)
+        with unit.compiler.timed(f"codegen {function.name}"):
+            module = codegen.build([function], description, unit.parsed.filename, namespace,
+                                   unit.module_dir() if not device else None, line_text=unit.parsed.line)
         unit.compiler.show(f"tangent ({unit.name})", module.source)
         if device:
             check_device_code(function, self.types.kinds, unit.parsed.filename)

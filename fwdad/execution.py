@@ -87,8 +87,9 @@ def run(spec, dispatcher, args, py_func):
     user's line; Numba's performance notes on the first call are about fwdad's code, not the user's."""
     if spec.is_warm(dispatcher):
         return run_compiled(spec, dispatcher, args, py_func)
+    name = getattr(getattr(dispatcher, "py_func", dispatcher), "__name__", "compiled code")
     try:
-        with warnings.catch_warnings():
+        with warnings.catch_warnings(), spec.unit.compiler.timed(f"Numba compile and first run of {name}"):
             warnings.simplefilter("ignore", NumbaPerformanceWarning)
             result = with_cache_recovery(dispatcher, args, lambda: flush_caches(spec))
     except Exception as error:

@@ -13,6 +13,8 @@ Sections (each a function returning rows into a harness.Table):
            source, a hand-fused Numba JVP, jax.jit(jax.jvp), torch.func.jvp; compile rows
   second   second derivatives (fwdad/bench/second_order.py): jvp2 vs one JVP and JAX's jvp of
            jvp; Rosenbrock n = 100 Hessian and H.v vs jax.hessian
+  callpath per-call overhead of f(...), .jvp, .forward_gradient, .value_and_grad beside the compiled
+           code (fwdad/bench/callpath.py); Rosenbrock .jvp vs Numba; first calls in fresh processes
 """
 import contextlib
 import importlib
@@ -289,6 +291,7 @@ RUNS = {    # name: (what the log says, run(table, quick, out) -> its extra resu
     "second": ("second derivatives (forward over forward)",
                imported_when_run("second_order", "second_order_section")),
     "arrays": ("array programs (heat, diffusion, MLP)", imported_when_run("arrays", "arrays_section")),
+    "callpath": ("the call path (overhead per call, first calls)", imported_when_run("callpath", "callpath_section")),
 }
 SECTIONS = tuple(RUNS)
 

@@ -1,12 +1,15 @@
 """target="cpu": Numba CPU code; the drivers loop over directions and instances in one thread."""
+from functools import partial
+
 import numba
 import numpy as np
 
 from ..arguments import per_argument, placing
 from ..codegen import NUMBA_OPTIONS, compile_source
 from ..drivers import batch
-from ..drivers.gradients import (direction_passes, forward_gradient_driver, forward_gradient_sequential,
-                                 forward_gradient_vector)
+from ..drivers.gradients import (direction_passes, directions_fit, forward_gradient_driver,
+                                 forward_gradient_sequential, forward_gradient_vector)
+from ..execution import run_compiled
 from ..random import DISTRIBUTIONS, NORMAL_TABLE
 from ..train.loop import fgd_local
 
@@ -40,12 +43,16 @@ class CpuTarget:
         options = (directions, DISTRIBUTIONS[distribution], NORMAL_TABLE)
         arrays = [i for i in active if isinstance(args[i], np.ndarray)]
         scalars, place = len(active) - len(arrays), placing(active, args)
+        compiled = partial(run_compiled, py_func=forward.py_func)
+        runner = [forward.run]           # the first call compiles; then the compiled driver is called
 
         def gradient(args, seed):
-            passes = direction_passes(directions, scalars + sum(args[i].size for i in arrays))
-            if len(passes) == 1:                 # the driver's results, in the arguments' dtypes
-                value, grads = forward.run(spec, driver, args + (np.uint64(seed), 0) + options)
+            total = scalars + sum(args[i].size for i in arrays)
+            if directions_fit(directions, total):    # one pass: the driver's results, in the arguments' dtypes
+                value, grads = runner[0](spec, driver, args + (np.uint64(seed), 0) + options)
+                runner[0] = compiled
                 return value, place(grads)
+            passes = direction_passes(directions, total)
             value, sums = None, None
             for first, count in passes:
                 value, grads = forward.run(spec, driver, args + (np.uint64(seed), first, count) + options[1:])

@@ -192,3 +192,19 @@ def test_jvp_and_gradients_type_the_primal_without_compiling_it():
     f.value_and_grad(1.5, 2.0)
     assert f.unit.primal.signatures == [] and f.unit.numba_typings == 1
     assert f(1.5, 2.0) == pair(1.5, 2.0)
+
+
+def test_verbose_reports_the_time_of_every_stage(capsys):
+    def cubic(x, n):
+        return x * x * x + n
+
+    f = fwdad.forward_grad(cubic, verbose=True)
+    f(1.5, 2)
+    f.jvp((1.5, 2), (1.0, None))
+    f(1.5, 2)                                  # compiled: no second report
+    lines = [line for line in capsys.readouterr().out.splitlines() if line.endswith(" s")]
+    stages = ["parse and fence cubic", "normalize cubic", "Numba compile and first run of the primal cubic",
+              "typing cubic (float64, int64)", "activity cubic (active [0], scalar mode)",
+              "tangent pass cubic (scalar mode)", "codegen cubic_jvp", "Numba compile and first run of cubic_jvp"]
+    assert [line.split(": ")[1] for line in lines if "parse cubic" not in line] == stages
+    assert all(float(line.rsplit(": ", 1)[1][:-2]) >= 0 for line in lines)
