@@ -257,8 +257,8 @@ class HessianSparsityPass(SparsityPass):
         return kinds[0].shape == kinds[1].shape and getattr(kinds[0], "ndim", 0) == getattr(kinds[1], "ndim", 0)
 
     def user_call(self, statement, target, call):
-        """A helper gets the pairs' words after its tangents; a defjvp rule, whose code gives
-        first derivatives only, counts as nonlinear in all its arguments together."""
+        """A helper gets the pairs' words after its tangents; a defjvp rule (whose result the
+        sparsity pass makes depend on all its arguments) counts as nonlinear in all of them."""
         produced = super().user_call(statement, target, call)
         if getattr(self.calls.callee(call), "rule_unit", None) is not None:
             sets = [s for s in (self.whole_set(a) for a in call.args) if s is not None]

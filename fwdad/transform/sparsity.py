@@ -446,7 +446,25 @@ class SparsityPass(VectorTangentPass):
                           "element's earlier dependencies) and cannot do either inside a function",
                           "return the values instead of writing them, or pass local=True for the "
                           "pattern at this point only")
+        if getattr(self.calls.callee(call), "rule_unit", None) is not None:
+            return self.rule_call(statement, target, call)
         return TangentPass.user_call(self, statement, target, call)      # tuples of sets too
+
+    def rule_call(self, statement, target, call):
+        """A defjvp rule computes float tangents, not sets (run on sets it gave garbage: words
+        divided and multiplied): its result depends on every element of every argument that
+        has a set, conservatively, and the call itself runs as the primal."""
+        sets = []
+        for argument in call.args:
+            if isinstance(argument, ast.Name) and argument.id in self.varied:
+                if self.shape_of(argument.id) not in ("scalar", "array"):
+                    raise self.unsupported(f"a defjvp rule called with the tuple {argument.id!r}")
+                sets.append(self.dense(argument, self.ref(argument)))
+        if target is None or target not in self.varied:
+            return [statement]
+        if self.shape_of(target) not in ("scalar", "array"):
+            raise self.unsupported(f"a defjvp rule returning the tuple {target!r}")
+        return [statement] + self.set(target, self.union(sets) or self.scalar_zero(WORD))
 
     def refuse_influenced_integers(self, call):
         """A callee's pattern is found for each of its integer arguments as they fall: one computed

@@ -284,3 +284,24 @@ def test_fuzz_outcomes_reported():
     if OUTCOMES:
         print(f"\nHessian sparsity over fuzz programs: {OUTCOMES}")
         assert OUTCOMES.get("checked", 0) >= sum(OUTCOMES.values()) // 3
+
+
+def softplus(x):
+    return math.log(1.0 + math.exp(x))
+
+
+@fwdad.defjvp(softplus)
+def softplus_rule(x, dx):
+    return softplus(x), dx / (1.0 + math.exp(-x))
+
+
+@fwdad.forward_grad
+def through_a_rule(x):
+    return softplus(x[0] * x[1]) + x[2] ** 2 + x[3]
+
+
+def test_a_defjvp_rule_inside_counts_as_nonlinear_in_its_arguments():
+    pattern = through_a_rule.hessian_sparsity(np.array([0.3, 0.5, 0.7, 0.9])).toarray()
+    expected = np.zeros((4, 4), bool)
+    expected[:2, :2] = expected[2, 2] = True
+    np.testing.assert_array_equal(pattern, expected)
