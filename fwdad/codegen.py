@@ -101,8 +101,13 @@ def build(functions, description, user_filename, namespace, cache_dir=None, line
     description, which holds the content key of the function it comes from (Unit.digest).
     """
     body, line_map = render(functions, user_filename, line_text)
-    source = header(description) + body
-    line_map = {line + offset: user for line, user in line_map.items()}
+    return module_of(header(description) + body, {line + offset: user for line, user in line_map.items()},
+                     description, user_filename, namespace, cache_dir)
+
+
+def module_of(source, line_map, description, user_filename, namespace, cache_dir=None):
+    """A GeneratedModule of `source` (a file in `cache_dir`, when given, named after a hash of the
+    source and its description; else registered in linecache)."""
     digest = hashlib.sha256((description + source).encode()).hexdigest()[:20]
     name = module_name(digest)
     if cache_dir is None:

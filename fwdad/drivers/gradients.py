@@ -11,7 +11,8 @@ import numba
 import numpy as np
 
 from .. import random as fwdrandom
-from ..codegen import NUMBA_OPTIONS, compile_source
+from .. import cache as disk_cache
+from ..codegen import NUMBA_OPTIONS, compile_source, header, module_of
 from ..errors import FwdadError
 
 DIRECTION_ENTRIES = 2 ** 25     # tangent entries one forward_gradient pass may hold (~256 MB)
@@ -54,9 +55,20 @@ def offsets(active):
     return lines
 
 
-def compile_driver(source, name, namespace, parallel=False):
-    """The driver `name` defined in the generated `source`, compiled with Numba."""
+def compile_driver(source, name, namespace, parallel=False, spec=None):
+    """The driver `name` defined in the generated `source`, compiled with Numba. Around the code of
+    a cache=True function (`spec`), its module is a file in the cache directory named after its
+    source and the function's content key, so that Numba's disk cache keeps the driver too (a
+    new process would otherwise compile it, and with it the tangent code it calls, again)."""
     options = dict(NUMBA_OPTIONS, parallel=parallel) if parallel else NUMBA_OPTIONS
+    if spec is not None and spec.unit.cache:
+        unit = spec.unit
+        description = (f"{name}, driver of the tangent code of {unit.name}; arguments "
+                       f"({', '.join(map(str, spec.arg_types))}); active {sorted(spec.active)}; "
+                       f"{spec.mode} mode ({unit.digest})")
+        module = module_of(header(description) + source, {}, description, unit.parsed.filename,
+                           namespace, unit.module_dir())
+        return disk_cache.njit(module[name], True, **options)
     return compile_source(source, name, namespace, numba.njit(**options))
 
 
@@ -105,7 +117,7 @@ def forward_gradient_driver(target, scalar, vector, directions):
         scalar_output_required(scalar, "forward_gradient")
         refuse_written_arguments(scalar, "forward_gradient")
         generator, spec = target.forward_gradient_generator(scalar, vector, directions)
-        return compile_driver(generator(spec), generator.__name__, namespace(spec), target.parallel), spec
+        return compile_driver(generator(spec), generator.__name__, namespace(spec), target.parallel, spec), spec
     return scalar.driver(("forward_gradient", target.name, directions > 1), build)
 
 
@@ -123,7 +135,7 @@ def exact_gradient_driver(target, scalar, vector, jacobian):
         generator, spec = (value_and_grad_vector, vector) if vector.vectorizable else \
             (value_and_grad_sequential, scalar)
         return compile_driver(generator(spec, jacobian), generator.__name__, namespace(spec),
-                              target.parallel), spec
+                              target.parallel, spec), spec
     return scalar.driver(("jacobian" if jacobian else "value_and_grad", target.name), build)
 
 

@@ -93,6 +93,35 @@ def test_edited_source_recompiles(project):
     assert second["tangent"] == pytest.approx(first["tangent"] * 1.5)
 
 
+DRIVER_SCRIPT = textwrap.dedent("""
+    import json, sys
+    sys.path.insert(0, sys.argv[1])
+    import fwdad, cached_module
+    from fwdad.drivers.gradients import exact_gradient_driver, forward_gradient_driver
+    f = cached_module.f
+    value, (grad, _) = f.value_and_grad(1.5, 200)
+    gradient = f.forward_gradient(1.5, 200, seed=3)[1][0]
+    args, active = (1.5, 200), [0]
+    scalar, vector = f.specialization(args, active), f.specialization(args, active, "vector")
+    drivers = [exact_gradient_driver(f.backend, scalar, vector, False)[0],
+               forward_gradient_driver(f.backend, scalar, vector, 1)[0]]
+    print(json.dumps({"value": value, "grad": grad, "gradient": gradient,
+                      "hits": [sum(d.stats.cache_hits.values()) for d in drivers],
+                      "misses": [sum(d.stats.cache_misses.values()) for d in drivers]}))
+""")
+
+
+def test_second_process_reuses_the_drivers(project):
+    """value_and_grad's and forward_gradient's drivers are cached too (they were compiled again in
+    every process, and with them the tangent code they call)."""
+    cache = project / "cache"
+    first = run_script(DRIVER_SCRIPT, project, cache)[0]
+    second = run_script(DRIVER_SCRIPT, project, cache)[0]
+    assert first["misses"] == [1, 1] and second["hits"] == [1, 1] and second["misses"] == [0, 0]
+    assert second["value"] == first["value"] and second["grad"] == first["grad"]
+    assert second["gradient"] == first["gradient"]
+
+
 def cache_files(cache, suffixes, folder=""):
     return [os.path.join(root, name) for root, _, files in os.walk(cache) for name in files
             if name.endswith(suffixes) and folder in root]
