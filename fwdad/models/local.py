@@ -6,12 +6,15 @@ as fgd(gradient="activity") needs (docs/forward-learning.md):
 
 * `mlp_example_losses`: the softmax cross-entropy of each example, shape (B,): the mean of it is
   `mlp_loss`, so backpropagation (`mlp_value_and_grad`) trains the same objective.
-* `mlp_local_losses`: Ren et al.'s local losses, shape (B, 2 * hidden layers + 1). Each hidden layer
-  is a block: its input passes `fwdad.stop_gradient`, and its head's cross-entropy trains it.
-  A block has two columns so that each is scored by one layer's noise only: column 2l trains
-  layer l through its head (stopped weights, a plain `@`: not a perturbed layer), column 2l + 1
-  trains the head on the block's stopped output; the last column trains the output layer (both
-  columns of a block have the same value).
+* `mlp_local_losses(theta, sizes, groups, X, Y)`: Ren et al.'s local losses, shape
+  (B, hidden layers * (groups + 1) + 1). Each hidden layer is a block: its input passes
+  `fwdad.stop_gradient`, and its head's cross-entropy trains it. A block's columns are each
+  scored by the noise of one group of units only: its outputs are cut into `groups` groups
+  (fwdad.dense_relu's groups=), and column g is the head's loss on the logits with only group
+  g's units passing a tangent (the others and the head's weights stopped: a plain `@`, not a
+  perturbed layer); the next column trains the head on the block's stopped output; the last
+  column trains the output layer. All columns of a block have the same value, and the gradient
+  of their sum is that of one head loss per block, whatever `groups` is.
   `mlp_local_value_and_grad` is its hand-derived backpropagation (the true gradient the forward
   estimates are compared with).
 """
@@ -76,11 +79,11 @@ def mlp_example_losses(theta, sizes, X, Y):
     return cross_entropy(h, Y)
 
 
-def mlp_local_losses(theta, sizes, X, Y):
-    """Per-example local losses (B, 2 * hidden layers + 1): see the module docstring."""
+def mlp_local_losses(theta, sizes, groups, X, Y):
+    """Per-example local losses, (B, hidden layers * (groups + 1) + 1): see the module docstring."""
     hidden = sizes.shape[0] - 2
     classes = sizes[hidden + 1]
-    losses = np.zeros((X.shape[0], 2 * hidden + 1), np.float32)
+    losses = np.zeros((X.shape[0], hidden * (groups + 1) + 1), np.float32)
     offset = 0
     heads = num_params(sizes)
     h = X
@@ -89,22 +92,28 @@ def mlp_local_losses(theta, sizes, X, Y):
         W = theta[offset:offset + n_in * n_out].reshape((n_in, n_out))
         b = theta[offset + n_in * n_out:offset + n_in * n_out + n_out]
         offset = offset + n_in * n_out + n_out
+        first = layer * (groups + 1)                      # the block's first column
         if layer == hidden:
-            z = layers.dense(layers.stop_gradient(h), W, b, 2 * hidden)
-            losses[:, 2 * hidden] = cross_entropy(z, Y)
+            z = layers.dense(layers.stop_gradient(h), W, b, first)
+            losses[:, first] = cross_entropy(z, Y)
         else:
-            h = layers.dense_relu(layers.stop_gradient(h), W, b, 2 * layer)
+            h = layers.dense_relu(layers.stop_gradient(h), W, b, first, groups)
             Wh = theta[heads:heads + n_out * classes].reshape((n_out, classes))
             bh = theta[heads + n_out * classes:heads + n_out * classes + classes]
             heads = heads + n_out * classes + classes
-            losses[:, 2 * layer] = cross_entropy(h @ layers.stop_gradient(Wh) + layers.stop_gradient(bh), Y)
-            head = layers.dense(layers.stop_gradient(h), Wh, bh, 2 * layer + 1)
-            losses[:, 2 * layer + 1] = cross_entropy(head, Y)
+            held, Wheld = layers.stop_gradient(h), layers.stop_gradient(Wh)
+            logits = held @ Wheld + layers.stop_gradient(bh)
+            for group in range(groups):                   # the units dense_relu gives this column
+                lo, hi = (group * n_out + groups - 1) // groups, ((group + 1) * n_out + groups - 1) // groups
+                own = (h[:, lo:hi] - held[:, lo:hi]) @ Wheld[lo:hi]       # zero, with group's tangent
+                losses[:, first + group] = cross_entropy(logits + own, Y)
+            head = layers.dense(held, Wh, bh, first + groups)
+            losses[:, first + groups] = cross_entropy(head, Y)
     return losses
 
 
 @_jit
-def mlp_local_value_and_grad(theta, sizes, X, Y):
+def mlp_local_value_and_grad(theta, sizes, groups, X, Y):
     """(mean output loss, exact gradient of the mean over examples of the sum of the local losses)
     by hand-derived backpropagation, block by block (stop_gradient ends each block's backward pass)."""
     X = np.ascontiguousarray(X)

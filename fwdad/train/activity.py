@@ -71,14 +71,16 @@ def draw(u, key_plus_site, relu, z):
 
 
 @numba.njit(error_model="numpy")
-def dense_update(x, W, b, relu, loss, site, state, params, grads):
-    """A layer of the update pass: its value, and what fwdad_state's mode asks for."""
+def dense_update(x, W, b, relu, loss, groups, site, state, params, grads):
+    """A layer of the update pass: its value, and what fwdad_state's mode asks for. Output j is
+    trained by the losses' column loss + j * groups // n (fwdad.dense's groups)."""
     keys, coef, gram, mode = state
     z = layers.dense_relu(x, W, b) if relu else layers.dense(x, W, b)
     if z.ndim != 2:
         raise ValueError("activity perturbation needs layers of a batch: x of shape (batch, n_in)")
-    if loss < 0 or loss >= coef.shape[2]:
-        raise ValueError("a layer's loss= is not a column of the per-example losses the model returns")
+    if loss < 0 or groups < 1 or loss + groups > coef.shape[2] or groups > z.shape[1]:
+        raise ValueError("a layer's loss= (and groups=) name columns the per-example losses the model "
+                         "returns do not have (or more groups than outputs)")
     if mode[0] == COVERAGE:
         add_into(grads, params, W, np.ones(W.shape, W.dtype))
         add_into(grads, params, b, np.ones(b.shape, b.dtype))
@@ -90,21 +92,19 @@ def dense_update(x, W, b, relu, loss, site, state, params, grads):
         for k in range(K):
             draw(U[k], keys[k] + site, relu, zc)
         for i in range(B):
-            for k in range(K):
-                for m in range(k, K):
-                    total = np.dot(U[k, i].astype(np.float64), U[m, i].astype(np.float64))
-                    gram[i, loss, k, m] += total
-                    if m != k:
-                        gram[i, loss, m, k] += total
+            for j in range(n):
+                column = loss + j * groups // n
+                for k in range(K):
+                    for m in range(K):
+                        gram[i, column, k, m] += np.float64(U[k, i, j]) * U[m, i, j]
         return z
     G = np.zeros((B, n), z.dtype)
     u = np.empty((B, n), z.dtype)
     for k in range(K):
         draw(u, keys[k] + site, relu, zc)
         for i in range(B):
-            c = z.dtype.type(coef[k, i, loss])
             for j in range(n):
-                G[i, j] += c * u[i, j]
+                G[i, j] += z.dtype.type(coef[k, i, loss + j * groups // n]) * u[i, j]
     add_into(grads, params, W, np.ascontiguousarray(x).T @ G)
     add_into(grads, params, b, G.sum(axis=0))
     return z
@@ -135,12 +135,18 @@ def cholesky_solve(A, y):
     Lo = np.zeros_like(A)
     for r in range(K):
         for c in range(r + 1):
-            total = A[r, c] - np.dot(Lo[r, :c], Lo[c, :c])
+            total = A[r, c]
+            for m in range(c):
+                total -= Lo[r, m] * Lo[c, m]
             Lo[r, c] = np.sqrt(total) if r == c else total / Lo[c, c]
     for r in range(K):
-        y[r] = (y[r] - np.dot(Lo[r, :r], y[:r])) / Lo[r, r]
+        for m in range(r):
+            y[r] -= Lo[r, m] * y[m]
+        y[r] /= Lo[r, r]
     for r in range(K - 1, -1, -1):
-        y[r] = (y[r] - np.dot(Lo[r + 1:, r], y[r + 1:])) / Lo[r, r]
+        for m in range(r + 1, K):
+            y[r] -= Lo[m, r] * y[m]
+        y[r] /= Lo[r, r]
     return y
 
 
@@ -184,9 +190,10 @@ class ActivityGradient:
     def refuse_without_layers(self, probe_tree, parsed):
         if not any(isinstance(n, ast.Name) and n.id.startswith("fwdad_inject") for n in ast.walk(probe_tree)):
             raise OptionError(f"fgd(gradient='activity'): {parsed.name} ({parsed.filename}:{parsed.tree.lineno}) "
-                              "computes no layer with fwdad.dense or fwdad.dense_relu, so there is no "
-                              "activity to perturb.\nWhat to do: write its linear layers as "
-                              "fwdad.dense(x, W, b) / fwdad.dense_relu(x, W, b), or use gradient='forward'.")
+                              "computes no layer with fwdad.dense or fwdad.dense_relu in its own body (layers "
+                              "in helpers it calls are not perturbed), so there is no activity to perturb."
+                              "\nWhat to do: write its linear layers as fwdad.dense(x, W, b) / "
+                              "fwdad.dense_relu(x, W, b) in the function itself, or use gradient='forward'.")
 
     def driver_source(self, n_args):
         """The compiled estimator (see the module docstring)."""

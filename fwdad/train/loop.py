@@ -122,7 +122,8 @@ class Plan:
     def compile(self, optimizer, clip, combine="mean"):
         forward, sample, target = self.forward, self.sample_args, self.forward.backend
         scalar = self.spec = forward.specialization(sample, self.active)
-        scalar_output_required(scalar, "fgd")
+        if self.gradient != "activity":               # activity: per-example losses
+            scalar_output_required(scalar, "fgd")
         ns = dict(namespace(scalar), shuffle_epoch=shuffle_epoch)
         estimator, sequential = "forward", False
         if callable(self.gradient):
@@ -134,7 +135,8 @@ class Plan:
             vector = forward.specialization(sample, self.active, "vector")
             ns["gradient"], estimator = exact_gradient_driver(target, scalar, vector, False)[0], "exact"
         elif self.gradient == "activity":
-            ns["gradient"] = ActivityGradient(forward, sample, len(self.values), combine).driver
+            first_batch = tuple(self.values) + self.args + tuple(np.ascontiguousarray(d[:self.batch]) for d in self.data)
+            ns["gradient"] = ActivityGradient(forward, first_batch, len(self.values), combine).driver
         elif self.gradient != "forward":
             raise FwdadError(f"fgd: gradient must be 'forward', 'exact', 'activity' or a compiled function, "
                              f"got {self.gradient!r}")

@@ -59,8 +59,8 @@ def probe(tree, resolve, filename):
 def update(tree, resolve, filename):
     """The model with every layer computed by fwdad_update (see the module docstring)."""
     def site(call, relu, number):
-        x, W, b, loss = layer_arguments(call, filename)
-        args = [x, W, b, ast.Constant(relu), loss, site_number(number)] + \
+        x, W, b, loss, groups = layer_arguments(call, filename)
+        args = [x, W, b, ast.Constant(relu), loss, groups, site_number(number)] + \
             [ast.Name(name, ast.Load()) for name in UPDATE_PARAMS]
         return ast.Call(ast.Name("fwdad_update", ast.Load()), args, [])
     return rewrite(tree, resolve, filename, site, UPDATE_PARAMS)
@@ -71,14 +71,15 @@ def site_number(number):
 
 
 def layer_arguments(call, filename):
-    """(x, W, b, loss) of a call of dense or dense_relu, whatever the argument form."""
+    """(x, W, b, loss, groups) of a call of dense or dense_relu, whatever the argument form."""
     try:
         bound = inspect.signature(layers.dense).bind(*call.args, **{k.arg: k.value for k in call.keywords})
     except TypeError as error:
         raise located(UnsupportedSyntaxError, filename, call.lineno, f"a layer call with arguments "
                       f"fwdad cannot read: {error}", "call it as dense(x, W, b) or dense(x, W, b, loss=i)")
     given = bound.arguments
-    return given["x"], given["W"], given["b"], given.get("loss", ast.Constant(0))
+    return given["x"], given["W"], given["b"], given.get("loss", ast.Constant(0)), \
+        given.get("groups", ast.Constant(1))
 
 
 def rewrite(tree, resolve, filename, site, params):

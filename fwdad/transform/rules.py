@@ -225,9 +225,10 @@ rule({1: "np.sum(dx)", 2: "np.sum(dx) + dy"},           sum, domain=None)
 
 # ---- fwdad's layers (fwdad/layers.py): activity perturbation's sites and block boundaries ----------
 rule(None,                                              layers.stop_gradient, domain=None)
-rule({3: "dx @ y + x @ dy + dw", 4: "dx @ y + x @ dy + dw"}, layers.dense, piecewise=(3,), domain=None)
-rule({3: "(dx @ y + x @ dy + dw) * (z > 0)", 4: "(dx @ y + x @ dy + dw) * (z > 0)"}, layers.dense_relu,
-     piecewise=(3,), domain=None)         # loss= (argument 3) only names a column of the losses
+DENSE, DENSE_RELU = "dx @ y + x @ dy + dw", "(dx @ y + x @ dy + dw) * (z > 0)"
+rule({3: DENSE, 4: DENSE, 5: DENSE}, layers.dense, piecewise=(3, 4), domain=None)
+rule({3: DENSE_RELU, 4: DENSE_RELU, 5: DENSE_RELU}, layers.dense_relu, piecewise=(3, 4),
+     domain=None)                         # loss= and groups= only name columns of the losses
 rule("dx + dy * fwdad_runtime.site_noise(z, w)",        layers.inject, domain=None)
 rule("dx + dy * fwdad_runtime.site_noise_active(z, w)", layers.inject_active, domain=None)
 
