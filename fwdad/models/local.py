@@ -112,6 +112,12 @@ def mlp_local_losses(theta, sizes, groups, X, Y):
     return losses
 
 
+def mlp_local_objective(theta, sizes, groups, X, Y):
+    """The mean over examples of the sum of the local losses: what activity perturbation with
+    local losses and `mlp_local_value_and_grad` descend (a scalar, for fgd with gradient=...)."""
+    return np.sum(mlp_local_losses(theta, sizes, groups, X, Y)) / X.shape[0]
+
+
 @_jit
 def mlp_local_value_and_grad(theta, sizes, groups, X, Y):
     """(mean output loss, exact gradient of the mean over examples of the sum of the local losses)

@@ -8,7 +8,10 @@ optimizer and the same minibatches (fgd's compiled loop, one seed):
   the per-example losses (fwdad.models.mlp_example_losses);
 * activity perturbation with local losses: each hidden layer trained by its own head, blocks
   separated by stop_gradient, units in feature groups (fwdad.models.mlp_local_losses);
-* backpropagation: the hand-derived gradient (fwdad.models.mlp_value_and_grad).
+* backpropagation: the hand-derived gradient (fwdad.models.mlp_value_and_grad);
+* and, as a reference that separates the cost of local losses from the noise of forward
+  gradients, backpropagation of the local losses (the exact gradient activity perturbation
+  with local losses estimates: fwdad.models.mlp_local_value_and_grad).
 
 Each estimator's squared cosine with the true gradient of its own objective (the global loss's
 for weight and activity perturbation, the local losses' for local losses, both computed by
@@ -22,7 +25,7 @@ import numpy as np
 from .. import fgd
 from ..api import forward_grad
 from ..models import (accuracy, init_local_mlp, init_mlp, mlp_example_losses, mlp_local_losses, mlp_loss,
-                      mlp_local_value_and_grad, mlp_sizes, mlp_value_and_grad, num_params)
+                      mlp_local_objective, mlp_local_value_and_grad, mlp_sizes, mlp_value_and_grad, num_params)
 from ..train.activity import ActivityGradient
 from .common import Timing, fmt, progress, pyplot, save, table
 
@@ -43,8 +46,12 @@ METHODS = {
     "local": Method("activity perturbation + local losses", mlp_local_losses, init_local_mlp, "activity",
                     mlp_local_value_and_grad, local=True),
     "backprop": Method("backpropagation", mlp_loss, init_mlp, mlp_value_and_grad, mlp_value_and_grad),
+    "local_backprop": Method("backpropagation of the local losses (reference)", mlp_local_objective,
+                             init_local_mlp, mlp_local_value_and_grad, mlp_local_value_and_grad, local=True),
 }
-COLORS = {"weight": "tab:blue", "activity": "tab:green", "local": "tab:red", "backprop": "tab:orange"}
+COLORS = {"weight": "tab:blue", "activity": "tab:green", "local": "tab:red", "backprop": "tab:orange",
+          "local_backprop": "tab:gray"}
+EXACT = ("backprop", "local_backprop")
 
 
 def run(data, settings, show_progress=None):
@@ -154,7 +161,7 @@ def figures(out_dir, summary):
         line, = axes[0].plot(r["eval_steps"], 100 * np.array(r["val_accuracy"]), **kw)
         lines.append((line, r["label"]))
         axes[1].plot(np.linspace(1, summary["steps"], len(r["losses"])), r["losses"], color=COLORS[name], lw=0.7)
-        if name != "backprop":
+        if name not in EXACT:
             axes[2].semilogy(r["eval_steps"], r["cos2"], **kw)
     axes[0].set(xlabel="step", ylabel="validation accuracy (%)", ylim=(0, 100))
     axes[1].set(xlabel="step", ylabel="training loss (output layer)", ylim=(0, 2.5))
@@ -170,8 +177,8 @@ def report(summary, figure_names):
         t = Timing(**r["timing"])
         rows.append([r["label"], f"{100 * r['test_accuracy']:.2f}%", f"{r['points_vs_backprop']:+.2f}",
                      t.text(1e3), fmt(r["seconds_per_epoch"]), fmt(r["time_vs_backprop"]),
-                     "1 (exact)" if name == "backprop" else fmt(r["mean_cos2"]),
-                     "–" if name == "backprop" else fmt(r["cos2_vs_weight"])])
+                     "1 (exact)" if name in EXACT else fmt(r["mean_cos2"]),
+                     "–" if name in EXACT else fmt(r["cos2_vs_weight"])])
     goals = "; ".join(f"{goal}: {'met' if met else 'missed'}" for goal, met in summary["goals"].items())
     text = ["### Forward-only training: activity perturbation and local losses",
             f"MLP {'-'.join(map(str, summary['sizes']))}, batch {summary['batch']}, {summary['steps']} steps "

@@ -30,7 +30,7 @@ LEARNS_MNIST = {"logreg": mnist_run(3e-3, 60000, paper=False, decay=5e-5),
 
 # forward-only training (experiment `beyond`): one optimizer for every method, its rate per method
 BEYOND = dict(hidden=1024, epochs=None, steps=None, optimizer="adam", groups=32, cos_samples=2,
-              lr={"weight": 1e-4, "activity": 1e-4, "local": 1e-4, "backprop": 1e-3})
+              lr={"weight": 1e-4, "activity": 3e-4, "local": 3e-4, "backprop": 1e-3, "local_backprop": 1e-3})
 
 
 @dataclass

@@ -232,3 +232,14 @@ def test_local_losses_estimate_their_own_gradient():
     assert mlp_local_losses(theta, sizes, 2, Xs, Ys).shape == (4, 2 * 3 + 1)
     np.testing.assert_allclose(by_fwdad[0], exact, rtol=1e-4, atol=1e-6)
     assert np.corrcoef(estimate, exact)[0, 1] > 0.995
+
+
+def test_mnist_example_losses_are_plain_code():
+    """The model runs under CPython and as fwdad's primal, and its mean is the paper's mlp_loss."""
+    from fwdad.models import init_mlp, mlp_example_losses, mlp_sizes, mlp_value
+    sizes = mlp_sizes(6, 5, 2, 3)
+    Xs, Ys = RNG.normal(size=(4, 6)).astype(np.float32), RNG.integers(0, 3, 4)
+    theta = init_mlp(sizes, 0)
+    plain = mlp_example_losses(theta, sizes, Xs, Ys)
+    np.testing.assert_allclose(fwdad.forward_grad(mlp_example_losses)(theta, sizes, Xs, Ys), plain, rtol=1e-5)
+    assert plain.mean() == pytest.approx(mlp_value(theta, sizes, Xs, Ys), rel=1e-5)
