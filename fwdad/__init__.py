@@ -11,12 +11,13 @@ from .errors import (FwdadError, UnsupportedSyntaxError, DifferentiationError,
                      ExecutionError, SourceChangedError, WrappedFunctionError, FwdadWarning,
                      CacheWarning, SparsityError, SparsityWarning)
 from .api import ForwardFunction, forward_grad, jvp, defjvp
+from .layers import stop_gradient, dense, dense_relu
 
 __all__ = ["__version__", "forward_grad", "ForwardFunction", "jvp", "defjvp", "FwdadError",
            "UnsupportedSyntaxError", "DifferentiationError", "TangentMismatchError",
            "CompilationError", "NoSourceError", "OptionError", "ExecutionError",
            "SourceChangedError", "WrappedFunctionError", "FwdadWarning", "CacheWarning",
-           "SparsityError", "SparsityWarning", "sparse"]
+           "SparsityError", "SparsityWarning", "sparse", "stop_gradient", "dense", "dense_relu"]
 from .optim import fgd, FGDResult, FGDStopped, NonFiniteLossError, CallbackError, FGDInterrupted
 from . import random
 from . import sparse

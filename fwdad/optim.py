@@ -7,7 +7,7 @@ The names users catch and read (FGDResult, FGDStopped, ...) are importable from 
 """
 from .api import as_forward
 from .distributed import distributed_fgd
-from .errors import FwdadError
+from .errors import FwdadError, OptionError
 from .train.chunks import CallbackError, FGDInterrupted, FGDResult, FGDStopped, NonFiniteLossError
 from .train.local import fgd_in_process
 from .train.options import OPTIMIZERS, FGDOptions, refuse_unbounded_directions
@@ -19,13 +19,17 @@ __all__ = ["fgd", "FGDOptions", "FGDResult", "FGDStopped", "NonFiniteLossError",
 def fgd(fn, params, *, lr, steps, seed=0, optimizer="sgd", momentum=0.9, decay=0.0, directions=1,
         clip=None, data=None, batch_size=None, shuffle=True, every=None, callback=None,
         gradient="forward", args=(), distribution="normal", betas=(0.9, 0.999), eps=1e-8,
-        progress=None, trajectory=False, on_nonfinite="raise", comm=None, mode="directions",
+        progress=None, trajectory=False, on_nonfinite="raise", comm=None, mode="directions", combine="mean",
         **distributed):
     """Minimize fn(*params, *args, *batch) by forward gradient descent in one compiled loop.
 
-    gradient: "forward" (the paper's estimator), "exact" (gradient descent with the exact
+    gradient: "forward" (the paper's estimator: weight perturbation), "activity" (activity
+    perturbation: fn returns per-example losses and computes its layers with fwdad.dense /
+    dense_relu; docs/forward-learning.md), "exact" (gradient descent with the exact
     gradient by vector forward mode) or a compiled function returning (value, gradients)
     for the same arguments (e.g. a hand-written backpropagation).
+    combine: how gradient="activity" combines its `directions`: "mean", or "orthogonal"
+    (the projection of the gradient onto their span, Flügel et al. 2024).
     decay: the learning rate at step t is lr * exp(-decay * t).
     clip: rescale the gradient to this global 2-norm when it is larger.
     trajectory: also return the parameters after every step (result.trajectory, flattened).
@@ -42,12 +46,17 @@ def fgd(fn, params, *, lr, steps, seed=0, optimizer="sgd", momentum=0.9, decay=0
     given = dict(lr=lr, steps=steps, seed=seed, optimizer=optimizer, momentum=momentum, decay=decay,
                  directions=directions, clip=clip, batch_size=batch_size, shuffle=shuffle, every=every,
                  distribution=distribution, betas=betas, eps=eps, progress=progress,
-                 trajectory=trajectory, on_nonfinite=on_nonfinite)
+                 trajectory=trajectory, on_nonfinite=on_nonfinite, combine=combine)
+    if gradient == "activity" and distribution != "normal" or combine != "mean" and gradient != "activity":
+        raise OptionError("fgd: combine= and gradient='activity' go together, with distribution='normal' "
+                          f"(got gradient={gradient!r}, combine={combine!r}, distribution={distribution!r}).\n"
+                          "What to do: pass combine= only with gradient='activity', whose noise is normal.")
     if comm is not None:
         if gradient != "forward" or trajectory:
             raise FwdadError("fgd with comm= runs forward gradients only, without trajectory.\n"
                              "What to do: leave gradient and trajectory at their defaults.")
         given.pop("trajectory")
+        given.pop("combine")
         return distributed_fgd(fn, params, comm=comm, mode=mode, data=data, callback=callback,
                                args=args, **given, **distributed)
     return fgd_in_process(as_forward, fn, params, data=data, gradient=gradient, args=args,

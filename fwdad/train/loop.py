@@ -11,6 +11,7 @@ from ..execution import execution_error, raised_at_run_time
 from ..errors import FwdadError
 from ..drivers.gradients import (actives, chunk_size, compile_driver, directions_fit, exact_gradient_driver,
                                  forward_gradient_driver, namespace, offsets, scalar_output_required)
+from .activity import ActivityGradient
 from .chunks import FGDResult, run_in_chunks
 from .options import as_parameters, check_user_gradient, minibatches, progress_bar
 from .steps import loop_arguments, shuffle_epoch, update_lines
@@ -88,7 +89,7 @@ def loop_source(spec, n_params, n_args, n_data, gradient, optimizer, sequential,
 def fgd_local(forward, params, o, data, gradient, args, callback):
     """fgd on target="cpu" or "parallel": the compiled loop, run in chunks (see run_in_chunks)."""
     plan = Plan(forward, params, args, data, o.batch_size, gradient, o.directions, o.shuffle)
-    loop = plan.compile(o.optimizer, o.clip)
+    loop = plan.compile(o.optimizer, o.clip, o.combine)
     losses = np.zeros(o.steps, np.float64)
     bar = progress_bar(o.steps, o.progress)
     plan.path = np.zeros((o.steps + 1 if o.trajectory else 1, plan.size), np.float64)
@@ -118,10 +119,11 @@ class Plan:
         self.active = list(range(len(self.values)))
         self.state = [np.zeros_like(a) for a in self.arrays] + [np.zeros_like(a) for a in self.arrays]
 
-    def compile(self, optimizer, clip):
+    def compile(self, optimizer, clip, combine="mean"):
         forward, sample, target = self.forward, self.sample_args, self.forward.backend
         scalar = self.spec = forward.specialization(sample, self.active)
-        scalar_output_required(scalar, "fgd")
+        if self.gradient != "activity":               # activity: per-example losses
+            scalar_output_required(scalar, "fgd")
         ns = dict(namespace(scalar), shuffle_epoch=shuffle_epoch)
         estimator, sequential = "forward", False
         if callable(self.gradient):
@@ -132,8 +134,11 @@ class Plan:
         elif self.gradient == "exact":
             vector = forward.specialization(sample, self.active, "vector")
             ns["gradient"], estimator = exact_gradient_driver(target, scalar, vector, False)[0], "exact"
+        elif self.gradient == "activity":
+            first_batch = tuple(self.values) + self.args + tuple(np.ascontiguousarray(d[:self.batch]) for d in self.data)
+            ns["gradient"] = ActivityGradient(forward, first_batch, len(self.values), combine).driver
         elif self.gradient != "forward":
-            raise FwdadError(f"fgd: gradient must be 'forward', 'exact' or a compiled function, "
+            raise FwdadError(f"fgd: gradient must be 'forward', 'exact', 'activity' or a compiled function, "
                              f"got {self.gradient!r}")
         elif target.loop_calls_driver(self.directions) and directions_fit(self.directions, self.size):
             vector = forward.specialization(sample, self.active, "vector")

@@ -13,7 +13,8 @@ from ..arguments import refuse_foreign_byte_order
 from ..errors import FwdadError
 
 OPTIMIZERS = ("sgd", "momentum", "adam")
-GRADIENTS = ("forward", "exact")
+GRADIENTS = ("forward", "exact", "activity")
+COMBINE = ("mean", "orthogonal")
 ON_NONFINITE = ("raise", "warn", "continue")
 
 
@@ -38,6 +39,7 @@ class FGDOptions:
     progress: bool = None
     trajectory: bool = False
     on_nonfinite: str = "raise"
+    combine: str = "mean"
 
     @classmethod
     def validated(cls, who="fgd", **given):
@@ -63,7 +65,8 @@ class FGDOptions:
             eps=check.real(who, "eps", o.eps, positive=True),
             progress=check.optional_flag(who, "progress", o.progress),
             trajectory=check.flag(who, "trajectory", o.trajectory),
-            on_nonfinite=check.choice(who, "on_nonfinite", o.on_nonfinite, ON_NONFINITE))
+            on_nonfinite=check.choice(who, "on_nonfinite", o.on_nonfinite, ON_NONFINITE),
+            combine=check.choice(who, "combine", o.combine, COMBINE))
 
 
 def checked_inputs(who, params, args, data, gradient, callback):
@@ -80,7 +83,7 @@ def checked_inputs(who, params, args, data, gradient, callback):
             check.refuse(who, f"data[{i}]", array, "an array with rows along its first axis",
                          "pass arrays (constants go in args=).")
     if not (gradient in GRADIENTS or callable(gradient)):
-        check.refuse(who, "gradient", gradient, "'forward', 'exact' or a compiled function",
+        check.refuse(who, "gradient", gradient, "'forward', 'exact', 'activity' or a compiled function",
                      "pass one of those.")
     check.optional_callable(who, "callback", callback)
     return args, data

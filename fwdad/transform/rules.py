@@ -18,6 +18,8 @@ import math
 import numba
 import numpy as np
 
+from .. import layers
+
 LINEAR = "linear"          # the tangent is the same call with the first argument's tangent
 LINEAR_SEQUENCE = "linear in a sequence"   # the same call on the tuple of tangents (concatenate)
 
@@ -224,6 +226,15 @@ rule({1: "fwdad_runtime.extreme_jvp(x, dx, z)", 2: "dx if x > y else (dy if y > 
 rule({1: "fwdad_runtime.extreme_jvp(x, dx, z)", 2: "dx if x < y else (dy if y < x else 0.5 * (dx + dy))"}, min,
      domain=[AROUND_0, AROUND_0])
 rule({1: "np.sum(dx)", 2: "np.sum(dx) + dy"},           sum, domain=None)
+
+# ---- fwdad's layers (fwdad/layers.py): activity perturbation's sites and block boundaries ----------
+rule(None,                                              layers.stop_gradient, domain=None)
+DENSE, DENSE_RELU = "dx @ y + x @ dy + dw", "(dx @ y + x @ dy + dw) * (z > 0)"
+rule({3: DENSE, 4: DENSE, 5: DENSE}, layers.dense, piecewise=(3, 4), domain=None)
+rule({3: DENSE_RELU, 4: DENSE_RELU, 5: DENSE_RELU}, layers.dense_relu, piecewise=(3, 4),
+     domain=None)                         # loss= and groups= only name columns of the losses
+rule("dx + dy * fwdad_runtime.site_noise(z, w)",        layers.inject, domain=None)
+rule("dx + dy * fwdad_runtime.site_noise_active(z, w)", layers.inject_active, domain=None)
 
 # ---- facts besides the rule -------------------------------------------------------------------
 # new arrays: device code (target="cuda") cannot make them

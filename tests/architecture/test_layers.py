@@ -18,7 +18,7 @@ OPTIONAL = ("mpi4py", "numba.cuda", "jax", "torch")
 MAX_UPWARD = 2
 
 LAYERS = [          # bottom first; a name covers the module and everything under it
-    ["fwdad.version", "fwdad.errors", "fwdad.options", "fwdad.codegen", "fwdad.data"],
+    ["fwdad.version", "fwdad.errors", "fwdad.options", "fwdad.codegen", "fwdad.data", "fwdad.layers"],
     ["fwdad.frontend", "fwdad.transform"],             # source -> normalized AST -> tangent AST
     ["fwdad.cache", "fwdad.random", "fwdad.runtime", "fwdad.sparse.runtime", "fwdad.coloring",
      "fwdad.device", "fwdad.nested"],

@@ -18,8 +18,11 @@ from fwdad.reproduce.mnist import compare
 def report(tmp_path_factory):
     out = tmp_path_factory.mktemp("reproduce")
     results = reproduce(out=str(out), settings=Settings.tiny(), mnist="digits", show_progress=False,
-                        log=lambda *a: None)
+                        log=lambda *a: None, experiments=PAPER_EXPERIMENTS)
     return out, results, (out / "report.md").read_text()
+
+
+PAPER_EXPERIMENTS = tuple(e for e in fwdad.reproduce.EXPERIMENTS if e != "beyond")   # beyond: its own test
 
 
 def section(text, heading):
@@ -50,7 +53,7 @@ def test_report_has_every_table_and_figure(report):
         assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "digits" in text and "8x8" in text                      # the fallback is announced
     data = json.loads((out / "results.json").read_text())
-    assert data["settings"]["name"] == "tiny" and data["experiments"] == list(fwdad.reproduce.EXPERIMENTS)
+    assert data["settings"]["name"] == "tiny" and data["experiments"] == list(PAPER_EXPERIMENTS)
     assert "median of at least 5" in text
 
 
@@ -198,3 +201,26 @@ def test_cost_is_an_experiment_of_its_own(tmp_path):
     text = (tmp_path / "report.md").read_text()
     assert "### Cost of a forward gradient" in text and "### MNIST" not in text and "### Beale" not in text
     assert set(results["cost"]["models"]) == {"logreg", "mlp"}
+
+
+@pytest.mark.slow
+def test_beyond_reports_every_method_and_its_goals(tmp_path):
+    """Experiment `beyond` (forward-only training): a row per method, ratios computed from the
+    columns shown, the cosine of the exact methods 1, each goal stated met or missed."""
+    results = reproduce(out=str(tmp_path), settings=Settings.tiny(), mnist="digits", show_progress=False,
+                        log=lambda *a: None, experiments=("beyond",))
+    text = (tmp_path / "report.md").read_text()
+    rows = {r["method"]: r for r in section(text, "### Forward-only training")}
+    assert set(rows) == {r["label"] for r in results["beyond"]["runs"].values()} and len(rows) == 5
+    backprop = median_of(rows["backpropagation"]["ms / step (range)"])
+    weight = float(rows["weight perturbation"]["mean cos²"])
+    for label, row in rows.items():
+        assert close(float(row["time × backprop"]), median_of(row["ms / step (range)"]) / backprop, rel=0.02)
+        if row["mean cos²"] == "1 (exact)":
+            assert label.startswith("backpropagation")
+        else:
+            assert close(float(row["cos² × weight perturbation"]), float(row["mean cos²"]) / weight, rel=0.02)
+    goals = text.split("**Goals** (issue):", 1)[1].split("\n", 1)[0]
+    assert goals.count(": met") + goals.count(": missed") == 4
+    assert (tmp_path / "beyond.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    json.loads((tmp_path / "results.json").read_text())
