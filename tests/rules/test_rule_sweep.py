@@ -173,6 +173,14 @@ FORMS.update({
     (ast.Mult, "in place"): [("{r} = x * 1.0; {r} *= x", OK), ("{r} = s * 1.0; {r} *= t", OK)],
     (ast.Div, "in place"): [("{r} = x * 1.0; {r} /= s", OK), ("{r} = s * 1.0; {r} /= t", OK)],
     (ast.Pow, "in place"): [("{r} = x * 1.0; {r} **= t", OK), ("{r} = s * 1.0; {r} **= t", OK)],
+    # fwdad's layers (activity perturbation; the noise itself: tests/training/test_activity.py)
+    fwdad.layers.stop_gradient: [("fwdad.stop_gradient(x)", ZERO), ("fwdad.stop_gradient(s * t)", ZERO)],
+    fwdad.layers.dense: [("fwdad.dense(u, m, x[:3])", OK), ("fwdad.dense(x[:3], m, s)", OK),
+                         ("fwdad.dense(u, m, x[:3], 1)", OK), ("fwdad.dense(u, m, x[:3], loss=2, groups=3)", OK)],
+    fwdad.layers.dense_relu: [("fwdad.dense_relu(u - 0.5, m, x[:3] - 0.5)", OK),
+                              ("fwdad.dense_relu(u, m, x[:3], groups=2)", OK)],
+    fwdad.layers.inject: [("fwdad.layers.inject(u, 0.0, 3)", OK)],           # an inactive eps: no noise
+    fwdad.layers.inject_active: [("fwdad.layers.inject_active(x - 0.5, 0.0, 3)", OK)],
 })
 
 
@@ -200,7 +208,7 @@ BATCH = 40
 
 def write_module(directory, name, functions):
     """A real file (fwdad reads the source) with one function per (name, body lines)."""
-    lines = ["import math", "import numpy as np", ""]
+    lines = ["import math", "import numpy as np", "import fwdad", ""]
     where = {}
     for function, body in functions:
         lines.append(f"def {function}({PARAMETERS}):")
@@ -243,7 +251,8 @@ BATCHES = [OK_CASES[i:i + BATCH] for i in range(0, len(OK_CASES), BATCH)]
 
 def python_function(expression):
     """The expression alone as a plain Python function of the sweep's arguments."""
-    return lambda *values: eval(expression, {"np": np, "math": math}, dict(zip(("x", "u", "m", "s", "t"), values)))
+    return lambda *values: eval(expression, {"np": np, "math": math, "fwdad": fwdad},
+                                dict(zip(("x", "u", "m", "s", "t"), values)))
 
 
 def jax_namespace():
@@ -257,7 +266,13 @@ def jax_namespace():
             return getattr(jnp, {"asin": "arcsin", "acos": "arccos", "atan": "arctan", "asinh": "arcsinh",
                                  "acosh": "arccosh", "atanh": "arctanh", "atan2": "arctan2", "pow": "power",
                                  "fabs": "abs"}.get(name, name))
-    return {"np": jnp, "math": JaxMath(), "float": lambda v: v}
+    class JaxLayers:            # fwdad's layers, as JAX writes them (its own stop_gradient)
+        stop_gradient = staticmethod(jax.lax.stop_gradient)
+        dense = staticmethod(lambda x, W, b, loss=0, groups=1: x @ W + b)
+        dense_relu = staticmethod(lambda x, W, b, loss=0, groups=1: jnp.maximum(x @ W + b, 0.0))
+        inject = inject_active = staticmethod(lambda z, eps, key: z)
+    JaxLayers.layers = JaxLayers
+    return {"np": jnp, "math": JaxMath(), "float": lambda v: v, "fwdad": JaxLayers}
 
 
 def jax_tangent(expression, args, tangents):
