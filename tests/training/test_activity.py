@@ -113,6 +113,9 @@ def test_noise_is_independent_per_example_and_keeps_dtype():
     assert u.dtype == np.float32
     assert abs(np.corrcoef(u[0], u[1])[0, 1]) < 0.05
     assert np.all(runtime.site_noise_active(-z, np.int64(5)) == 0)
+    key = runtime.noise_key(np.int64(5))            # any component regenerates alone, on any target
+    assert [u.flat[i] for i in (0, 1, 6, 4001)] == [fwdrandom.sample(fwdrandom.NORMAL_TABLE, key, i, 0)
+                                                     for i in (0, 1, 6, 4001)]
 
 
 @pytest.mark.slow
