@@ -65,9 +65,10 @@ def detect_hessian(f, args, local):
     pair_words = np.zeros((total, seeds[0].shape[-1]), np.uint64)
     _, output = run(f, spec, spec.jvp, tuple(args) + tuple(seeds) + (pair_words,))
     reached = words_to_pattern(np.asarray(output).reshape(1, -1), 1, total).toarray()[0]
-    matrix = words_to_pattern(pair_words, total, total).toarray()
-    matrix &= reached[:, None] & reached[None, :]
-    return HessianSparsity(scipy_sparse().csr_array(matrix), arguments, local)
+    pairs = words_to_pattern(pair_words, total, total).tocoo()
+    kept = reached[pairs.row] & reached[pairs.col]
+    matrix = scipy_sparse().csr_array((pairs.data[kept], (pairs.row[kept], pairs.col[kept])), shape=(total, total))
+    return HessianSparsity(matrix, arguments, local)
 
 
 def cached_hessian_pattern(f, args):

@@ -101,11 +101,36 @@ def words_to_pattern(words, n_rows, n_columns):
     sparse = scipy_sparse()
     if n_rows == 0:                                   # an empty output: no entries
         return sparse.csr_array((0, n_columns), dtype=bool)
-    words = np.ascontiguousarray(words, dtype="<u8").reshape(n_rows, -1)
-    bits = np.unpackbits(words.view(np.uint8), axis=1, bitorder="little")[:, :n_columns]
-    rows, columns = np.nonzero(bits)
-    data = np.ones(len(rows), bool)
-    return sparse.csr_array((data, (rows, columns)), shape=(n_rows, n_columns))
+    indptr, indices = set_bits(np.ascontiguousarray(words, dtype=np.uint64).reshape(n_rows, -1), n_columns)
+    return sparse.csr_array((np.ones(len(indices), bool), indices, indptr), shape=(n_rows, n_columns))
+
+
+@numba.njit(cache=CACHE)
+def set_bits(words, n_columns):
+    """The CSR structure (row pointers, sorted column indices) of the set bits of each row's
+    words, skipping zero words (a sparse pattern's rows are mostly zero words)."""
+    indptr = np.zeros(words.shape[0] + 1, np.int64)
+    count = 0
+    for r in range(words.shape[0]):
+        for w in range(words.shape[1]):
+            word = words[r, w]
+            while word:
+                word &= word - np.uint64(1)
+                count += 1
+        indptr[r + 1] = count
+    indices = np.empty(count, np.int64)
+    p = 0
+    for r in range(words.shape[0]):
+        for w in range(words.shape[1]):
+            word = words[r, w]
+            bit = 0
+            while word:
+                if word & np.uint64(1):
+                    indices[p] = 64 * w + bit
+                    p += 1
+                word >>= np.uint64(1)
+                bit += 1
+    return indptr, indices
 
 
 def output_kind_required(f, spec, who):
