@@ -51,6 +51,7 @@ class ForwardFunction:
             fence(parsed.tree, parsed.filename)
         self._parsed = parsed                        # the source as decorated: never read again
         self.parameters = [a.arg for a in parsed.tree.args.args]
+        self.arity = len(self.parameters)
         self.signature = inspect.signature(self.py_func)
         self.target, self.cache, self.verbose = target, cache, verbose
         self.wrt = options.positions(f"forward_grad({self.py_func.__name__})", wrt, self.parameters)
@@ -118,7 +119,8 @@ class ForwardFunction:
 
         One tangent per positional argument, None for the ones not differentiated.
         """
-        key = self.call_key("jvp", self.call_key("tangents", (), tangents), primals)
+        both = primals + tangents if type(primals) is tuple and type(tangents) is tuple else None
+        key = self.call_key("jvp", (), both, 2)
         prepared = self._prepared.get(key)
         if prepared is not None and self.py_func not in USER_RULES:
             self._last = prepared.spec
@@ -135,11 +137,11 @@ class ForwardFunction:
         conversions = [(i, tangent_conversion(primals[i], tangents[i])) for i in active]
         return self.keep(key, PreparedJvp(self, spec, key and key[-1], conversions), primals, checked)
 
-    def call_key(self, method, options, values):
+    def call_key(self, method, options, values, per_parameter=1):
         """The key of a prepared call: the method, its options and the type key of the values;
-        None (prepared every time) unless the values are a tuple of one value per parameter of
-        types with a fingerprint (arguments.type_key) and the options are no None key."""
-        if type(values) is not tuple or len(values) != len(self.parameters) or options is None:
+        None (prepared every time) unless the values are a tuple of `per_parameter` values per
+        parameter (the primals, then the tangents) of types with a fingerprint (arguments.type_key)."""
+        if type(values) is not tuple or len(values) != per_parameter * self.arity:
             return None
         key = type_key(values)
         return None if key is None else (method, options, key)

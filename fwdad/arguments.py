@@ -186,6 +186,8 @@ def placing(active, args):
     places them and converts only NumPy float scalars."""
     count, active = len(args), tuple(active)
     numpy_scalars = tuple((j, i, type(args[i])) for j, i in enumerate(active) if isinstance(args[i], np.floating))
+    if active == tuple(range(count)) and not numpy_scalars:
+        return tuple                     # every argument active, each value as it came
 
     def place(values):
         out = [None] * count

@@ -12,7 +12,7 @@ import numpy as np
 
 from .arguments import foreign_array, holding_arrays, per_argument
 from .drivers.gradients import actives, chunk_for, split
-from .execution import run_compiled
+from .execution import raise_reported
 from .options import SEED_LIMIT
 
 
@@ -45,12 +45,15 @@ class PreparedJvp:
 
     def __init__(self, forward, spec, key, conversions):
         self.forward, self.spec, self.jvp, self.py_func = forward, spec, spec.jvp, forward.py_func
-        self.arrays, self.nested = array_positions(key)
+        count = len(forward.parameters)          # the key holds the primals' types, then the tangents'
+        primal_key = key and key[:count] + key[2 * count:3 * count]
+        self.arrays, self.nested = array_positions(primal_key)
+        self.has_arrays = bool(self.arrays or self.nested)
         self.conversions = conversions           # (position, conversion or None for an array)
 
     def __call__(self, primals, tangents):
         """The JVP, or None when a value check fails (the full path then says why)."""
-        if not native(primals, self.arrays, self.nested):
+        if self.has_arrays and not native(primals, self.arrays, self.nested):
             return None
         checked = []
         for i, convert in self.conversions:
@@ -61,7 +64,10 @@ class PreparedJvp:
                 return None
             else:
                 checked.append(tangent)
-        return run_compiled(self.spec, self.jvp, primals + tuple(checked), self.py_func)
+        try:
+            return self.jvp(*primals, *checked)
+        except Exception as error:
+            raise_reported(error, self.spec, self.py_func)
 
     def run(self, primals, checked):
         """The first call (it compiles)."""
@@ -74,10 +80,12 @@ class PreparedGradient:
 
     def __init__(self, key, spec, gradient):
         self.arrays, self.nested = array_positions(key)
+        self.has_arrays = bool(self.arrays or self.nested)
         self.spec, self.gradient = spec, gradient
 
     def __call__(self, args, seed):
-        if type(seed) is not int or not 0 <= seed < SEED_LIMIT or not native(args, self.arrays, self.nested):
+        if type(seed) is not int or not 0 <= seed < SEED_LIMIT or \
+                self.has_arrays and not native(args, self.arrays, self.nested):
             return None
         return self.gradient(args, seed)
 
@@ -102,14 +110,21 @@ class PreparedExact:
     def __call__(self, args):
         if not native(args, self.arrays, self.nested):
             return None
-        return self.split(args, *run_compiled(self.spec, self.driver, args + (self.chunk_of(args),), self.py_func))
+        try:
+            value, flat = self.driver(*args, self.chunk_of(args))
+        except Exception as error:
+            raise_reported(error, self.spec, self.py_func)
+        return self.split(args, value, flat)
 
     def run(self, args):
         """The first call (it compiles)."""
         return self.split(args, *self.forward.run(self.spec, self.driver, args + (self.chunk_of(args),)))
 
     def chunk_of(self, args):
-        return chunk_for(self.scalars + sum(args[i].size for i in self.sized), self.chunk)
+        total = self.scalars
+        for i in self.sized:
+            total += args[i].size
+        return chunk_for(total, self.chunk)
 
     def split(self, args, value, flat):
         """(value, gradient per argument), or the Jacobian per argument; None for inactive ones."""

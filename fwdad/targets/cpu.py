@@ -43,13 +43,15 @@ class CpuTarget:
         options = (directions, DISTRIBUTIONS[distribution], NORMAL_TABLE)
         arrays = [i for i in active if isinstance(args[i], np.ndarray)]
         scalars, place = len(active) - len(arrays), placing(active, args)
-        compiled = partial(run_compiled, py_func=forward.py_func)
-        runner = [forward.run]           # the first call compiles; then the compiled driver is called
+        compiled = partial(run_compiled, spec, driver, py_func=forward.py_func)
+        runner = [partial(forward.run, spec, driver)]     # the first call compiles; then a direct call
 
         def gradient(args, seed):
-            total = scalars + sum(args[i].size for i in arrays)
+            total = scalars
+            for i in arrays:
+                total += args[i].size
             if directions_fit(directions, total):    # one pass: the driver's results, in the arguments' dtypes
-                value, grads = runner[0](spec, driver, args + (np.uint64(seed), 0) + options)
+                value, grads = runner[0](args + (np.uint64(seed), 0) + options)
                 runner[0] = compiled
                 return value, place(grads)
             passes = direction_passes(directions, total)
