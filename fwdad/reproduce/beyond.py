@@ -26,7 +26,7 @@ from .. import fgd
 from ..api import forward_grad
 from ..models import (accuracy, init_local_mlp, init_mlp, mlp_example_losses, mlp_local_losses, mlp_loss,
                       mlp_local_objective, mlp_local_value_and_grad, mlp_sizes, mlp_value_and_grad, num_params)
-from ..train.activity import ActivityGradient
+from ..train.activity import activity_gradient
 from .common import Timing, fmt, progress, pyplot, save, table
 
 
@@ -113,7 +113,7 @@ class Cosine:
             forward = forward_grad(method.model)
             self.estimate = lambda p, s: forward.forward_gradient(p, *args, *batch, seed=s)[1][0]
         elif method.gradient == "activity":
-            estimator = ActivityGradient(forward_grad(method.model), sample, 1)
+            estimator = activity_gradient(forward_grad(method.model), sample, 1)
             self.estimate = lambda p, s: estimator(p, *args, *batch, seed=s)[1][0]
         else:
             self.estimate = None                # the exact gradient: cos^2 = 1

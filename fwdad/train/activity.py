@@ -151,6 +151,14 @@ def cholesky_solve(A, y):
 
 
 # ---- the estimator ---------------------------------------------------------------------------------
+def activity_gradient(forward, sample_args, n_params, combine="mean"):
+    """The ActivityGradient of `forward` for these argument types, built once (kept with the
+    specialization, as fwdad's other drivers are: fgd and a caller's own estimates share it)."""
+    spec = forward.specialization(sample_args, ())
+    return spec.driver(("activity", n_params, combine),
+                       lambda: ActivityGradient(forward, sample_args, n_params, combine))
+
+
 class ActivityGradient:
     """The activity-perturbation estimator of one model for one set of argument types: a compiled
     driver with fgd's estimator signature (params..., args..., batch..., seed, first direction, K,

@@ -11,7 +11,7 @@ from ..execution import execution_error, raised_at_run_time
 from ..errors import FwdadError
 from ..drivers.gradients import (actives, chunk_size, compile_driver, directions_fit, exact_gradient_driver,
                                  forward_gradient_driver, namespace, offsets, scalar_output_required)
-from .activity import ActivityGradient
+from .activity import activity_gradient
 from .chunks import FGDResult, run_in_chunks
 from .options import as_parameters, check_user_gradient, minibatches, progress_bar
 from .steps import loop_arguments, shuffle_epoch, update_lines
@@ -136,7 +136,7 @@ class Plan:
             ns["gradient"], estimator = exact_gradient_driver(target, scalar, vector, False)[0], "exact"
         elif self.gradient == "activity":
             first_batch = tuple(self.values) + self.args + tuple(np.ascontiguousarray(d[:self.batch]) for d in self.data)
-            ns["gradient"] = ActivityGradient(forward, first_batch, len(self.values), combine).driver
+            ns["gradient"] = activity_gradient(forward, first_batch, len(self.values), combine).driver
         elif self.gradient != "forward":
             raise FwdadError(f"fgd: gradient must be 'forward', 'exact', 'activity' or a compiled function, "
                              f"got {self.gradient!r}")
