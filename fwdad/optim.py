@@ -8,6 +8,8 @@ The names users catch and read (FGDResult, FGDStopped, ...) are importable from 
 from .api import as_forward
 from .distributed import distributed_fgd
 from .errors import FwdadError, OptionError
+
+GRADIENT_ESTIMATES = ("forward", "activity")      # the estimators that combine= applies to
 from .train.chunks import CallbackError, FGDInterrupted, FGDResult, FGDStopped, NonFiniteLossError
 from .train.local import fgd_in_process
 from .train.options import OPTIMIZERS, FGDOptions, refuse_unbounded_directions
@@ -28,8 +30,8 @@ def fgd(fn, params, *, lr, steps, seed=0, optimizer="sgd", momentum=0.9, decay=0
     dense_relu; docs/forward-learning.md), "exact" (gradient descent with the exact
     gradient by vector forward mode) or a compiled function returning (value, gradients)
     for the same arguments (e.g. a hand-written backpropagation).
-    combine: how gradient="activity" combines its `directions`: "mean", or "orthogonal"
-    (the projection of the gradient onto their span, Flügel et al. 2024).
+    combine: how the `directions` of gradient="forward" or "activity" are combined: "mean", or
+    "orthogonal" (the projection of the gradient onto their span, Flügel et al. 2024; CPU only).
     decay: the learning rate at step t is lr * exp(-decay * t).
     clip: rescale the gradient to this global 2-norm when it is larger.
     trajectory: also return the parameters after every step (result.trajectory, flattened).
@@ -47,14 +49,15 @@ def fgd(fn, params, *, lr, steps, seed=0, optimizer="sgd", momentum=0.9, decay=0
                  directions=directions, clip=clip, batch_size=batch_size, shuffle=shuffle, every=every,
                  distribution=distribution, betas=betas, eps=eps, progress=progress,
                  trajectory=trajectory, on_nonfinite=on_nonfinite, combine=combine)
-    if gradient == "activity" and distribution != "normal" or combine != "mean" and gradient != "activity":
-        raise OptionError("fgd: combine= and gradient='activity' go together, with distribution='normal' "
-                          f"(got gradient={gradient!r}, combine={combine!r}, distribution={distribution!r}).\n"
-                          "What to do: pass combine= only with gradient='activity', whose noise is normal.")
+    if gradient == "activity" and distribution != "normal" or combine != "mean" and gradient not in GRADIENT_ESTIMATES:
+        raise OptionError("fgd: combine= applies to gradient='forward' and 'activity', and 'activity' draws "
+                          f"normal noise (got gradient={gradient!r}, combine={combine!r}, distribution="
+                          f"{distribution!r}).\nWhat to do: pass combine= only with a forward-gradient "
+                          "estimator, and distribution='normal' with gradient='activity'.")
     if comm is not None:
-        if gradient != "forward" or trajectory:
-            raise FwdadError("fgd with comm= runs forward gradients only, without trajectory.\n"
-                             "What to do: leave gradient and trajectory at their defaults.")
+        if gradient != "forward" or trajectory or combine != "mean":
+            raise FwdadError("fgd with comm= runs forward gradients only, averaged, without trajectory.\n"
+                             "What to do: leave gradient, combine and trajectory at their defaults.")
         given.pop("trajectory")
         given.pop("combine")
         return distributed_fgd(fn, params, comm=comm, mode=mode, data=data, callback=callback,

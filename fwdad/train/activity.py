@@ -129,6 +129,12 @@ def projection_coefficients(gram, d):
 
 
 @numba.njit(error_model="numpy")
+def orthogonal_projection(gram, d):
+    """c = gram^-1 d for one Gram matrix of K directions (same ridge as projection_coefficients)."""
+    return projection_coefficients(gram.reshape((1, 1) + gram.shape), d.reshape((d.size, 1, 1))).reshape(d.size)
+
+
+@numba.njit(error_model="numpy")
 def cholesky_solve(A, y):
     """x with A x = y for a small symmetric positive definite A."""
     K = A.shape[0]

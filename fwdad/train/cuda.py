@@ -79,9 +79,10 @@ def step_kernels(optimizer):
 def fgd_cuda(forward, params, o, *, data, gradient, args, callback):
     """fgd with target="cuda": parameters, data and optimizer state stay on the GPU for the whole
     run; directions, minibatch order and results are those of the CPU target."""
-    if gradient != "forward":
-        raise FwdadError(f"fgd on target='cuda' computes forward gradients only, got gradient={gradient!r}.\n"
-                         "What to do: leave gradient='forward', or use target='cpu' or 'parallel'.")
+    if gradient != "forward" or o.combine != "mean":
+        raise FwdadError(f"fgd on target='cuda' computes averaged forward gradients only, got gradient="
+                         f"{gradient!r}, combine={o.combine!r}.\nWhat to do: leave gradient='forward' and "
+                         "combine='mean', or use target='cpu' or 'parallel'.")
     values, rebuild = as_parameters(params)
     refuse_unbounded_directions(o.directions, sum(np.size(v) for v in values))
     batches = minibatches(data, o.batch_size)

@@ -11,7 +11,7 @@ from ..execution import execution_error, raised_at_run_time
 from ..errors import FwdadError
 from ..drivers.gradients import (actives, chunk_size, compile_driver, directions_fit, exact_gradient_driver,
                                  forward_gradient_driver, namespace, offsets, scalar_output_required)
-from .activity import activity_gradient
+from .activity import activity_gradient, orthogonal_projection
 from .chunks import FGDResult, run_in_chunks
 from .options import as_parameters, check_user_gradient, minibatches, progress_bar
 from .steps import loop_arguments, shuffle_epoch, update_lines
@@ -23,7 +23,8 @@ def copy_flat(target, source):
             f"    {target}f[e] = {target}src[e]"]
 
 
-def loop_source(spec, n_params, n_args, n_data, gradient, optimizer, sequential, clip, single=False):
+def loop_source(spec, n_params, n_args, n_data, gradient, optimizer, sequential, clip, single=False,
+                orthogonal=False):
     """Generated source of the training loop for one configuration (see docs/optim.md)."""
     active = actives(spec)[:n_params]
     params, constants, full_data, batches = loop_arguments(n_params, n_args, n_data)
@@ -39,6 +40,10 @@ def loop_source(spec, n_params, n_args, n_data, gradient, optimizer, sequential,
                   f"m{i}.reshape(m{i}.size), s{i}.reshape(s{i}.size)"]
         if sequential:
             lines.append(f"v{i}f = v{i}.reshape(v{i}.size)")
+        if orthogonal:                  # the step's K directions, kept for their Gram matrix
+            lines.append(f"V{i} = np.empty((K, {p}.size), {p}.dtype)")
+    if orthogonal:
+        lines.append("d = np.empty(K, np.float64)")
     body = []
     if n_data:
         body += ["per_epoch = perm.size // batch", "b = t % per_epoch",
@@ -55,7 +60,10 @@ def loop_source(spec, n_params, n_args, n_data, gradient, optimizer, sequential,
                 body.append(f"    fill(v{i}, table, seed, t * K + k, o{i}, distribution)")
         tangents = [f"v{i}" if not a.scalar else f"v{i}f[0]" for i, a in enumerate(active)]
         body.append(f"    value, jv = jvp({', '.join(call + tangents)})")
-        if not single:                  # one direction: the update reads jv * v directly
+        if orthogonal:
+            body += ["    d[k] = jv"] + [f"    V{i}[k] = v{i}f" for i in range(n_params)]
+            body += orthogonal_lines(n_params)
+        elif not single:                  # one direction: the update reads jv * v directly
             for i in range(n_params):
                 body += [f"    for e in range(g{i}f.size):",
                          f"        g{i}f[e] = (g{i}f[e] if k > 0 else g{i}f.dtype.type(0)) + jv * v{i}f[e]"]
@@ -84,6 +92,18 @@ def loop_source(spec, n_params, n_args, n_data, gradient, optimizer, sequential,
     lines += ["    " + line for line in body]
     lines.append("return steps")
     return "def fgd_loop({}):\n{}\n".format(head, "\n".join("    " + line for line in lines))
+
+
+def orthogonal_lines(n_params):
+    """g = V (V^T V)^-1 d: the projection of the gradient onto the span of the step's K directions
+    (Flügel et al. 2024), for fgd(combine="orthogonal") with weight perturbation."""
+    lines = ["gram = np.zeros((K, K), np.float64)"]
+    lines += [f"gram += V{i}.astype(np.float64) @ V{i}.T.astype(np.float64)" for i in range(n_params)]
+    lines.append("c = projection(gram, d)")
+    for i in range(n_params):
+        lines += [f"for e in range(g{i}f.size):", f"    g{i}f[e] = 0.0",
+                  "    for k in range(K):", f"        g{i}f[e] += c[k] * V{i}[k, e]"]
+    return lines
 
 
 def fgd_local(forward, params, o, data, gradient, args, callback):
@@ -140,15 +160,22 @@ class Plan:
         elif self.gradient != "forward":
             raise FwdadError(f"fgd: gradient must be 'forward', 'exact', 'activity' or a compiled function, "
                              f"got {self.gradient!r}")
-        elif target.loop_calls_driver(self.directions) and directions_fit(self.directions, self.size):
+        elif combine != "orthogonal" and target.loop_calls_driver(self.directions) and \
+                directions_fit(self.directions, self.size):
             vector = forward.specialization(sample, self.active, "vector")
             ns["gradient"] = forward_gradient_driver(target, scalar, vector, self.directions)[0]
         else:
             sequential = True
         self.uses_chunk = estimator == "exact"
-        single = sequential and self.directions == 1 and not clip
+        orthogonal = sequential and combine == "orthogonal"
+        if orthogonal and not directions_fit(self.directions, self.size):
+            raise FwdadError(f"fgd: combine='orthogonal' keeps the step's {self.directions} directions of "
+                             f"{self.size} parameters, more than fwdad holds at once.\nWhat to do: pass "
+                             "fewer directions, or combine='mean'.")
+        single = sequential and self.directions == 1 and not clip and not orthogonal
         self.source = loop_source(scalar, len(self.values), len(self.args), len(self.data), estimator,
-                                  optimizer, sequential, clip, single)
+                                  optimizer, sequential, clip, single, orthogonal)
+        ns["projection"] = orthogonal_projection
         gradient = ns.get("gradient")                   # kept with the loop: its id stays unique
         build = lambda: (compile_driver(self.source, "fgd_loop", ns), gradient)      # noqa: E731
         return scalar.driver(("fgd", self.source, id(gradient)), build)[0]

@@ -181,7 +181,7 @@ def test_refuses_layers_only_in_a_helper():
 
 
 @pytest.mark.parametrize("given, match", [
-    (dict(gradient="forward", combine="orthogonal"), "combine"),
+    (dict(gradient="exact", combine="orthogonal"), "combine"),
     (dict(gradient="activity", distribution="rademacher"), "normal"),
     (dict(gradient="activity", combine="median"), "combine"),
 ])
@@ -246,3 +246,20 @@ def test_mnist_example_losses_are_plain_code():
     plain = mlp_example_losses(theta, sizes, Xs, Ys)
     np.testing.assert_allclose(fwdad.forward_grad(mlp_example_losses)(theta, sizes, Xs, Ys), plain, rtol=1e-5)
     assert plain.mean() == pytest.approx(mlp_value(theta, sizes, Xs, Ys), rel=1e-5)
+
+
+def quadratic(x, A):
+    return 0.5 * x @ (A @ x)
+
+
+def test_weight_perturbation_orthogonal_with_spanning_directions_is_gradient_descent():
+    """combine="orthogonal" with gradient="forward": K = n directions project onto everything,
+    so the run is gradient descent with the exact gradient (up to the 1e-10 ridge)."""
+    A, x0 = np.diag(np.linspace(1.0, 3.0, 6)), np.random.default_rng(1).normal(size=6)
+    projected = fwdad.fgd(quadratic, x0, args=(A,), lr=0.1, steps=5, directions=6, combine="orthogonal")
+    exact = fwdad.fgd(quadratic, x0, args=(A,), lr=0.1, steps=5, gradient="exact")
+    np.testing.assert_allclose(projected.params, exact.params, rtol=1e-7, atol=1e-9)
+    fewer = fwdad.fgd(quadratic, x0, args=(A,), lr=0.1, steps=5, directions=2, combine="orthogonal")
+    assert not np.allclose(fewer.params, exact.params)
+    with pytest.raises(OptionError, match="combine"):
+        fwdad.fgd(quadratic, x0, args=(A,), lr=0.1, steps=5, gradient="exact", combine="orthogonal")
