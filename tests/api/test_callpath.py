@@ -58,11 +58,11 @@ CALLS = {
 
 @pytest.mark.parametrize("method", [pytest.param(m, marks=pytest.mark.slow) if "K=3" in m else m for m in CALLS])
 def test_a_prepared_call_gives_what_the_full_path_gives(method):
-    x = np.array([0.5, -1.0, 2.0])
-    first = CALLS[method](SCALED, (x, 1.5))          # the full path (kept as a prepared call)
-    second = CALLS[method](SCALED, (x, 1.5))         # the prepared call
+    x = np.array([0.5, -1.0])
+    first = CALLS[method](SQUARES, (x, 1.5))         # the full path (kept as a prepared call)
+    second = CALLS[method](SQUARES, (x, 1.5))        # the prepared call
     assert same(second, first)
-    assert same(CALLS[method](SCALED, (x + 1.0, 1.5)), CALLS[method](SCALED, (x + 1.0, 1.5)))
+    assert same(CALLS[method](SQUARES, (x + 1.0, 1.5)), CALLS[method](SQUARES, (x + 1.0, 1.5)))
 
 
 ARGUMENT_FORMS = {
@@ -114,13 +114,13 @@ def test_a_scalar_then_a_0d_array_tangent_is_converted_each_time():
 
 
 def test_nothing_passed_is_modified():
-    x, dx = np.array([0.5, -1.0, 2.0]), np.array([1.0, 0.0, 2.0])
+    x, dx = np.array([0.5, -1.0]), np.array([1.0, 2.0])
     kept = x.copy(), dx.copy()
     for _ in range(2):
-        SCALED.jvp((x, 1.5), (dx, None))
-        SCALED.forward_gradient(x, 1.5, seed=3)
-        SCALED.value_and_grad(x, 1.5)
-        SCALED.jacobian(x, 1.5)
+        SQUARES.jvp((x, 1.5), (dx, None))
+        SQUARES.forward_gradient(x, 1.5, seed=3)
+        SQUARES.value_and_grad(x, 1.5)
+        SQUARES.jacobian(x, 1.5)
     assert np.array_equal(x, kept[0]) and np.array_equal(dx, kept[1])
 
 
@@ -132,10 +132,10 @@ def test_a_tangent_of_another_shape_is_refused_after_a_prepared_call():
 
 
 def test_big_endian_arrays_are_refused_after_native_ones_also_inside_a_tuple():
-    x = np.array([0.5, -1.0, 2.0])
-    SCALED.value_and_grad(x, 1.5)
+    x = np.array([0.5, -1.0])
+    SQUARES.value_and_grad(x, 1.5)
     with pytest.raises(OptionError, match="byte order"):
-        SCALED.value_and_grad(x.astype(">f8"), 1.5)
+        SQUARES.value_and_grad(x.astype(">f8"), 1.5)
     t = (np.array([1.0, 2.0]), np.array([3.0, 4.0]))
     assert FIRST_OF(t, 2.0) == 4.0 and FIRST_OF.jvp((t, 2.0), (None, 1.0)) == (4.0, 2.0)
     foreign = (t[0], t[1].astype(">f8"))             # Numba reads its bytes as native ones

@@ -111,6 +111,7 @@ DRIVER_SCRIPT = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow                                    # two processes compile and load drivers
 def test_second_process_reuses_the_drivers(project):
     """value_and_grad's and forward_gradient's drivers are cached too (they were compiled again in
     every process, and with them the tangent code they call)."""
