@@ -106,6 +106,7 @@ class PreparedExact:
         self.scalars = len(self.items) - len(self.sized)
         self.count = len(forward.parameters)
         self.pieces = [piece(args, a) for a in self.items]
+        self.last = (None, None)                 # (active scalars, directions per pass) of the last call
 
     def __call__(self, args):
         if not native(args, self.arrays, self.nested):
@@ -124,7 +125,9 @@ class PreparedExact:
         total = self.scalars
         for i in self.sized:
             total += args[i].size
-        return chunk_for(total, self.chunk)
+        if total != self.last[0]:            # the same sizes call after call: computed once
+            self.last = (total, chunk_for(total, self.chunk))
+        return self.last[1]
 
     def split(self, args, value, flat):
         """(value, gradient per argument), or the Jacobian per argument; None for inactive ones."""
@@ -135,7 +138,7 @@ class PreparedExact:
         for i, array, convert in self.pieces:
             if array:
                 stop = start + args[i].size
-                part = flat[start:stop].reshape(args[i].shape)
+                part = flat if args[i].shape == flat.shape else flat[start:stop].reshape(args[i].shape)
                 out[i] = part if convert is None else part.astype(convert)
             else:
                 out[i], stop = convert(flat[start]), start + 1

@@ -1,6 +1,4 @@
 """target="cpu": Numba CPU code; the drivers loop over directions and instances in one thread."""
-from functools import partial
-
 import numba
 import numpy as np
 
@@ -9,7 +7,7 @@ from ..codegen import NUMBA_OPTIONS, compile_source
 from ..drivers import batch
 from ..drivers.gradients import (direction_passes, directions_fit, forward_gradient_driver,
                                  forward_gradient_sequential, forward_gradient_vector)
-from ..execution import run_compiled
+from ..execution import raise_reported
 from ..random import DISTRIBUTIONS, NORMAL_TABLE
 from ..train.loop import fgd_local
 
@@ -43,16 +41,21 @@ class CpuTarget:
         options = (directions, DISTRIBUTIONS[distribution], NORMAL_TABLE)
         arrays = [i for i in active if isinstance(args[i], np.ndarray)]
         scalars, place = len(active) - len(arrays), placing(active, args)
-        compiled = partial(run_compiled, spec, driver, py_func=forward.py_func)
-        runner = [partial(forward.run, spec, driver)]     # the first call compiles; then a direct call
+        warm = [False]                   # the first call compiles (forward.run); then a direct call
 
         def gradient(args, seed):
             total = scalars
             for i in arrays:
                 total += args[i].size
             if directions_fit(directions, total):    # one pass: the driver's results, in the arguments' dtypes
-                value, grads = runner[0](args + (np.uint64(seed), 0) + options)
-                runner[0] = compiled
+                if not warm[0]:
+                    value, grads = forward.run(spec, driver, args + (np.uint64(seed), 0) + options)
+                    warm[0] = True
+                    return value, place(grads)
+                try:
+                    value, grads = driver(*args, np.uint64(seed), 0, *options)
+                except Exception as error:
+                    raise_reported(error, spec, forward.py_func)
                 return value, place(grads)
             passes = direction_passes(directions, total)
             value, sums = None, None
