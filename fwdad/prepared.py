@@ -125,9 +125,10 @@ class PreparedExact:
         total = self.scalars
         for i in self.sized:
             total += args[i].size
-        if total != self.last[0]:            # the same sizes call after call: computed once
-            self.last = (total, chunk_for(total, self.chunk))
-        return self.last[1]
+        last = self.last                     # read once: another thread may replace it
+        if total != last[0]:                 # the same sizes call after call: computed once
+            last = self.last = (total, chunk_for(total, self.chunk))
+        return last[1]
 
     def split(self, args, value, flat):
         """(value, gradient per argument), or the Jacobian per argument; None for inactive ones."""
