@@ -23,7 +23,7 @@ def extreme_jvp(x, dx, z):
         if flat[i] == z:
             total += dflat[i]
             count += 1
-    return total / count if count else total
+    return total / dx.dtype.type(count) if count else total      # float32 stays float32
 
 
 @numba.njit(error_model="numpy", cache=CACHE)

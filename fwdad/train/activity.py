@@ -20,14 +20,17 @@ Layers are found in the parameters by address: W and b must be contiguous views 
 `theta[a:b].reshape(n_in, n_out)` is); the first step checks that every parameter is covered.
 """
 import ast
+import contextlib
 
 import numba
 import numpy as np
+from numba.core.errors import NumbaError
 
 from .. import layers, runtime
 from .. import random as fwdrandom
 from ..arguments import arg_type
 from ..codegen import NUMBA_OPTIONS, compile_source
+from ..compiler import numba_error
 from ..errors import FwdadError, OptionError
 from ..frontend.parse import ParsedFunction
 from ..frontend.resolve import Resolver, assigned_names
@@ -81,9 +84,10 @@ def dense_update(x, W, b, relu, loss, groups, site, state, params, grads):
     if loss < 0 or groups < 1 or loss + groups > coef.shape[2] or groups > z.shape[1]:
         raise ValueError("a layer's loss= (and groups=) name columns the per-example losses the model "
                          "returns do not have (or more groups than outputs)")
-    if mode[0] == COVERAGE:
+    if mode[0] == COVERAGE:                 # which entries and loss columns layers reach
         add_into(grads, params, W, np.ones(W.shape, W.dtype))
         add_into(grads, params, b, np.ones(b.shape, b.dtype))
+        gram[0, loss:loss + groups, 0, 0] = 1.0
         return z
     zc = np.ascontiguousarray(z)
     K, (B, n) = keys.size, z.shape
@@ -179,10 +183,11 @@ class ActivityGradient:
         probe_tree = activity.probe(parsed.tree, resolve, parsed.filename)
         self.refuse_without_layers(probe_tree, parsed)
         namespace = dict(parsed.namespace, fwdad_inject=layers.inject, fwdad_inject_active=layers.inject_active)
-        probe_function = generated_function(ast.unparse(probe_tree), parsed.name, namespace)
-        self.probe_unit = unit.compiler.unit(probe_function, parsed=ParsedFunction(
-            probe_function, probe_tree, parsed.filename, namespace, parsed.source + "\n# fwdad activity probe",
-            first_line=parsed.first_line))
+        self.probe_unit = self.model_unit(unit, probe_tree, namespace, "probe")
+        self.where = f"{parsed.name} ({parsed.filename}:{parsed.tree.lineno}; layers at lines " \
+            f"{', '.join(map(str, activity.layer_lines(probe_tree)))})"
+        self.held = self.model_unit(unit, activity.held(parsed.tree, resolve, parsed.filename),
+                                    dict(parsed.namespace, fwdad_stop=layers.stop_gradient), "held")
         update_tree = activity.update(parsed.tree, resolve, parsed.filename)
         self.update_source = ast.unparse(update_tree)
         self.update = compile_source(self.update_source, parsed.name, dict(unit.namespace, fwdad_update=dense_update),
@@ -192,7 +197,36 @@ class ActivityGradient:
         self.probe = self.probe_unit.specialization(arg_types(probe_args), (eps_position,))
         self.driver = compile_source(self.driver_source(len(sample_args)), "activity_gradient",
                                      self.driver_namespace(), numba.njit(**NUMBA_OPTIONS))
-        self.check_coverage(sample_args)
+        with numba_errors_at_user_lines(self.probe, self.where):
+            self.check_coverage(sample_args)
+            self.check_held(sample_args)
+            self(*(np.copy(a) if isinstance(a, np.ndarray) else a for a in sample_args))   # compiles it
+
+    @staticmethod
+    def model_unit(unit, tree, namespace, kind):
+        """A Unit of the rewritten model `tree`, at the user's file and lines."""
+        parsed = unit.parsed
+        function = generated_function(ast.unparse(tree), parsed.name, namespace)
+        return unit.compiler.unit(function, parsed=ParsedFunction(
+            function, tree, parsed.filename, namespace, parsed.source + f"\n# fwdad activity {kind}",
+            first_line=parsed.first_line))
+
+    def check_held(self, sample_args):
+        """Refuse a model whose parameters reach its losses other than as a layer's W and b: the
+        estimate would miss that part of the gradient, silently."""
+        n = self.n_params
+        spec = self.held.specialization(arg_types(sample_args), tuple(range(n)))
+        rng = np.random.default_rng(0)
+        tangents = tuple(rng.standard_normal(np.shape(p)).astype(p.dtype) for p in sample_args[:n])
+        _, tangent = spec.jvp(*(np.copy(a) if isinstance(a, np.ndarray) else a for a in sample_args), *tangents)
+        if np.any(np.asarray(tangent) != 0):
+            raise OptionError(
+                f"fgd(gradient='activity'): the parameters of {self.where} reach its losses other than as "
+                "the weights and biases of its layers (a penalty on the weights, a layer inside a helper, "
+                "a parameter used directly): activity perturbation estimates the gradient through its "
+                "layers only, and would drop that part.\nWhat to do: compute every use of the "
+                "parameters through fwdad.dense / dense_relu in the function itself, or use "
+                "gradient='forward'.")
 
     def refuse_parameters(self, params):
         arrays = [p for p in params if isinstance(p, np.ndarray)]
@@ -260,7 +294,17 @@ class ActivityGradient:
         refuse_returns(losses)
         B, L = np.shape(losses)[0], max(1, np.size(losses) // max(np.shape(losses)[0], 1))
         state = (np.zeros(1, np.int64), np.zeros((1, B, L)), np.zeros((B, L, 1, 1)), np.array([COVERAGE]))
-        self.update(*copies, state, params, counts)
+        try:
+            self.update(*copies, state, params, counts)
+        except ValueError as error:
+            raise OptionError(f"fgd(gradient='activity'): in {self.where}: {error}.\nWhat to do: see "
+                              "docs/forward-learning.md (Checks and refusals).") from None
+        unnamed = np.flatnonzero(state[2][0, :, 0, 0] == 0)
+        if unnamed.size:
+            raise OptionError(f"fgd(gradient='activity'): {self.where} returns {L} losses per example, but "
+                              f"no layer names column(s) {unnamed.tolist()} with loss= (and groups=): their "
+                              "gradient would be dropped.\nWhat to do: name every column by the layers "
+                              "it trains, separating blocks with fwdad.stop_gradient.")
         for i, c in enumerate(counts):
             missing = np.flatnonzero(c == 0)
             if missing.size:
@@ -270,6 +314,19 @@ class ActivityGradient:
                     f"dense_relu layer of {self.forward.__name__}, so activity perturbation would never "
                     "change them.\nWhat to do: compute every use of the parameters through layers called "
                     "in the function itself (not in a helper), or use gradient='forward'.")
+
+
+@contextlib.contextmanager
+def numba_errors_at_user_lines(probe, where):
+    """Numba's errors on the probe, the update or the driver as a CompilationError at the
+    user's line (as fwdad reports them for its other generated code), never a Numba traceback."""
+    try:
+        yield
+    except NumbaError as error:
+        raise numba_error(error, probe.modules(), f"Numba cannot compile the activity-perturbation "
+                          f"code fwdad generated for {where} (its layers need x of shape (batch, n_in), "
+                          "W of shape (n_in, n_out) and b of shape (n_out,), all float arrays of one "
+                          "dtype)") from None
 
 
 def arg_types(values):

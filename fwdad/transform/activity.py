@@ -66,6 +66,23 @@ def update(tree, resolve, filename):
     return rewrite(tree, resolve, filename, site, UPDATE_PARAMS)
 
 
+def held(tree, resolve, filename):
+    """The model with each layer's W and b passed through fwdad_stop (stop_gradient): its JVP
+    along the parameters is zero unless a parameter reaches the losses outside a layer (a
+    penalty on the weights, a layer inside a helper), which activity perturbation would miss."""
+    def site(call, relu, number):
+        x, W, b, loss, groups = layer_arguments(call, filename)
+        stop = [ast.Call(ast.Name("fwdad_stop", ast.Load()), [value], []) for value in (W, b)]
+        return ast.Call(call.func, [x] + stop + [loss, groups], [])
+    return rewrite(tree, resolve, filename, site, ())
+
+
+def layer_lines(tree):
+    """The lines of the layers a rewritten model computes (for messages)."""
+    return sorted({node.lineno for node in ast.walk(tree) if isinstance(node, ast.Call)
+                   and isinstance(node.func, ast.Name) and node.func.id.startswith("fwdad_inject")})
+
+
 def site_number(number):
     return ast.BinOp(ast.Name(SITE, ast.Load()), ast.Add(), ast.Constant(number))
 

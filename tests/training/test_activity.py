@@ -263,3 +263,48 @@ def test_weight_perturbation_orthogonal_with_spanning_directions_is_gradient_des
     assert not np.allclose(fewer.params, exact.params)
     with pytest.raises(OptionError, match="combine"):
         fwdad.fgd(quadratic, x0, args=(A,), lr=0.1, steps=5, gradient="exact", combine="orthogonal")
+
+
+@pytest.mark.slow
+def test_a_layer_numba_cannot_compile_is_a_compilation_error_naming_the_model():
+    def scalar_bias(theta, X, C):
+        W = theta[0:N_IN * N_OUT].reshape((N_IN, N_OUT))
+        return np.sum(fwdad.dense(X, W, theta[N_IN * N_OUT]) * C, axis=1)
+    with pytest.raises(fwdad.CompilationError, match=r"scalar_bias \(.*test_activity.py:\d+; layers at lines \d+\).*b of shape"):
+        fwdad.fgd(scalar_bias, theta0(N_IN * N_OUT + 1), data=(X, C), lr=0.1, steps=1, gradient="activity")
+
+
+def penalized(theta, X, C):
+    """A layer plus an L2 penalty on its weights: a use outside the layer (trial finding A)."""
+    W = theta[0:N_IN * N_OUT].reshape((N_IN, N_OUT))
+    z = fwdad.dense(X, W, theta[N_IN * N_OUT:N_IN * N_OUT + N_OUT])
+    return np.sum(z * C, axis=1) + np.sum(W * W)
+
+
+def shared_with_helper(theta, X, C):
+    """The same W in a body layer and in a helper's layer, which is not perturbed (finding F)."""
+    W = theta[0:N_IN * N_OUT].reshape((N_IN, N_OUT))
+    b = theta[N_IN * N_OUT:N_IN * N_OUT + N_OUT]
+    return np.sum(fwdad.dense(X, W, b) * C, axis=1) + np.sum(linear_helper(X, W, b), axis=1)
+
+
+def linear_helper(X, W, b):
+    return fwdad.dense(X, W, b)
+
+
+def unnamed_column(theta, X, C):
+    """(B, 2) losses, but no layer names column 1 (finding E)."""
+    z = fwdad.dense(X, theta[0:N_IN * N_OUT].reshape((N_IN, N_OUT)), theta[N_IN * N_OUT:N_IN * N_OUT + N_OUT])
+    out = np.zeros((X.shape[0], 2))
+    out[:, 0] = np.sum(z * C, axis=1)
+    out[:, 1] = np.sum(z * z, axis=1)
+    return out
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("model, match", [(penalized, "other than as"), (shared_with_helper, "other than as"),
+                                          (unnamed_column, r"no layer names column\(s\) \[1\]")])
+def test_refuses_what_activity_perturbation_would_get_wrong(model, match):
+    """Each of these trained silently with a wrong gradient before the checks (session 5 trial)."""
+    with pytest.raises(OptionError, match=match):
+        fwdad.fgd(model, theta0(N_IN * N_OUT + N_OUT), data=(X, C), lr=0.1, steps=1, gradient="activity")
