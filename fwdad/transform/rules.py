@@ -192,7 +192,7 @@ rule(LINEAR,            np.transpose, np.reshape, np.ravel, np.squeeze, np.ascon
 # write through the view of an inactive array must still make that array carry a tangent
 facts(np.flip, np.fliplr, np.flipud, np.atleast_3d, np.moveaxis, np.rot90, np.broadcast_to, np.real,
       np.resize, np.asarray_chkfinite, np.trim_zeros, view=True)
-rule("np.sum(dx) / x.size",                             np.mean)
+rule(LINEAR,                                            np.mean)        # mean(dx): keeps float32
 rule("fwdad_runtime.extreme_jvp(x, dx, z)",             np.max, np.min, np.amax, np.amin)
 rule("fwdad_runtime.prod_jvp(x, dx)",                   np.prod)
 rule("fwdad_runtime.cumprod_jvp(x, dx)",                np.cumprod)
@@ -254,7 +254,7 @@ METHODS = {
     ".copy": LINEAR, ".T": LINEAR, ".sum": LINEAR, ".reshape": LINEAR, ".ravel": LINEAR,
     ".flatten": LINEAR, ".transpose": LINEAR, ".astype": LINEAR, ".cumsum": LINEAR,
     ".squeeze": LINEAR,
-    ".mean": "dx.sum() / x.size",
+    ".mean": LINEAR,
     ".max": "fwdad_runtime.extreme_jvp(x, dx, z)",
     ".min": "fwdad_runtime.extreme_jvp(x, dx, z)",
     ".prod": "fwdad_runtime.prod_jvp(x, dx)",
