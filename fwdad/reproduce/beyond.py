@@ -61,13 +61,33 @@ def run(data, settings, show_progress=None):
     per_epoch = len(data.y_train) // settings.batch
     steps = b["steps"] or b["epochs"] * per_epoch
     out = {"sizes": sizes.tolist(), "batch": settings.batch, "steps": steps, "epochs": steps / per_epoch,
-           "optimizer": b["optimizer"], "groups": b["groups"], "lr": dict(b["lr"]), "runs": {}}
+           "optimizer": b["optimizer"], "groups": b["groups"], "lr": dict(b["lr"]),
+           "timing_steps": b["timing_steps"], "runs": {}}
     probe = (data.x_train[:settings.batch], data.y_train[:settings.batch])
     bar = progress(total=len(METHODS) * steps, desc="beyond", enabled=show_progress)
     for name, method in METHODS.items():
         out["runs"][name] = train(name, method, sizes, data, settings, steps, probe, bar)
     bar.close()
+    for name, timing in step_times(sizes, data, settings).items():
+        out["runs"][name]["timing"] = timing
     return summarize(out, per_epoch)
+
+
+def step_times(sizes, data, settings, rounds=5):
+    """Seconds per training step of each method, measured in interleaved rounds of short runs
+    (each method once per round, compiled already), so that a change in the machine's load
+    affects every method alike: the ratios to backpropagation come from these medians."""
+    b = settings.beyond
+    steps = b["timing_steps"]
+    samples = {name: [] for name in METHODS}
+    for _ in range(rounds):
+        for name, method in METHODS.items():
+            result = fgd(method.model, method.init(sizes, settings.seed), args=arguments(method, sizes, b["groups"]),
+                         data=(data.x_train, data.y_train), batch_size=settings.batch, lr=b["lr"][name],
+                         steps=steps, seed=settings.seed, gradient=method.gradient, optimizer=b["optimizer"],
+                         progress=False)
+            samples[name].append(result.seconds / steps)
+    return {name: Timing.of(values).as_dict() for name, values in samples.items()}
 
 
 def arguments(method, sizes, groups):
@@ -134,7 +154,7 @@ def summarize(out, per_epoch):
     to weight perturbation, and whether each of the issue's goals is met."""
     runs = out["runs"]
     for r in runs.values():
-        r["timing"] = Timing.of(r["seconds_per_step"]).as_dict()
+        r.setdefault("timing", Timing.of(r["seconds_per_step"]).as_dict())
         r["seconds_per_epoch"] = r["timing"]["median"] * per_epoch
         r["mean_cos2"] = float(np.mean(r["cos2"]))
     bp, weight = runs["backprop"], runs["weight"]
@@ -186,7 +206,8 @@ def report(summary, figure_names):
             + ", ".join(f"{k} {v:g}" for k, v in summary["lr"].items()) + f"); local losses with "
             f"{summary['groups']} feature groups per hidden layer. cos²: the squared cosine of one "
             "estimate with the true gradient of the method's objective, averaged over draws and over "
-            "the evaluations during training. ms / step: median over the measured chunks (range).", "",
+            "the evaluations during training. ms / step: median (range) of 5 interleaved rounds of "
+            f"{summary['timing_steps']}-step runs of every method, after training.", "",
             table(["method", "test accuracy", "points vs backprop", "ms / step (range)", "s / epoch",
                    "time × backprop", "mean cos²", "cos² × weight perturbation"], rows), "",
             f"**Goals** (issue): {goals}.", ""]

@@ -29,7 +29,7 @@ LEARNS_MNIST = {"logreg": mnist_run(3e-3, 60000, paper=False, decay=5e-5),
 
 
 # forward-only training (experiment `beyond`): one optimizer for every method, its rate per method
-BEYOND = dict(hidden=1024, epochs=None, steps=None, optimizer="adam", groups=32, cos_samples=2,
+BEYOND = dict(hidden=1024, epochs=None, steps=None, optimizer="adam", groups=32, cos_samples=2, timing_steps=20,
               lr={"weight": 1e-4, "activity": 3e-4, "local": 3e-4, "backprop": 1e-3, "local_backprop": 1e-3})
 
 
@@ -70,7 +70,7 @@ class Settings:
         return cls("tiny", runs=5, beale_steps=100, rosenbrock_steps=500,
                    mnist={"logreg": (mnist_run(0.01, 60, paper=False),), "mlp": (mnist_run(0.01, 6, paper=False),)},
                    eval_points=6, eval_samples=200, timing_min_time=0.005, depths=(2,),
-                   beyond=dict(BEYOND, hidden=32, steps=24, cos_samples=1))
+                   beyond=dict(BEYOND, hidden=32, steps=24, cos_samples=1, timing_steps=3))
 
     def as_dict(self):
         return asdict(self)
