@@ -93,6 +93,7 @@ def test_dense_keeps_float32():
     assert value.dtype == tangent.dtype == np.float32
 
 
+@pytest.mark.slow
 def test_update_is_x_transpose_g_z(linear):
     """grad W = X^T g_z / B and grad b = sum(g_z) / B with g_z[i] = (C_i . u_i) u_i, u the
     noise the probe drew at the layer (site 0) from the step's key."""
@@ -252,6 +253,7 @@ def quadratic(x, A):
     return 0.5 * x @ (A @ x)
 
 
+@pytest.mark.slow
 def test_weight_perturbation_orthogonal_with_spanning_directions_is_gradient_descent():
     """combine="orthogonal" with gradient="forward": K = n directions project onto everything,
     so the run is gradient descent with the exact gradient (up to the 1e-10 ridge)."""
