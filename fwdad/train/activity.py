@@ -78,9 +78,8 @@ def dense_update(x, W, b, relu, loss, groups, site, state, params, grads):
     """A layer of the update pass: its value, and what fwdad_state's mode asks for. Output j is
     trained by the losses' column loss + j * groups // n (fwdad.dense's groups)."""
     keys, coef, gram, mode = state
-    z = layers.dense_relu(x, W, b) if relu else layers.dense(x, W, b)
-    if z.ndim != 2:
-        raise ValueError("activity perturbation needs layers of a batch: x of shape (batch, n_in)")
+    z = layers.dense_relu(x, W, b) if relu else layers.dense(x, W, b)   # 2-D (else a typing error:
+    # numba_errors_at_user_lines reports it as "x of shape (batch, n_in)" at the model's lines)
     if loss < 0 or groups < 1 or loss + groups > coef.shape[2] or groups > z.shape[1]:
         raise ValueError("a layer's loss= (and groups=) name columns the per-example losses the model "
                          "returns do not have (or more groups than outputs)")
