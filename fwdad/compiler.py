@@ -656,6 +656,7 @@ class Specialization:
                 with unit.compiler.timed(f"tangent pass {unit.name} ({self.mode} mode)"):
                     self._function = tangent.function(self.names.fresh(f"{unit.name}_{self.suffix}"))
                 if self.mode == "scalar":         # one loop per run of elementwise array statements
+                    # ("plain": the same tangent code unfused, for code fwdad differentiates again)
                     self._function = fuse_tangent(self._function, self.types.numba_types, self.names,
                                                   unit.resolve, self.aliases["np"])
             return self._function

@@ -70,6 +70,6 @@ def tangent_njit_implementation(forward):
     def choose(arg_types):
         primal_types = tuple(arg_types[:n])
         active = tuple(i for i, t in enumerate(arg_types[n:]) if not isinstance(t, NONE_TYPES))
-        spec = forward.unit.specialization(primal_types, active)
+        spec = forward.unit.specialization(primal_types, active, "plain")    # unfused: read again
         return spec.jvp, tuple(range(n)) + tuple(n + i for i in active)
     return choose

@@ -27,6 +27,8 @@ from .transform.naming import Names
 
 RUNTIME_FILE = runtime.__file__
 LARGE_HESSIAN = 500                       # inputs above which hessian warns of its cost
+INNER = "plain"       # the inner tangent code is the tangent pass's, without elementwise fusion:
+                      # the outer pass reads plain statements (a fused loop's 0-d reads did not type)
 OUTER = weakref.WeakKeyDictionary()       # specialization -> {kind: outer ForwardFunction}
 
 
@@ -100,7 +102,7 @@ def guarded(forward, compute):
 def taylor2(forward, primals, checked, active):
     """(value, f'[v], f''[v, v]) for the checked tangents of the active arguments: the outer JVP
     of the inner tangent function along (v, 0), called directly (its arguments are checked)."""
-    spec = forward.specialization(primals, active)
+    spec = forward.specialization(primals, active, INNER)
     outer = outer_function(forward, spec, "jvp2", lambda s: (s.jvp.py_func, None))
     inner = tuple(checked)
     arguments = tuple(primals) + inner
@@ -163,7 +165,7 @@ def wrapper_builder(forward, make_source, suffix):
 
 def scalar_specialization(forward, args, active, what):
     """The specialization of a function returning a float scalar (the Hessian's domain)."""
-    spec = forward.specialization(args, active)
+    spec = forward.specialization(args, active, INNER)
     scalar_output_required(spec, f"{forward.__name__}.{what}")
     return spec
 
