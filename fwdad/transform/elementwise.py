@@ -9,7 +9,10 @@ used after the run is written into one buffer, and `np.sum` of a value made in t
 accumulated in the same loop. The loop runs only when every array the run reads has the same
 shape (checked at run time); otherwise (broadcasting) the original statements run. Targets
 stay as they were (`u[1:-1] = t8` copies the buffer after the loop), so a right side that
-reads an overlapping part of `u` keeps NumPy's copy-first semantics.
+reads an overlapping part of `u` keeps NumPy's copy-first semantics. A buffer whose only readers
+are such copies right after the run is allocated once per call, ahead of the function body, and
+reallocated only when the shape changes: a time loop of slice updates allocates nothing per step
+(not inside a prange loop, where iterations run at once).
 
 >>> import ast, numba
 >>> a = numba.types.float64[:]
@@ -42,6 +45,7 @@ def f(x, y, r):
 import ast
 import copy
 
+import numba
 import numpy as np
 from numba.core import types
 
@@ -88,6 +92,8 @@ class ElementwiseFusion:
     def __init__(self, function, type_of, names, resolve, np_alias="np"):
         self.type_of, self.names, self.resolve, self.np_alias = type_of, names, resolve, np_alias
         self.uses = {}
+        self.hoisted = []             # `b = np.empty((0,), np.float64)` for buffers kept between runs
+        self.parallel = 0             # depth of prange loops around the block being fused
         for node in ast.walk(function):
             if isinstance(node, ast.Name):
                 self.uses[node.id] = self.uses.get(node.id, 0) + 1
@@ -218,16 +224,20 @@ class ElementwiseFusion:
         out, i = [], 0
         while i < len(statements):
             statement = statements[i]
+            parallel = isinstance(statement, ast.For) and isinstance(statement.iter, ast.Call) and \
+                self.resolve(statement.iter.func) is numba.prange
+            self.parallel += parallel
             for field in ("body", "orelse"):
                 if isinstance(getattr(statement, field, None), list):
                     setattr(statement, field, self.block(getattr(statement, field)))
+            self.parallel -= parallel
             ndim = self.ndim_of(statement)
             run = Run(ndim) if ndim else None
             j = i
             while run is not None and j < len(statements) and self.add(statements[j], run):
                 j += 1
             if run is not None and run.count() >= 2 and self.has_full_array(run):
-                out.extend(self.fused(run))
+                out.extend(self.fused(run, statements[j:]))
                 i = j
             else:
                 out.append(statement)
@@ -238,7 +248,32 @@ class ElementwiseFusion:
         return any(self.type_of(a).ndim == run.ndim for a in run.arrays)
 
     # ---- the loop -----------------------------------------------------------------------------
-    def fused(self, run):
+    def copied_only(self, target, outside_uses, following):
+        """Whether every use of `target` after the run is `a[...] = target` right after it, so that
+        its buffer can be kept for the next time the run executes (no one holds on to it)."""
+        copies = 0
+        for statement in following:
+            if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1 and
+                    isinstance(statement.targets[0], ast.Subscript)):
+                break
+            copies += isinstance(statement.value, ast.Name) and statement.value.id == target
+        return not self.parallel and copies > 0 and copies == outside_uses
+
+    def buffer(self, target, run, shape, kept):
+        """Statements giving `target`'s buffer the run's shape: a new array, or (kept) the one
+        allocated ahead of the function body, reallocated when the shape changes."""
+        dtype = ast.Attribute(name(self.np_alias), run.defined[target], ast.Load())
+        empty = ast.Attribute(name(self.np_alias), "empty", ast.Load())
+        if not kept:
+            buffer = self.names.fresh(f"{target}_new") if target in run.read_before else target
+            return buffer, [assign(buffer, ast.Call(empty, [copy.deepcopy(shape), dtype], []))]
+        buffer = self.names.fresh(f"{target}_buffer")
+        nothing = ast.Tuple([ast.Constant(0)] * run.ndim, ast.Load())
+        self.hoisted.append(assign(buffer, ast.Call(empty, [nothing, copy.deepcopy(dtype)], [])))
+        changed = ast.Compare(ast.Attribute(name(buffer), "shape", ast.Load()), [ast.NotEq()], [copy.deepcopy(shape)])
+        return buffer, [ast.If(changed, [assign(buffer, ast.Call(empty, [copy.deepcopy(shape), dtype], []))], [])]
+
+    def fused(self, run, following=()):
         """The run's views, then `if shapes agree: one loop else: the original statements`."""
         in_run = {}
         for statement in run.statements:
@@ -251,11 +286,11 @@ class ElementwiseFusion:
         before, after, body = [], [], []
         buffers, sums = {}, {}
         for target in outputs:
-            buffer = self.names.fresh(f"{target}_new") if target in run.read_before else target
+            kept = target not in run.read_before and \
+                self.copied_only(target, self.uses[target] - in_run[target], following)
+            buffer, allocation = self.buffer(target, run, shape, kept)
             buffers[target] = buffer
-            dtype = ast.Attribute(name(self.np_alias), run.defined[target], ast.Load())
-            before.append(assign(buffer, ast.Call(ast.Attribute(name(self.np_alias), "empty", ast.Load()),
-                                                  [copy.deepcopy(shape), dtype], [])))
+            before.extend(allocation)
             if buffer != target:
                 after.append(assign(target, name(buffer)))
         indices = [self.names.fresh("i") for _ in range(run.ndim)]
@@ -360,4 +395,7 @@ def fuse_elementwise(function, type_of, names, resolve, np_alias="np"):
     """
     fusion = ElementwiseFusion(function, type_of, names, resolve, np_alias)
     function.body = fusion.block(function.body)
+    for statement in fusion.hoisted:
+        ast.copy_location(statement, function.body[0])
+    function.body[:0] = fusion.hoisted
     return ast.fix_missing_locations(function)

@@ -8,6 +8,7 @@ to the array statements. One test fails if fusion silently stops for the heat eq
 import ast
 import copy
 
+import numba
 import numpy as np
 import pytest
 
@@ -82,6 +83,12 @@ def test_heat_fuses_into_one_loop_without_temporaries():
     allocations = [n for n in ast.walk(ast.Module(fused.body, [])) if isinstance(n, ast.Call)
                    and ast.unparse(n.func) == "np.empty"]
     assert len(allocations) == 2                                   # t8 and d_t8, nothing else
+    # ... and only when the shape changed: the buffers are made ahead of the body, not per step
+    reallocations = [s for s in fused.body if isinstance(s, ast.If) and "!=" in ast.unparse(s.test)]
+    assert len(reallocations) == 2 and all(len(s.body) == 1 for s in reallocations)
+    head = ast.parse(source).body[0].body[:2]
+    assert [ast.unparse(s) for s in head] == ["t8_buffer = np.empty((0,), np.float64)",
+                                              "d_t8_buffer = np.empty((0,), np.float64)"]
     assert "_sum += " in source
     primal = HEAT.unit.module.source
     assert "u[1:-1] = t1 + r * (u[2:] - 2.0 * t1 + u[:-2])" in primal   # one Numba array expression
@@ -125,6 +132,41 @@ def test_overlapping_slices_keep_numpy_semantics(rng):
     shifted = fwdad.forward_grad(shift_overlapping)
     check_jvp(shifted, [rng.normal(size=9), 1.5], rng)
     assert "np.empty(" in shifted.source_for(rng.normal(size=9), 1.5)
+
+
+def shrinking_window(u, a):
+    v = u * 1.0
+    for k in range(1, 4):                   # the run's shape changes every step: new buffers
+        v[k:] = np.sin(v[k:]) * a + v[:-k]
+    return v
+
+
+def keeps_the_previous_step(u, a, steps):
+    prev = u * 0.0
+    for s in range(steps):
+        new = np.sin(u) * a + u
+        u[:] = new + prev                   # `new` outlives the step: its buffer is not reused
+        prev = new
+    return np.sum(prev * u)
+
+
+def rows_in_prange(A, a):
+    B = np.zeros_like(A)
+    for i in numba.prange(A.shape[0]):     # iterations may run at once: one buffer each
+        B[i, :] = np.sin(A[i]) * a + A[i] * A[i]
+    return B
+
+
+def test_kept_buffers_follow_shape_changes_and_are_not_shared(rng):
+    window = fwdad.forward_grad(shrinking_window)
+    check_jvp(window, [rng.normal(size=9), 0.7], rng)
+    assert "_buffer.shape != " in window.source_for(rng.normal(size=9), 0.7)
+    previous = fwdad.forward_grad(keeps_the_previous_step)
+    check_jvp(previous, [rng.normal(size=5), 0.3, 4], rng)
+    assert "    new = np.empty(u.shape, np.float64)" in previous.source_for(rng.normal(size=5), 0.3, 4)
+    parallel = fwdad.forward_grad(rows_in_prange, target="parallel")
+    check_jvp(parallel, [rng.normal(size=(6, 5)), 0.5], rng)
+    assert "_buffer" not in parallel.source_for(rng.normal(size=(6, 5)), 0.5)
 
 
 def test_run_followed_by_a_loop(rng):
