@@ -37,6 +37,7 @@ from .frontend.resolve import MISSING, Resolver, all_names, assigned_names, glob
 from .transform import rules
 from .transform.naming import Names
 from .transform.elementwise import fuse_tangent
+from .transform.scale import fold_scalings
 from .transform.tangent import TangentPass, written_in_place
 from .transform.vector import NotVectorizable, VectorTangentPass
 from .transform.sparsity import LocalSparsityPass, SparsityPass
@@ -659,6 +660,7 @@ class Specialization:
                     # ("plain": the same tangent code unfused, for code fwdad differentiates again)
                     self._function = fuse_tangent(self._function, self.types.numba_types, self.names,
                                                   unit.resolve, self.aliases["np"])
+                    self._function = fold_scalings(self._function, self.names.is_tangent)
             return self._function
 
     @property

@@ -332,7 +332,7 @@ class ElementwiseFusion:
             target = self.target_of(statement)
             if target in run.defined:
                 value = self.element(statement.value, locals_, indices)
-                local = self.names.fresh(f"{target}_i")
+                local = self.names.element(target)
                 body.append(assign(local, self.cast(value, run.defined[target])))
                 locals_[target] = local
                 if target in buffers:

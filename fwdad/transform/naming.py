@@ -13,6 +13,8 @@ class Names:
     def __init__(self, taken=()):
         self.taken = set(taken)
         self.tangents = {}
+        self.elements = {}       # a fused loop's scalar -> the array whose element it is
+        self.tangent_names = set()
         self.counter = 0
 
     def fresh(self, base):
@@ -23,6 +25,16 @@ class Names:
             name = f"{base}_{suffix}"
         self.taken.add(name)
         return name
+
+    def element(self, array):
+        """The scalar holding one element of `array` inside a fused loop (`t3` -> `t3_i`)."""
+        name = self.fresh(f"{array}_i")
+        self.elements[name] = array
+        return name
+
+    def is_tangent(self, name):
+        """Whether `name` is a tangent, or a fused loop's element of one."""
+        return self.elements.get(name, name) in self.tangent_names
 
     def temp(self):
         """The next unused t<N>."""
@@ -37,4 +49,5 @@ class Names:
         """The tangent variable of `name`, the same one every time."""
         if name not in self.tangents:
             self.tangents[name] = self.fresh(f"d_{name}")
+            self.tangent_names.add(self.tangents[name])
         return self.tangents[name]

@@ -12,7 +12,8 @@ from helpers import TESTS
 
 PASSES = ["fwdad.frontend.fence", "fwdad.frontend.normalize", "fwdad.transform.naming",
           "fwdad.transform.tangent", "fwdad.transform.vector", "fwdad.transform.fuse",
-          "fwdad.transform.elementwise", "fwdad.frontend.rebuild", "fwdad.transform.activity"]
+          "fwdad.transform.elementwise", "fwdad.transform.scale", "fwdad.frontend.rebuild",
+          "fwdad.transform.activity"]
 GOLDEN = os.path.join(TESTS, "golden")
 
 
