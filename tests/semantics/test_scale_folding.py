@@ -6,7 +6,6 @@ is not moved past a statement that rebinds what it reads, nor out of its block.
 """
 import types
 
-import numpy as np
 import pytest
 
 import fwdad
