@@ -109,10 +109,16 @@ class PreparedExact:
         self.last = (None, None)                 # (active scalars, directions per pass) of the last call
 
     def __call__(self, args):
-        if not native(args, self.arrays, self.nested):
+        for i in self.arrays:                    # native(), unrolled: this is the per-call path
+            if not args[i].dtype.isnative:
+                return None
+        if self.nested and not native(args, (), self.nested):
             return None
+        total, (last, chunk) = self.scalars, self.last
+        for i in self.sized:
+            total += args[i].size
         try:
-            value, flat = self.driver(*args, self.chunk_of(args))
+            value, flat = self.driver(*args, chunk if total == last else self.chunk_of(args))
         except Exception as error:
             raise_reported(error, self.spec, self.py_func)
         return self.split(args, value, flat)

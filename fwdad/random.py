@@ -87,5 +87,5 @@ def fill(out, table, seed, direction, offset, distribution):
 def direction(seed, k, shape, dtype=np.float64, offset=0, distribution="normal"):
     """Direction number k under `seed` as an array (components offset, offset + 1, ...)."""
     out = np.empty(shape, dtype)
-    fill(out, NORMAL_TABLE, seed, k, offset, DISTRIBUTIONS[distribution])
+    fill(out, NORMAL_TABLE, np.uint64(seed), k, offset, DISTRIBUTIONS[distribution])   # any 64-bit seed
     return out

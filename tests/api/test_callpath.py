@@ -157,6 +157,17 @@ def test_a_numpy_seed_gives_what_the_same_int_gives():
                 SCALED.forward_gradient(*args, seed=2 ** 63 + 5))
 
 
+@pytest.mark.parametrize("seed", [0, 2 ** 63 - 1, 2 ** 63, 2 ** 64 - 1])
+def test_the_direction_of_every_64_bit_seed_is_the_one_fwdad_random_gives(seed):
+    """The seed goes to the driver as a Python int below 2 ** 63 and as np.uint64 above."""
+    x = np.array([0.5, -1.0, 2.0])
+    value, (g, ga) = SCALED.forward_gradient(x, 1.5, seed=seed)
+    v, va = fwdad.random.direction(seed, 0, (4,))[:3], fwdad.random.direction(seed, 0, (4,))[3]
+    slope = np.dot(3.0 * x, v) + np.sum(x * x) * va
+    np.testing.assert_allclose(g, slope * v, rtol=1e-13)
+    assert ga == pytest.approx(slope * va, rel=1e-13)
+
+
 @pytest.mark.slow                                   # Numba compiles np.linalg.solve (3-5 s)
 def test_a_run_time_error_of_a_prepared_call_names_the_users_line():
     m, v = np.eye(2), np.ones(2)
