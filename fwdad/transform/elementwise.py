@@ -387,7 +387,8 @@ class ElementwiseFusion:
             target.ctx = ast.Load()
             view = views.get(ast.dump(target))
             rebound = {n.id for n in ast.walk(target) if isinstance(n, ast.Name)} & (set(run.defined) | run.sums)
-            if view is None or rebound or view not in run.arrays or self.type_of(view).ndim != run.ndim:
+            if view is None or view in run.defined or rebound or view not in run.arrays or \
+                    self.type_of(view).ndim != run.ndim:
                 statements.append(assign(copy.deepcopy(store.targets[0]), name(buffer)))
                 continue
             indices = [self.names.fresh("i") for _ in range(run.ndim)]

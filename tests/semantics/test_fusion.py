@@ -168,6 +168,16 @@ def stores_elsewhere(u, w, a, steps):
     return np.sum(u * w)
 
 
+def view_rebound_in_the_run(u, a, steps):
+    u = u.copy()
+    for s in range(steps):
+        v = u[1:-1]
+        v = v * a + v                       # `v` is no longer the view u[1:-1] ...
+        u[1:-1] = v * 0.5                   # ... so this write must not go through it
+        u[0] = np.sum(v) * 0.1
+    return np.sum(u * u)
+
+
 def test_kept_buffers_follow_shape_changes_and_are_not_shared(rng):
     window = fwdad.forward_grad(shrinking_window)
     check_jvp(window, [rng.normal(size=9), 0.7], rng)
@@ -175,6 +185,7 @@ def test_kept_buffers_follow_shape_changes_and_are_not_shared(rng):
     previous = fwdad.forward_grad(keeps_the_previous_step)
     check_jvp(previous, [rng.normal(size=5), 0.3, 4], rng)
     assert "    new = np.empty(u.shape, np.float64)" in previous.source_for(rng.normal(size=5), 0.3, 4)
+    check_jvp(fwdad.forward_grad(view_rebound_in_the_run), [rng.normal(size=8), 0.3, 4], rng)
     elsewhere = fwdad.forward_grad(stores_elsewhere)
     check_jvp(elsewhere, [rng.normal(size=7), rng.normal(size=7), 0.8, 5], rng)
     assert re.search(r"\n +w\[1:\] = t\d+_buffer\n", elsewhere.source_for(rng.normal(size=7), rng.normal(size=7), 0.8, 5))
