@@ -7,7 +7,8 @@ code does (`200 * t * dt`). This pass, on the tangent function after the rules a
 
 * substitutes a tangent used once, as `c * d_x` or `d_x * c` with a number c, into that use,
   and multiplies the numbers of its product together (`200.0 * (d_t4 * t4)`), when the
-  definition comes earlier in the same block and nothing between them rebinds what it reads;
+  definition comes earlier in the same block and only plain assignments (no call, no
+  subscript) of other names than it reads come between them;
 * writes `a * b + b * a` (the rule of `x * x`) as `2.0 * (a * b)`, which is bit for bit the same.
 
 Only numbers written in the code are multiplied (float32 code wraps them in np.float32(...),
@@ -83,6 +84,14 @@ def square_rule(node):
     return None
 
 
+def plain(statement):
+    """`name = expression` without calls or subscripts: it changes nothing but `name`, so a
+    definition may move past it (an element write or a call may change what it reads)."""
+    return isinstance(statement, ast.Assign) and len(statement.targets) == 1 and \
+        isinstance(statement.targets[0], ast.Name) and \
+        not any(isinstance(n, (ast.Call, ast.Subscript, ast.NamedExpr)) for n in ast.walk(statement.value))
+
+
 class ScaleFolding:
     def __init__(self, function, is_tangent):
         self.is_tangent = is_tangent
@@ -127,9 +136,8 @@ class ScaleFolding:
         definition = statements[where]
         folded = scaled(scale, factors(definition.value))
         read = {n.id for n in ast.walk(definition.value) if isinstance(n, ast.Name)}
-        between = [n.id for s in statements[where + 1:index] if s is not None for n in ast.walk(s)
-                   if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)]
-        if folded is None or read & set(between):
+        between = [s for s in statements[where + 1:index] if s is not None]
+        if folded is None or not all(map(plain, between)) or read & {s.targets[0].id for s in between}:
             return
         statement.value = ast.copy_location(folded, value)
         statements[where] = None

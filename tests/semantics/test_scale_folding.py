@@ -4,12 +4,14 @@ The folded code must give the tangents of the unfolded code (bit for bit where t
 powers of two times the scale, as for `100 * t ** 2`) and of central differences; a definition
 is not moved past a statement that rebinds what it reads, nor out of its block.
 """
+import ast
 import types
 
 import pytest
 
 import fwdad
 import fwdad.compiler
+from fwdad.transform.scale import fold_scalings
 from helpers import check_jvp
 
 
@@ -53,3 +55,12 @@ def test_rosenbrock_folds_its_constants_bit_for_bit(rng, monkeypatch):
                                             (defined_in_a_branch, [1.3, -1.0])])
 def test_no_fold_past_a_rebinding_or_out_of_a_branch(function, args, rng):
     check_jvp(fwdad.forward_grad(function), args, rng)
+
+
+@pytest.mark.parametrize("between", ["d_x[0] = 5.0", "g(d_x)", "y = h(d_x)", "x = 1.0", "d_x = d_x * 2.0"])
+def test_a_definition_does_not_move_past_a_write_or_a_call(between):
+    source = f"def f(x, d_x):\n    d_a = 2.0 * d_x[0] * x\n    {between}\n    d_b = 3.0 * d_a\n    return d_b\n"
+    tree = ast.parse(source).body[0]
+    assert ast.unparse(fold_scalings(tree, lambda name: name.startswith("d_"))) == ast.unparse(ast.parse(source).body[0])
+    moved = source.replace(between, "y = x * 4.0")           # a plain assignment of another name
+    assert "d_b = 6.0 * (d_x[0] * x)" in ast.unparse(fold_scalings(ast.parse(moved).body[0], lambda n: n.startswith("d_")))
