@@ -27,6 +27,14 @@ active scalars, and helpers decorated with `@numba.njit` or a `functools.wraps` 
 The "user" flavor draws them; the other flavors never do, so their programs are the same
 as before these forms were added.
 
+The user flavor also draws the stencil time loops of issue 14 ("form:time_loop", "form:stencil",
+"form:stencil_2d", "form:double_buffer"): inside loops, slice updates of an array from overlapping
+slices of itself or of another array (`x[1:-1] = x[1:-1] + r * (x[2:] - 2.0 * x[1:-1] + x[:-2])`,
+`x[1:] = x[:-1]`, `x[k:] = ...` with a start that moves from step to step, `A[1:-1, 1:-1] = ...`),
+with coefficients in [0, 0.25] so that every step contracts or stays bounded; and chains of
+constant factors (`c * (a - b) ** 2`, `-0.5 * a ** 3`, "form:scaled_float", "form:scaled_array")
+that fwdad/transform/scale.py folds.
+
 Shrinking (hypothesis) moves every choice towards the first, simplest production.
 """
 import ast
@@ -160,19 +168,57 @@ DECORATORS = {           # name: (source, whether the wrapper changes the value)
                 "        return 2.0 * fn(*args)\n    return wrapper", True),
 }
 
+# ---- stencil time loops (issue 14): slice updates of an array from overlapping slices of itself
+# or of another array, inside loops; {v} the array written, {x} another array (or the same one),
+# {A} {B} matrices, {r} a coefficient in [0, 0.25] (so that every form is stable: heat, upwind and
+# convex combinations contract), {k} a slice start in [0, 3) that may change from step to step.
+STENCIL_COEFFICIENTS = ["0.25", "0.1", "0.2 * math.tanh({e}) ** 2", "0.1 * (1.0 + math.sin({e}))",
+                        "0.25 / ({e} * {e} + 1.0)"]
+STENCIL_FORMS = {
+    ARRAY: ["{v}[1:-1] = {v}[1:-1] + {r} * ({v}[2:] - 2.0 * {v}[1:-1] + {v}[:-2])",
+            "{v}[1:] = {v}[1:] - {r} * ({v}[1:] - {v}[:-1])",
+            "{v}[:-1] = {v}[:-1] + {r} * ({v}[1:] - {v}[:-1])",
+            "{v}[1:-1] = 0.5 * {v}[:-2] + {r} * {x}[1:-1]",
+            "{v}[1:-1] = {x}[1:-1] * {r} + 0.5 * {v}[:-2]",
+            "{v}[1:-1] += {r} * ({v}[2:] - 2.0 * {v}[1:-1] + {v}[:-2])",
+            "{v}[1:-1] = {v}[1:-1] + {r} * np.tanh({x}[2:] - {x}[:-2])",
+            "{v}[1:-1] = {v}[1:-1] - {r} * np.tanh({v}[1:-1]) ** 3",
+            "{v}[1:] = {v}[:-1]",
+            "{v}[:-1] = 0.5 * ({v}[1:] + {v}[:-1])",
+            "{v}[{k}:] = {v}[{k}:] + {r} * ({x}[:4 - {k}] - {v}[{k}:])",
+            "{v}[1:-1] = {v}[1:-1] - {r} * ({v}[1:-1] - {x}[1:-1]) - 0.5 * {r} * np.sin({v}[1:-1]) ** 2"],
+    MATRIX: ["{A}[1:-1, 1:-1] = {A}[1:-1, 1:-1] + {r} * ({A}[2:, 1:-1] + {A}[:-2, 1:-1] + {A}[1:-1, 2:] + "
+             "{A}[1:-1, :-2] - 4.0 * {A}[1:-1, 1:-1])",
+             "{A}[1:, :] = {A}[1:, :] - {r} * ({A}[1:, :] - {A}[:-1, :])",
+             "{A}[:, 1:] = 0.5 * {A}[:, :-1] + {r} * {B}[:, 1:]",
+             "{A}[1:-1, {j}] = {A}[1:-1, {j}] + {r} * ({A}[2:, {j}] - 2.0 * {A}[1:-1, {j}] + {A}[:-2, {j}])",
+             "{A}[1:-1, 1:-1] += {r} * np.tanh({A}[2:, 2:] - {A}[:-2, :-2])"],
+}
+# a double buffer: the step is computed into a copy, then copied back by a slice store
+DOUBLE_BUFFER_FORM = ["{w} = {v}.copy()", "{w}[1:-1] = {v}[1:-1] + {r} * ({v}[2:] - 2.0 * {v}[1:-1] + {v}[:-2])",
+                      "{v}[1:-1] = {w}[1:-1]"]
+# chains of constant factors (what fwdad/transform/scale.py folds)
+SCALED_FLOAT_FORMS = ["{c} * ({e} - {f}) ** 2", "-0.5 * {e} ** 3", "100.0 * ({f} - {e} * {e}) ** 2 + (1.0 - {e}) ** 2",
+                      "2.0 * ({e} * 3.0)", "{e} * {e} * 0.5", "0.25 * (2.0 * {e} + {f}) * 4.0", "-({e} * -2.0) / 4.0",
+                      "3.0 * {e} ** 2 * 0.5", "{e} * {e}"]
+SCALED_ARRAY_FORMS = ["0.5 * ({a} - {b}) ** 2", "-0.25 * {a} ** 3", "2.0 * ({a} * 3.0) - {b}", "{a} * {a} * 0.5",
+                      "-({a} * -2.0) / 4.0", "100.0 * ({b} - {a} * {a}) ** 2 + (1.0 - {a}) ** 2"]
+
 # Per flavor, how often each production is chosen. "vector" programs use whole-array NumPy
 # expressions and never write into arrays (the JAX oracle runs them); "loops" programs work
 # element by element; "mixed" programs do both; "user" programs mix them with the forms of
 # issue 13. The first three draw none of those forms, so that their programs (and the fast
 # profile's fixed sequence) stay what they were; decorated: the percentage of functions with a
 # decorator.
-NO_USER_FORMS = dict(matrix_param=0, matrix_return=0, sequence=0, view_write=0, user_expr=0, decorated=0)
+NO_USER_FORMS = dict(matrix_param=0, matrix_return=0, sequence=0, view_write=0, user_expr=0, decorated=0,
+                     stencil=0)
 WEIGHTS = {
     "loops":  dict(array_expr=1, element_write=4, buffer=3, loop=5, reduction=1, array_param=2, **NO_USER_FORMS),
     "vector": dict(array_expr=5, element_write=0, buffer=0, loop=2, reduction=4, array_param=3, **NO_USER_FORMS),
     "mixed":  dict(array_expr=3, element_write=2, buffer=2, loop=3, reduction=3, array_param=3, **NO_USER_FORMS),
     "user":   dict(array_expr=3, element_write=2, buffer=1, loop=2, reduction=2, array_param=3,
-                   matrix_param=2, matrix_return=2, sequence=3, view_write=4, user_expr=4, decorated=10),
+                   matrix_param=2, matrix_return=2, sequence=3, view_write=4, user_expr=4, decorated=10,
+                   stencil=5),
 }
 
 
@@ -399,6 +445,8 @@ class Builder:
             (w["matrix_param"] if arrays or scope.of(MATRIX) else 0, "assign_matrix"),
             (w["view_write"] if arrays or scope.of(MATRIX) else 0, "assign_view"),
             (2 * w["view_write"] if arrays or scope.of(MATRIX) else 0, "view_write"),
+            (w["stencil"] if in_loop and (arrays or scope.of(MATRIX)) else 0, "stencil"),
+            (2 * w["stencil"] if deeper and (arrays or scope.of(MATRIX)) else 0, "time_loop"),
         ])
         return getattr(self, "s_" + kind)(scope, depth)
 
@@ -698,6 +746,51 @@ class Builder:
         self.features.update({"element_write", "form:view_write"})
         return [self.fill(form, **makers)]
 
+    def s_stencil(self, scope, depth):
+        """A stencil step inside a loop: a slice of an array (or of a matrix) set from overlapping
+        slices of itself or of another array (heat, upwind, shifts, a start that moves with the
+        loop, 2-D diffusion), or through a double buffer copied back by a slice store."""
+        arrays, matrices = scope.of(ARRAY), scope.of(MATRIX)
+        forms = (STENCIL_FORMS[ARRAY] + ["double_buffer"] if arrays else []) + \
+            (STENCIL_FORMS[MATRIX] if matrices else [])
+        form = self.one_of(forms)
+        makers = self.makers(scope, self.operand_depth)
+        makers.update(v=lambda: self.one_of(arrays), A=lambda: self.one_of(matrices),
+                      B=lambda: self.one_of(matrices), r=lambda: self.stencil_coefficient(scope),
+                      k=lambda: self.slice_start(scope))
+        self.features.update({"element_write", "form:stencil_2d" if form in STENCIL_FORMS[MATRIX] else "form:stencil"})
+        if form == "double_buffer":
+            self.features.add("form:double_buffer")
+            makers["w"] = lambda: self.fresh("w")
+            return self.fill("\n".join(DOUBLE_BUFFER_FORM), **makers).split("\n")
+        return [self.fill(form, **makers)]
+
+    def stencil_coefficient(self, scope):
+        """A coefficient in [0, 0.25], a constant or an active value."""
+        form = self.one_of(STENCIL_COEFFICIENTS)
+        return parens(self.fill(form, e=lambda: self.float_expr(scope, self.operand_depth - 1)))
+
+    def slice_start(self, scope):
+        """A slice start in [0, 3): it may change from one step of the loop to the next."""
+        bounded = sorted(scope.bounded & set(scope.variables))
+        start = self.one_of(bounded) if bounded and self.chance(70) else self.int_expr(scope, lengths=False)
+        return parens(f"{start} % 3")
+
+    def s_time_loop(self, scope, depth):
+        """for i in range(S): mostly stencil steps -- a time loop of slice updates (issue 14)."""
+        loop = self.fresh("i")
+        steps = self.draw(st.integers(2, 6))
+        inner = scope.child(loop=True)
+        inner.variables[loop] = INT
+        if steps <= N:
+            inner.bounded.add(loop)
+        body = []
+        for _ in range(self.draw(st.integers(1, 3))):
+            body += self.s_stencil(inner, depth + 1) if self.chance(70) else self.statement(inner, depth + 1)
+        body += self.export(inner)
+        self.features.add("form:time_loop")
+        return [f"for {loop} in range({steps}):"] + indent(body)
+
     def matrix_expr(self, scope, depth):
         """An N x N float matrix."""
         matrices = scope.of(MATRIX)
@@ -718,8 +811,10 @@ class Builder:
 
     def user_float(self, scope, depth):
         """A float from the forms users write: builtins on arrays, norms with an ord, matrices."""
-        kind = self.choose([(3 if scope.of(ARRAY) else 0, "builtin"), (2, "norm"), (2, "matrix")])
-        forms = {"builtin": BUILTIN_ON_ARRAY_FORMS, "norm": NORM_ORD_FORMS, "matrix": MATRIX_FLOAT_FORMS}[kind]
+        kind = self.choose([(3 if scope.of(ARRAY) else 0, "builtin"), (2, "norm"), (2, "matrix"),
+                            (2 if self.weights["stencil"] else 0, "scaled")])
+        forms = {"builtin": BUILTIN_ON_ARRAY_FORMS, "norm": NORM_ORD_FORMS, "matrix": MATRIX_FLOAT_FORMS,
+                 "scaled": SCALED_FLOAT_FORMS}[kind]
         if not scope.of(MATRIX):
             forms = [f for f in forms if "{A}" not in f]
         if not scope.of(ARRAY):
@@ -729,12 +824,13 @@ class Builder:
 
     def user_array(self, scope, depth):
         """An array from active scalar bounds or elements (arange, linspace, np.array), or from matrices."""
-        kind = self.choose([(3, "active_bounds"), (2, "from_matrix")])
-        forms = ACTIVE_BOUND_FORMS if kind == "active_bounds" else ARRAY_FROM_MATRIX_FORMS
+        kind = self.choose([(3, "active_bounds"), (2, "from_matrix"), (2 if self.weights["stencil"] else 0, "scaled")])
+        forms = {"active_bounds": ACTIVE_BOUND_FORMS, "from_matrix": ARRAY_FROM_MATRIX_FORMS,
+                 "scaled": SCALED_ARRAY_FORMS}[kind]
         if not scope.of(MATRIX):
             forms = [f for f in forms if "{A}" not in f]
         form = self.one_of(forms)
-        self.features.add(f"form:{kind}")
+        self.features.add(f"form:{kind}" if kind != "scaled" else "form:scaled_array")
         if form.startswith("np.arange("):
             self.features.add("active_arange")
         return parens(self.fill(form, **self.makers(scope, depth)))
