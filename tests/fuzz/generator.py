@@ -186,13 +186,16 @@ STENCIL_FORMS = {
             "{v}[1:] = {v}[:-1]",
             "{v}[:-1] = 0.5 * ({v}[1:] + {v}[:-1])",
             "{v}[{k}:] = {v}[{k}:] + {r} * ({x}[:4 - {k}] - {v}[{k}:])",
-            "{v}[1:-1] = {v}[1:-1] - {r} * ({v}[1:-1] - {x}[1:-1]) - 0.5 * {r} * np.sin({v}[1:-1]) ** 2"],
+            "{v}[1:-1] = {v}[1:-1] - {r} * ({v}[1:-1] - {x}[1:-1]) - 0.5 * {r} * np.sin({v}[1:-1]) ** 2",
+            "{v}[1:] = {v}[1:] * 0.5 + {r} * {v}[:0:-1]", "{v}[1:] = 0.5 * {v}[1:] + {r} * {v}[0]"],
     MATRIX: ["{A}[1:-1, 1:-1] = {A}[1:-1, 1:-1] + {r} * ({A}[2:, 1:-1] + {A}[:-2, 1:-1] + {A}[1:-1, 2:] + "
              "{A}[1:-1, :-2] - 4.0 * {A}[1:-1, 1:-1])",
              "{A}[1:, :] = {A}[1:, :] - {r} * ({A}[1:, :] - {A}[:-1, :])",
              "{A}[:, 1:] = 0.5 * {A}[:, :-1] + {r} * {B}[:, 1:]",
              "{A}[1:-1, {j}] = {A}[1:-1, {j}] + {r} * ({A}[2:, {j}] - 2.0 * {A}[1:-1, {j}] + {A}[:-2, {j}])",
-             "{A}[1:-1, 1:-1] += {r} * np.tanh({A}[2:, 2:] - {A}[:-2, :-2])"],
+             "{A}[1:-1, 1:-1] += {r} * np.tanh({A}[2:, 2:] - {A}[:-2, :-2])",
+             "{A}[1:, {j}] = 0.5 * {A}[1:, {j}] + {r} * {A}[:-1, {j}]",
+             "{A}[1:-1, 1:-1] = {A}[1:-1, 1:-1] * 0.5 + {r} * {x}[1:-1]"],       # a row broadcast
 }
 # a double buffer: the step is computed into a copy, then copied back by a slice store
 DOUBLE_BUFFER_FORM = ["{w} = {v}.copy()", "{w}[1:-1] = {v}[1:-1] + {r} * ({v}[2:] - 2.0 * {v}[1:-1] + {v}[:-2])",
@@ -753,7 +756,7 @@ class Builder:
         arrays, matrices = scope.of(ARRAY), scope.of(MATRIX)
         forms = (STENCIL_FORMS[ARRAY] + ["double_buffer"] if arrays else []) + \
             (STENCIL_FORMS[MATRIX] if matrices else [])
-        form = self.one_of(forms)
+        form = self.one_of([f for f in forms if "{x}" not in f or arrays])
         makers = self.makers(scope, self.operand_depth)
         makers.update(v=lambda: self.one_of(arrays), A=lambda: self.one_of(matrices),
                       B=lambda: self.one_of(matrices), r=lambda: self.stencil_coefficient(scope),
