@@ -28,7 +28,7 @@ The "user" flavor draws them; the other flavors never do, so their programs are 
 as before these forms were added.
 
 The user flavor also draws the stencil time loops of issue 14 ("form:time_loop", "form:stencil",
-"form:stencil_2d", "form:double_buffer"): inside loops, slice updates of an array from overlapping
+"form:stencil_2d", and the steps of STENCIL_STEPS): inside loops, slice updates of an array from overlapping
 slices of itself or of another array (`x[1:-1] = x[1:-1] + r * (x[2:] - 2.0 * x[1:-1] + x[:-2])`,
 `x[1:] = x[:-1]`, `x[k:] = ...` with a start that moves from step to step, `A[1:-1, 1:-1] = ...`),
 with coefficients in [0, 0.25] so that every step contracts or stays bounded; and chains of
@@ -197,9 +197,21 @@ STENCIL_FORMS = {
              "{A}[1:, {j}] = 0.5 * {A}[1:, {j}] + {r} * {A}[:-1, {j}]",
              "{A}[1:-1, 1:-1] = {A}[1:-1, 1:-1] * 0.5 + {r} * {x}[1:-1]"],       # a row broadcast
 }
-# a double buffer: the step is computed into a copy, then copied back by a slice store
-DOUBLE_BUFFER_FORM = ["{w} = {v}.copy()", "{w}[1:-1] = {v}[1:-1] + {r} * ({v}[2:] - 2.0 * {v}[1:-1] + {v}[:-2])",
-                      "{v}[1:-1] = {w}[1:-1]"]
+# steps of several statements, {w} a fresh name: a double buffer (the step is computed into a
+# copy, then copied back by a slice store); a view kept in a name, then the name rebound; constant
+# scalings of a value read before a write into the array it was read from, used after the write
+STENCIL_STEPS = {
+    "double_buffer": ["{w} = {v}.copy()",
+                      "{w}[1:-1] = {v}[1:-1] + {r} * ({v}[2:] - 2.0 * {v}[1:-1] + {v}[:-2])",
+                      "{v}[1:-1] = {w}[1:-1]"],
+    "view_rebound": ["{w} = {v}[1:-1]", "{w} = {w} * {r} + 0.5 * {w}", "{v}[1:-1] = {w} * 0.5",
+                     "{v}[0] = 0.1 * np.sum({w})"],
+    "view_read_after_write": ["{w} = {v}[1:-1]", "{v}[1:-1] = {w} * {r} + 0.5 * {v}[2:]", "{v}[0] = 0.5 * {w}[0]"],
+    "scaled_across_write": ["{w} = 2.0 * {v}[{i}]", "{v}[{i}] = math.tanh({e})",
+                            "{v}[{j}] = 0.125 * ({w} * 3.0) + 0.25 * {v}[{j}]"],
+    "scaled_across_slice_write": ["{w} = 2.0 * {v}", "{v}[1:] = np.tanh({v}[:-1])",
+                                  "{v}[:-1] = 0.125 * ({w}[1:] * 3.0) + 0.25 * {v}[:-1]"],
+}
 # chains of constant factors (what fwdad/transform/scale.py folds)
 SCALED_FLOAT_FORMS = ["{c} * ({e} - {f}) ** 2", "-0.5 * {e} ** 3", "100.0 * ({f} - {e} * {e}) ** 2 + (1.0 - {e}) ** 2",
                       "2.0 * ({e} * 3.0)", "{e} * {e} * 0.5", "0.25 * (2.0 * {e} + {f}) * 4.0", "-({e} * -2.0) / 4.0",
@@ -752,9 +764,9 @@ class Builder:
     def s_stencil(self, scope, depth):
         """A stencil step inside a loop: a slice of an array (or of a matrix) set from overlapping
         slices of itself or of another array (heat, upwind, shifts, a start that moves with the
-        loop, 2-D diffusion), or through a double buffer copied back by a slice store."""
+        loop, 2-D diffusion), or a step of several statements (STENCIL_STEPS)."""
         arrays, matrices = scope.of(ARRAY), scope.of(MATRIX)
-        forms = (STENCIL_FORMS[ARRAY] + ["double_buffer"] if arrays else []) + \
+        forms = (STENCIL_FORMS[ARRAY] + list(STENCIL_STEPS) if arrays else []) + \
             (STENCIL_FORMS[MATRIX] if matrices else [])
         form = self.one_of([f for f in forms if "{x}" not in f or arrays])
         makers = self.makers(scope, self.operand_depth)
@@ -762,10 +774,10 @@ class Builder:
                       B=lambda: self.one_of(matrices), r=lambda: self.stencil_coefficient(scope),
                       k=lambda: self.slice_start(scope))
         self.features.update({"element_write", "form:stencil_2d" if form in STENCIL_FORMS[MATRIX] else "form:stencil"})
-        if form == "double_buffer":
-            self.features.add("form:double_buffer")
+        if form in STENCIL_STEPS:
+            self.features.add(f"form:{form}")
             makers["w"] = lambda: self.fresh("w")
-            return self.fill("\n".join(DOUBLE_BUFFER_FORM), **makers).split("\n")
+            return self.fill("\n".join(STENCIL_STEPS[form]), **makers).split("\n")
         return [self.fill(form, **makers)]
 
     def stencil_coefficient(self, scope):
