@@ -19,6 +19,7 @@ import time
 
 import numba
 import numpy as np
+from numba.core.types import float64 as NUMBA_FLOAT64
 from numba.core.errors import NumbaError
 
 from . import cache as disk_cache
@@ -660,8 +661,14 @@ class Specialization:
                     # ("plain": the same tangent code unfused, for code fwdad differentiates again)
                     self._function = fuse_tangent(self._function, self.types.numba_types, self.names,
                                                   unit.resolve, self.aliases["np"])
-                    self._function = fold_scalings(self._function, self.names.is_tangent)
+                    self._function = fold_scalings(self._function, self.float64_tangent)
             return self._function
+
+    def float64_tangent(self, name):
+        """Whether `name` is a float64 tangent (or a fused loop's element of one): the numbers
+        transform/scale.py writes are float64, so float32 code keeps its own."""
+        numba_type = self.types.numba_types.get(self.names.primal_of(name))
+        return getattr(numba_type, "dtype", numba_type) == NUMBA_FLOAT64
 
     @property
     def jvp(self):

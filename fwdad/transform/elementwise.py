@@ -269,11 +269,17 @@ class ElementwiseFusion:
         its buffer can be kept for the next time the run executes (no one holds on to it)."""
         copies = 0
         for statement in following:
-            if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1 and
-                    isinstance(statement.targets[0], ast.Subscript)):
+            if not self.array_store(statement):
                 break
             copies += isinstance(statement.value, ast.Name) and statement.value.id == target
         return copies > 0 and copies == outside_uses
+
+    def array_store(self, statement):
+        """`a[...] = value` into an array `a`, which copies the value (into a list or a dict it
+        would keep a reference to the buffer)."""
+        return isinstance(statement, ast.Assign) and len(statement.targets) == 1 and \
+            isinstance(statement.targets[0], ast.Subscript) and isinstance(statement.targets[0].value, ast.Name) and \
+            isinstance(self.type_of(statement.targets[0].value.id), types.Array)
 
     def invariant_shape(self, run, first):
         """The run's shape as an expression and the outermost enclosing loop that does not rebind
@@ -368,9 +374,8 @@ class ElementwiseFusion:
         into the fused branch, so that the value copied there is the buffer itself."""
         stores = []
         for statement in following:
-            if not (isinstance(statement, ast.Assign) and len(statement.targets) == 1 and
-                    isinstance(statement.targets[0], ast.Subscript) and
-                    isinstance(statement.value, ast.Name) and statement.value.id in kept):
+            if not (self.array_store(statement) and isinstance(statement.value, ast.Name) and
+                    statement.value.id in kept):
                 break
             stores.append(statement)
         return stores

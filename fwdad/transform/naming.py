@@ -14,7 +14,7 @@ class Names:
         self.taken = set(taken)
         self.tangents = {}
         self.elements = {}       # a fused loop's scalar -> the array whose element it is
-        self.tangent_names = set()
+        self.primals = {}        # tangent -> its primal
         self.counter = 0
 
     def fresh(self, base):
@@ -32,9 +32,9 @@ class Names:
         self.elements[name] = array
         return name
 
-    def is_tangent(self, name):
-        """Whether `name` is a tangent, or a fused loop's element of one."""
-        return self.elements.get(name, name) in self.tangent_names
+    def primal_of(self, name):
+        """The primal whose tangent `name` is (or whose tangent's element, in a fused loop), else None."""
+        return self.primals.get(self.elements.get(name, name))
 
     def temp(self):
         """The next unused t<N>."""
@@ -49,5 +49,5 @@ class Names:
         """The tangent variable of `name`, the same one every time."""
         if name not in self.tangents:
             self.tangents[name] = self.fresh(f"d_{name}")
-            self.tangent_names.add(self.tangents[name])
+            self.primals[self.tangents[name]] = name
         return self.tangents[name]

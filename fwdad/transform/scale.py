@@ -11,8 +11,8 @@ code does (`200 * t * dt`). This pass, on the tangent function after the rules a
   subscript) of other names than it reads come between them;
 * writes `a * b + b * a` (the rule of `x * x`) as `2.0 * (a * b)`, which is bit for bit the same.
 
-Only numbers written in the code are multiplied (float32 code wraps them in np.float32(...),
-which this pass leaves alone). Scaling by a power of two is exact, so the usual fold is bit for
+Only numbers written in the code are multiplied, and only in float64 tangents (a float64
+number would turn float32 code into float64). Scaling by a power of two is exact, so the usual fold is bit for
 bit the same; other numbers may round differently in the last place.
 
 >>> import ast
@@ -93,8 +93,8 @@ def plain(statement):
 
 
 class ScaleFolding:
-    def __init__(self, function, is_tangent):
-        self.is_tangent = is_tangent
+    def __init__(self, function, foldable):
+        self.foldable = foldable
         self.loads, self.stores = {}, {}
         for node in ast.walk(function):
             if isinstance(node, ast.Name):
@@ -117,7 +117,7 @@ class ScaleFolding:
 
     def single_target(self, statement):
         if isinstance(statement, ast.Assign) and len(statement.targets) == 1 and \
-                isinstance(statement.targets[0], ast.Name) and self.is_tangent(statement.targets[0].id):
+                isinstance(statement.targets[0], ast.Name) and self.foldable(statement.targets[0].id):
             return statement.targets[0].id
         return None
 
@@ -144,10 +144,11 @@ class ScaleFolding:
         del definitions[used.id]
 
 
-def fold_scalings(function, is_tangent):
+def fold_scalings(function, foldable):
     """`function` with constant scalings of single-use tangents folded (see the module's text).
 
-    is_tangent(name): whether a variable is a tangent (only tangent statements change)."""
-    folding = ScaleFolding(function, is_tangent)
+    foldable(name): whether a variable is a float64 tangent (only their statements change: the
+    numbers written are float64, which would make float32 code float64)."""
+    folding = ScaleFolding(function, foldable)
     function.body = folding.block(function.body)
     return ast.fix_missing_locations(function)

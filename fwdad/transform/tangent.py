@@ -298,6 +298,8 @@ class TangentPass:
             return self.user_call(statement, target.id, value)
         if isinstance(value, ast.List):
             self.refuse_list(value.elts, ast.unparse(value))
+        if isinstance(value, ast.Dict):
+            self.refuse_list(value.values, ast.unparse(value), "dict")
         if target.id not in self.varied:
             self.refuse_writes_in(value)
             return [statement]
@@ -363,24 +365,26 @@ class TangentPass:
             return tangent
         return ast.BinOp(tangent, ast.Add(), ast.Call(self.np("zeros_like"), [name(result)], []))
 
-    def refuse_list(self, items, text):
-        """Python lists carry no tangents: a list holding a value that has one is refused."""
+    def refuse_list(self, items, text, kind="list"):
+        """Python lists and dicts carry no tangents: one holding a value that has one is refused."""
         if any(self.ref(item) is not None for item in items):
-            raise self.error(f"a Python list holding values that carry a tangent (`{text}`): fwdad does "
-                             "not differentiate through lists",
+            raise self.error(f"a Python {kind} holding values that carry a tangent (`{text}`): fwdad does "
+                             f"not differentiate through {kind}s",
                              "use a tuple `(1.0, a, 3.0)`, an array `np.array((1.0, a, 3.0))`, or "
                              "np.empty(n) filled element by element")
 
-    def is_list(self, id):
-        """Whether Numba typed `id` as a list (reflected or typed)."""
+    def container_kind(self, id):
+        """"list" or "dict" when Numba typed `id` as one (reflected or typed), else None."""
         spec = getattr(self.calls, "spec", None)
         numba_type = spec.types.numba_types.get(id) if spec is not None else None
-        return isinstance(numba_type, (types.List, types.ListType))
+        if isinstance(numba_type, (types.List, types.ListType)):
+            return "list"
+        return "dict" if isinstance(numba_type, types.DictType) else None
 
     def store_item(self, statement, target, value):
         array = target.value.id
-        if self.is_list(array):
-            self.refuse_list([value], ast.unparse(statement))
+        if self.container_kind(array):
+            self.refuse_list([value], ast.unparse(statement), self.container_kind(array))
         if array not in self.varied:
             return [statement]
         return [statement] + self.write_item(array, target.slice, value)
@@ -403,8 +407,9 @@ class TangentPass:
                                  f"on {array!r}", "write the update as an assignment")
             return [statement] + self.fill(array, call.args[0])
         if isinstance(call, ast.Call) and isinstance(call.func, ast.Attribute) and \
-                isinstance(call.func.value, ast.Name) and self.is_list(call.func.value.id):
-            self.refuse_list(call.args, ast.unparse(call))
+                isinstance(call.func.value, ast.Name) and self.container_kind(call.func.value.id):
+            self.refuse_list(call.args + [k.value for k in call.keywords], ast.unparse(call),
+                             self.container_kind(call.func.value.id))
         if isinstance(call, ast.Call):
             self.refuse_library_writes(call)
         return [statement]

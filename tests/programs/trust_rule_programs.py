@@ -84,6 +84,24 @@ def list_of_active(a):
     return x[0] * x[1]
 
 
+def dict_of_active(x):
+    d = {0: x}
+    d[0] = 2.0 * x
+    return d[0][0]
+
+
+def dict_item_write(x):
+    d = {0: 1.0}
+    d[0] = 2.0 * x[0]
+    return d[0]
+
+
+def dict_update(x):
+    d = {0: np.zeros(2)}
+    d.update({1: x})
+    return d[1][0]
+
+
 def list_append(a):
     x = [1.0]
     x.append(a)

@@ -66,6 +66,8 @@ def test_arange_has_the_tangent_of_its_start_and_step():
 
 REFUSED = [   # (program, arguments, words the message must contain)
     (P.list_of_active, (0.7,), "list"), (P.list_append, (0.7,), "list"), (P.list_store, (0.7,), "list"),
+    (P.dict_of_active, (X,), "through dicts"), (P.dict_item_write, (X,), "through dicts"),
+    (P.dict_update, (X[:2],), "through dicts"),
     (P.max_with_axis, (A,), "Numba cannot compile"), (P.mean_method_axis, (A,), "Numba cannot compile"),
     (P.arange_with_dtype, (0.5,), "does not take 4 arguments"),
     (P.norm_variable_ord, (X, 2.0), "treats `p` as a constant"), (P.sin_with_out, (X,), "`out` array"),

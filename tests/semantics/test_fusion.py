@@ -178,6 +178,19 @@ def view_rebound_in_the_run(u, a, steps):
     return np.sum(u * u)
 
 
+def snapshots_in_a_list(x, c):
+    out = [x, x]
+    for s in range(2):
+        y = x * (s + 1.0) + 1.0
+        out[s] = y                          # a list keeps the array itself: no buffer is reused
+    return c * (out[0][0] + out[1][0])
+
+
+def test_a_list_keeps_the_array_not_a_copy():
+    f = fwdad.forward_grad(snapshots_in_a_list, wrt="c")
+    assert f.jvp((np.array([1.0, 2.0]), 3.0), (None, 1.0)) == (15.0, 5.0)
+
+
 def test_kept_buffers_follow_shape_changes_and_are_not_shared(rng):
     window = fwdad.forward_grad(shrinking_window)
     check_jvp(window, [rng.normal(size=9), 0.7], rng)

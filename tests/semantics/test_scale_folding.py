@@ -7,6 +7,7 @@ is not moved past a statement that rebinds what it reads, nor out of its block.
 import ast
 import types
 
+import numpy as np
 import pytest
 
 import fwdad
@@ -43,7 +44,7 @@ def test_rosenbrock_folds_its_constants_bit_for_bit(rng, monkeypatch):
     assert "200.0 * (d_t4 * t4)" in source and "2.0 * (d_t2 * t2)" in source
     assert "100.0 * d_t5" not in source
     value, tangent = folded.jvp((x,), (v,))
-    monkeypatch.setattr(fwdad.compiler, "fold_scalings", lambda function, is_tangent: function)
+    monkeypatch.setattr(fwdad.compiler, "fold_scalings", lambda function, foldable: function)
     plain = fwdad.forward_grad(types.FunctionType(rosenbrock.__code__, globals(), "rosenbrock_plain"))
     assert "100.0 * d_t5" in plain.source_for(x)
     assert plain.jvp((x,), (v,)) == (value, tangent)
@@ -64,3 +65,16 @@ def test_a_definition_does_not_move_past_a_write_or_a_call(between):
     assert ast.unparse(fold_scalings(tree, lambda name: name.startswith("d_"))) == ast.unparse(ast.parse(source).body[0])
     moved = source.replace(between, "y = x * 4.0")           # a plain assignment of another name
     assert "d_b = 6.0 * (d_x[0] * x)" in ast.unparse(fold_scalings(ast.parse(moved).body[0], lambda n: n.startswith("d_")))
+
+
+def square(x):
+    return x * x
+
+
+def test_float32_code_keeps_its_own_numbers():
+    x = np.array([1.0, 2.0, 3.0], np.float32)
+    f = fwdad.forward_grad(square)
+    value, tangent = f.jvp((x,), (np.ones(3, np.float32),))
+    assert tangent.dtype == np.float32 and list(tangent) == [2.0, 4.0, 6.0]
+    assert "2.0 * (" not in f.source_for(x)
+    assert "2.0 * (d_x * x)" in f.source_for(x.astype(np.float64))
