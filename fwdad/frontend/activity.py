@@ -94,6 +94,7 @@ class Summary:
     """How a specialization of a function treats tangents, as its callers see it."""
     varied_params: frozenset    # parameter positions that carry a tangent in or out
     returns_varied: bool
+    returns_views_of: frozenset = None   # array parameters the result may share memory with (None: any)
 
 
 class Activity:
@@ -191,8 +192,10 @@ class Activity:
                     if summary.returns_varied:
                         changed |= self.mark(target.id)
                     if self.holds_arrays(target.id):
-                        for arg in value.args:
-                            if isinstance(arg, ast.Name) and self.holds_arrays(arg.id):
+                        shared = summary.returns_views_of
+                        for i, arg in enumerate(value.args):
+                            if isinstance(arg, ast.Name) and self.holds_arrays(arg.id) and \
+                                    (shared is None or i in shared):
                                 self.union(target.id, arg.id)
                 elif any(self.is_varied(n) for n in self.reads(value)):
                     changed |= self.mark(target.id)
@@ -243,4 +246,15 @@ class Activity:
         varied_params = frozenset(i for i, p in enumerate(self.params) if p in self.varied)
         returns = [s.value for s in ast.walk(self.tree) if isinstance(s, ast.Return) and s.value is not None]
         atoms = [n for r in returns for n in (r.elts if isinstance(r, ast.Tuple) else [r])]
-        return Summary(varied_params, any(self.is_varied(a) for a in atoms))
+        return Summary(varied_params, any(self.is_varied(a) for a in atoms), self.returned_views(atoms))
+
+    def returned_views(self, atoms):
+        """The array parameters a returned value may share memory with, by the alias groups; None
+        (any of them) when a returned name is a tuple variable, whose items the groups do not follow.
+        A caller makes its result an alias of these arguments only: a constant array passed in
+        and not returned keeps no tangent (norm at 0 of a zero tangent would give nan)."""
+        names = [a.id for a in atoms if isinstance(a, ast.Name) and self.holds_arrays(a.id)]
+        if any(self.kinds[n].shape == "tuple" for n in names):
+            return None
+        groups = {self.find(n) for n in names}
+        return frozenset(i for i, p in enumerate(self.params) if self.holds_arrays(p) and self.find(p) in groups)

@@ -105,6 +105,52 @@ def test_a_write_through_swapaxes_transpose_asarray_atleast_2d_reaches_the_viewe
     check_every_mode(function)
 
 
+# ---- views returned by the user's own functions ------------------------------------------------
+def rows_from(X):
+    return X[1:]
+
+
+def pair_of_views(X):
+    r = (X[1:], X[:1])                 # a tuple variable: its items' memory is not followed
+    return r
+
+
+def norm_plus(X, a):
+    return np.tanh(X) + np.linalg.norm(X) * a
+
+
+def through_a_user_function_of_inactive(a):
+    X = np.zeros(3)
+    V = rows_from(X)
+    V[0] = a * a
+    return X[1]
+
+
+def through_a_tuple_from_a_user_function(a):
+    X = np.zeros(3)
+    V, W = pair_of_views(X)
+    V[0] = a * a
+    return X[1]
+
+
+def constant_into_a_user_function(a):
+    return np.sum(norm_plus(np.zeros(3), a))
+
+
+@pytest.mark.parametrize("function", [through_a_user_function_of_inactive, through_a_tuple_from_a_user_function],
+                         ids=lambda f: f.__name__)
+def test_a_write_through_a_view_a_user_function_returned_reaches_the_viewed_array(function):
+    F = fwdad.forward_grad(function)
+    assert F.jvp((A,), (1.0,)) == pytest.approx((A * A, expected_by_differences(function)))
+
+
+def test_a_constant_array_given_to_a_user_function_carries_no_tangent():
+    """Its result shares no memory with the constant, so the constant gets no (zero) tangent,
+    and the norm's rule is not evaluated at 0 (a zero tangent there gives nan, by convention)."""
+    F = fwdad.forward_grad(constant_into_a_user_function)
+    assert F.jvp((A,), (1.0,)) == (0.0, 0.0)
+
+
 def writes_through_flip_of_inactive(a):
     X = np.zeros(3)
     V = np.flip(X)
