@@ -191,17 +191,25 @@ def test_a_list_keeps_the_array_not_a_copy():
     assert f.jvp((np.array([1.0, 2.0]), 3.0), (None, 1.0)) == (15.0, 5.0)
 
 
-def test_kept_buffers_follow_shape_changes_and_are_not_shared(rng):
-    window = fwdad.forward_grad(shrinking_window)
-    check_jvp(window, [rng.normal(size=9), 0.7], rng)
-    assert "_buffer" not in window.source_for(rng.normal(size=9), 0.7)   # k changes v[k:]'s shape
+def test_a_kept_buffer_is_not_shared_and_not_written_through_a_rebound_view(rng):
     previous = fwdad.forward_grad(keeps_the_previous_step)
     check_jvp(previous, [rng.normal(size=5), 0.3, 4], rng)
     assert "    new = np.empty(u.shape, np.float64)" in previous.source_for(rng.normal(size=5), 0.3, 4)
     check_jvp(fwdad.forward_grad(view_rebound_in_the_run), [rng.normal(size=8), 0.3, 4], rng)
+
+
+@pytest.mark.slow
+def test_kept_buffers_follow_shape_changes_and_other_targets(rng):
+    window = fwdad.forward_grad(shrinking_window)
+    check_jvp(window, [rng.normal(size=9), 0.7], rng)
+    assert "_buffer" not in window.source_for(rng.normal(size=9), 0.7)   # k changes v[k:]'s shape
     elsewhere = fwdad.forward_grad(stores_elsewhere)
     check_jvp(elsewhere, [rng.normal(size=7), rng.normal(size=7), 0.8, 5], rng)
     assert re.search(r"\n +w\[1:\] = t\d+_buffer\n", elsewhere.source_for(rng.normal(size=7), rng.normal(size=7), 0.8, 5))
+
+
+@pytest.mark.slow                                   # target="parallel" compiles for 3-5 s
+def test_no_buffer_is_shared_by_prange_iterations(rng):
     parallel = fwdad.forward_grad(rows_in_prange, target="parallel")
     check_jvp(parallel, [rng.normal(size=(6, 5)), 0.5], rng)
     assert "_buffer" not in parallel.source_for(rng.normal(size=(6, 5)), 0.5)
