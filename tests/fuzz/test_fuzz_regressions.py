@@ -300,12 +300,9 @@ def f(x):
 '''
 
 
-# open (found by the stencil run of seed 18, issue 14): a callee that returns an array gets a zero
-# tangent for its argument `np.ones(4) * 0.0`, which carries none, and the norm's rule at 0
-# (<A, dA> / 0, nan by docs/conventions.md) makes the JVP nan; written inline, or with a callee
-# that returns a float, the JVP is 0.0, as jax.jvp's
-@pytest.mark.xfail(strict=True, raises=FuzzFailure,
-                   reason="a constant array argument of a callee that returns an array gets a zero tangent: "
-                          "norm at 0 gives nan")
+# was: fwdad/frontend/activity.py made a callee's array result an alias of every array argument
+# (found by the stencil run of seed 18, issue 14; fixed in e796cbf): the constant `np.ones(4) * 0.0`
+# got a zero tangent, and the norm's rule at 0 (<A, dA> / 0, nan by docs/conventions.md) made
+# the JVP nan; written inline, or with a callee that returns a float, it was 0.0, as jax.jvp's
 def test_norm_of_a_constant_argument_in_a_callee_returning_an_array():
     check_source(NORM_OF_A_CONSTANT_IN_A_CALLEE, "f", ["array"], points=1)
