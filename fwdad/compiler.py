@@ -36,7 +36,6 @@ from .frontend.parse import namespace_of, parse, python_function
 from .frontend.rebuild import rebuild
 from .frontend.resolve import MISSING, Resolver, all_names, assigned_names, global_reads
 from .transform import rules
-from .transform.naming import Names
 from .transform.elementwise import fuse_tangent
 from .transform.scale import fold_scalings
 from .transform.tangent import TangentPass, written_in_place
