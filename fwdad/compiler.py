@@ -523,6 +523,15 @@ class Calls:
         written = written_in_place(tree, callee.calls_user_function, returned=False, resolve=callee.resolve)
         return {i for i, a in enumerate(tree.args.args) if a.arg in written}
 
+    def returns_views(self, call):
+        """Whether the user function called may return memory of an array argument (its vector
+        form may return a copy of the tangent where the value is a view: np.asarray(A))."""
+        callee = self.callee(call)
+        if not isinstance(callee, Unit):
+            return False
+        shared = callee.specialization(self.arg_types(call), frozenset(), self.spec.mode).summary.returns_views_of
+        return shared is None or bool(shared)
+
     def arg_types(self, call):
         return tuple(self.unit.atom_type(a, self.spec.types) for a in call.args)
 

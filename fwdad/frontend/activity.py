@@ -249,12 +249,29 @@ class Activity:
         return Summary(varied_params, any(self.is_varied(a) for a in atoms), self.returned_views(atoms))
 
     def returned_views(self, atoms):
-        """The array parameters a returned value may share memory with, by the alias groups; None
-        (any of them) when a returned name is a tuple variable, whose items the groups do not follow.
-        A caller makes its result an alias of these arguments only: a constant array passed in
-        and not returned keeps no tangent (norm at 0 of a zero tangent would give nan)."""
+        """The array parameters a returned value may share memory with: none when every returned
+        array is fresh (see `fresh`), else None (any of them; the alias groups do not follow
+        every way to share memory: tuples, lists, np.flip). A caller makes its result an alias
+        of these arguments only: a constant array passed in and not returned keeps no tangent
+        (norm at 0 of a zero tangent would give nan)."""
         names = [a.id for a in atoms if isinstance(a, ast.Name) and self.holds_arrays(a.id)]
-        if any(self.kinds[n].shape == "tuple" for n in names):
-            return None
-        groups = {self.find(n) for n in names}
-        return frozenset(i for i, p in enumerate(self.params) if self.holds_arrays(p) and self.find(p) in groups)
+        return frozenset() if all(self.fresh(n) for n in names) else None
+
+    def fresh(self, name):
+        """Whether `name` holds an array allocated here: everything in its alias group is bound
+        only by arithmetic (`t = a * b`, `-a`) or `.copy()`, and no parameter is in the group."""
+        group = {m for m in self.kinds if self.find(m) == self.find(name)}
+        if group & set(self.params) or any(self.kinds[m].shape != "array" for m in group):
+            return False                 # (a tuple `(A,) + (B,)` holds the arrays themselves)
+        for node in ast.walk(self.tree):
+            bound = [n.id for n in ast.walk(node) if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Store)] \
+                if isinstance(node, (ast.Assign, ast.For, ast.With, ast.NamedExpr, ast.comprehension)) else []
+            if not group & set(bound):
+                continue
+            value = node.value if isinstance(node, ast.Assign) and len(node.targets) == 1 and \
+                isinstance(node.targets[0], ast.Name) else None
+            copied = isinstance(value, ast.Call) and isinstance(value.func, ast.Attribute) and \
+                value.func.attr == "copy" and not value.args
+            if not (isinstance(value, (ast.BinOp, ast.UnaryOp)) or copied):
+                return False
+        return True

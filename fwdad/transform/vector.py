@@ -61,8 +61,9 @@ class VectorTangentPass(TangentPass):
             if isinstance(node, ast.Attribute) and node.attr in COPIED_VIEWS and \
                     isinstance(node.value, ast.Name) and node.value.id in self.varied:
                 copied = True
-            if isinstance(node, ast.Call) and self.copies_a_view(node):
-                copied = True
+            if isinstance(node, ast.Call) and (self.copies_a_view(node) or
+                                               self.calls.is_user(node) and self.calls.returns_views(node)):
+                copied = True           # a user function's result may be such a view of its argument
             if isinstance(node, ast.Call) and self.writes_in_place(node):
                 writes = True
             if isinstance(node, (ast.Assign, ast.AugAssign)):

@@ -133,15 +133,61 @@ def through_a_tuple_from_a_user_function(a):
     return X[1]
 
 
+def first_of_a_tuple(X):
+    t = (X, 1.0)                       # the alias groups do not follow a tuple's items
+    B = t[0]
+    return B
+
+
+def unpacked_view(X):
+    r = (X[1:], 1.0)
+    v, c = r
+    return v
+
+
+def through_a_tuple_item_from_a_user_function(a):
+    X = np.zeros(3)
+    V = first_of_a_tuple(X)
+    V[1] = a * a
+    return X[1]
+
+
+def through_an_unpacked_view_from_a_user_function(a):
+    X = np.zeros(4)
+    V = unpacked_view(X)
+    V[0] = a * a
+    return X[1]
+
+
+def as_array_of(X):
+    return np.asarray(X)
+
+
+def through_asarray_from_a_user_function(a):
+    X = np.zeros(3) + 0.0 * a
+    V = as_array_of(X)                 # vector mode copied the tangent of this view
+    V[1] = a * a
+    return X[1]
+
+
 def constant_into_a_user_function(a):
     return np.sum(norm_plus(np.zeros(3), a))
 
 
-@pytest.mark.parametrize("function", [through_a_user_function_of_inactive, through_a_tuple_from_a_user_function],
+@pytest.mark.parametrize("function", [through_a_user_function_of_inactive, through_a_tuple_from_a_user_function,
+                                      through_a_tuple_item_from_a_user_function,
+                                      through_an_unpacked_view_from_a_user_function],
                          ids=lambda f: f.__name__)
 def test_a_write_through_a_view_a_user_function_returned_reaches_the_viewed_array(function):
     F = fwdad.forward_grad(function)
     assert F.jvp((A,), (1.0,)) == pytest.approx((A * A, expected_by_differences(function)))
+
+
+def test_a_view_a_user_function_returned_is_written_through_in_every_mode():
+    """value_and_grad and jacobian (vector mode) gave the derivative of the write 0: the
+    callee's vector form copied the tangent of np.asarray(X); such a caller now runs the
+    single-direction JVPs."""
+    check_every_mode(through_asarray_from_a_user_function)
 
 
 def test_a_constant_array_given_to_a_user_function_carries_no_tangent():
