@@ -160,6 +160,8 @@ class Activity:
         """Names that `target = value` may make share memory with `target`."""
         if isinstance(value, ast.Name):
             return [value.id]
+        if isinstance(value, ast.Tuple):            # `t = (A, 1.0)`: t[0] is A itself
+            return [e.id for e in value.elts if isinstance(e, ast.Name)]
         if isinstance(value, ast.Subscript) and isinstance(value.value, ast.Name):
             return [value.value.id]
         if isinstance(value, ast.Attribute) and value.attr in VIEW_METHODS and isinstance(value.value, ast.Name):

@@ -159,6 +159,14 @@ def through_an_unpacked_view_from_a_user_function(a):
     return X[1]
 
 
+def through_a_tuple_item(a):
+    X = np.zeros(3)
+    t = (X, 1.0)                       # t[0] is X itself
+    V = t[0]
+    V[1] = a * a
+    return X[1]
+
+
 def as_array_of(X):
     return np.asarray(X)
 
@@ -176,7 +184,7 @@ def constant_into_a_user_function(a):
 
 @pytest.mark.parametrize("function", [through_a_user_function_of_inactive, through_a_tuple_from_a_user_function,
                                       through_a_tuple_item_from_a_user_function,
-                                      through_an_unpacked_view_from_a_user_function],
+                                      through_an_unpacked_view_from_a_user_function, through_a_tuple_item],
                          ids=lambda f: f.__name__)
 def test_a_write_through_a_view_a_user_function_returned_reaches_the_viewed_array(function):
     F = fwdad.forward_grad(function)
