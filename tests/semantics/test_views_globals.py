@@ -134,7 +134,7 @@ def through_a_tuple_from_a_user_function(a):
 
 
 def first_of_a_tuple(X):
-    t = (X, 1.0)                       # the alias groups do not follow a tuple's items
+    t = (X, 1.0)                       # t[0] is X itself
     B = t[0]
     return B
 
